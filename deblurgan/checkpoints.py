@@ -1,0 +1,112 @@
+"""Saving and loading generator and critic files (``.h5``, Sicara's format, and native ``.keras``).
+
+Files are written atomically. Loading checks the file before Keras sees it, so a missing,
+truncated or foreign file, or a critic where a generator is expected, gives one
+:class:`DeblurGANError` line that names the file and the fix.
+"""
+
+import json
+import logging
+import zipfile
+from pathlib import Path
+
+import h5py
+import keras
+
+from deblurgan.errors import DeblurGANError
+from deblurgan.io import atomic_path
+
+log = logging.getLogger(__name__)
+MODEL_EXTENSIONS = (".h5", ".keras")
+
+
+def save_model(model, path):
+    """Saves ``model`` (architecture and weights) to ``path`` (``.h5`` or ``.keras``) atomically."""
+    path = Path(path)
+    if path.suffix not in MODEL_EXTENSIONS:
+        raise DeblurGANError(f"{path}: model files must end in .h5 or .keras")
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    log.info("saved %s", path)
+    return path
+
+
+def export_keras(path, output_path=None):
+    """Converts a generator ``.h5`` file to the native ``.keras`` format; returns the new path."""
+    output_path = Path(output_path) if output_path else Path(path).with_suffix(".keras")
+    return save_model(load_generator(path), output_path)
+
+
+def _model_config(path):
+    """The model's saved config dict, or None for a weights-only file; errors for broken files."""
+    if not path.is_file():
+        raise DeblurGANError(
+            f"{path}: no such file; pass the path of a generator .h5 or .keras file "
+            "(e.g. weights/generator.h5)"
+        )
+    if path.suffix == ".keras":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+            raise DeblurGANError(
+                f"{path}: not a valid .keras file ({error}); the file is truncated or of another "
+                "format; save it again with deblurgan.save_model"
+            ) from None
+    if not h5py.is_hdf5(path):
+        raise DeblurGANError(
+            f"{path}: not an HDF5 model file (wrong format or truncated download); "
+            "download it again or save it with deblurgan.save_model"
+        )
+    try:
+        with h5py.File(path, "r") as f:
+            config = f.attrs.get("model_config")
+            if config is None:
+                return None
+            return json.loads(config.decode() if isinstance(config, bytes) else config)
+    except (OSError, ValueError) as error:
+        raise DeblurGANError(
+            f"{path}: cannot read this HDF5 file ({error}); it is probably truncated: "
+            "download or copy it again"
+        ) from None
+
+
+def _load(path, expect):
+    path = Path(path)
+    config = _model_config(path)
+    if config is None:
+        raise DeblurGANError(
+            f"{path}: holds weights only, no architecture; build the network with "
+            "deblurgan.generator_model(...) and call its load_weights on this file"
+        )
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged or foreign file
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DeblurGANError(
+            f"{path}: Keras cannot load this model ({message}); check that it was saved by "
+            "deblurgan and is complete"
+        ) from None
+    is_generator = len(model.outputs) == 1 and tuple(model.output_shape[1:]) == tuple(
+        model.input_shape[1:]
+    )
+    if expect == "generator" and not is_generator:
+        raise DeblurGANError(
+            f"{path}: this is a critic (discriminator) file, not a generator "
+            f"(output shape {model.output_shape}); pass a generator_*.h5 file"
+        )
+    if expect == "critic" and is_generator:
+        raise DeblurGANError(
+            f"{path}: this is a generator file, not a critic; pass a discriminator_*.h5 file"
+        )
+    return model
+
+
+def load_generator(path):
+    """Loads a generator saved by deblurgan (``.h5`` or ``.keras``), with clear errors."""
+    return _load(path, "generator")
+
+
+def load_critic(path):
+    """Loads a critic (discriminator) saved by deblurgan, with clear errors."""
+    return _load(path, "critic")

@@ -1,0 +1,109 @@
+"""Custom layers and the residual block shared by the generator variants.
+
+Every custom layer uses ``keras.ops`` only (so it runs on TensorFlow, JAX and PyTorch), stores its
+constructor arguments under the same names, returns exactly them from ``get_config`` and is
+registered as serializable, so ``keras.models.load_model`` finds it after ``import deblurgan``
+without ``custom_objects``.
+"""
+
+import keras
+from keras import layers, ops
+
+NORMALIZATIONS = ("batch", "instance")
+
+
+@keras.saving.register_keras_serializable(package="deblurgan")
+class ReflectionPadding2D(layers.Layer):
+    """Pads height and width by mirroring the border (no edge row repeated), like ``nn.ReflectionPad2d``.
+
+    Args:
+        padding: int or ``(pad_height, pad_width)``; the same amount is added on both sides.
+
+    Example:
+        >>> ReflectionPadding2D(3)(keras.ops.zeros((1, 8, 8, 3))).shape
+        (1, 14, 14, 3)
+    """
+
+    def __init__(self, padding=(1, 1), **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, int):
+            padding = (padding, padding)
+        self.padding = tuple(int(p) for p in padding)
+
+    def call(self, inputs):
+        pad_h, pad_w = self.padding
+        return ops.pad(inputs, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        pad_h, pad_w = self.padding
+        return (
+            batch,
+            None if height is None else height + 2 * pad_h,
+            None if width is None else width + 2 * pad_w,
+            channels,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="deblurgan")
+class GlobalSkip(layers.Layer):
+    """Combines the blurred input with the generator's tanh output.
+
+    Args:
+        mode: ``"average"`` gives ``(input + residual) / 2`` (the Sicara Keras port);
+            ``"clip"`` gives ``clip(input + residual, -1, 1)`` (the DeblurGAN paper's
+            ResNet-with-global-skip, which learns the residual correction).
+
+    Called on ``[blurred, residual]``; both are in [-1, 1].
+    """
+
+    MODES = ("average", "clip")
+
+    def __init__(self, mode="average", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"GlobalSkip mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+
+    def call(self, inputs):
+        blurred, residual = inputs
+        if self.mode == "average":
+            return (blurred + residual) / 2.0
+        return ops.clip(blurred + residual, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def normalization(norm, name):
+    """The normalization layer for ``norm`` in ``NORMALIZATIONS``.
+
+    Instance norm is ``GroupNormalization`` with one group per channel (per-sample statistics,
+    learned scale and offset), which is what ``nn.InstanceNorm2d(affine=True)`` computes.
+    """
+    if norm == "batch":
+        return layers.BatchNormalization(name=name)
+    if norm == "instance":
+        return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+    raise ValueError(f"norm must be one of {NORMALIZATIONS}, got {norm!r}")
+
+
+def res_block(x, filters, name, norm="batch", dropout_rate=0.5):
+    """ReflPad 1, Conv 3x3, norm, ReLU, Dropout, ReflPad 1, Conv 3x3, norm, add the input."""
+    shortcut = x
+    x = ReflectionPadding2D(1, name=f"{name}_pad1")(x)
+    x = layers.Conv2D(filters, 3, name=f"{name}_conv1")(x)
+    x = normalization(norm, f"{name}_norm1")(x)
+    x = layers.Activation("relu", name=f"{name}_relu")(x)
+    if dropout_rate:
+        x = layers.Dropout(dropout_rate, name=f"{name}_dropout")(x)
+    x = ReflectionPadding2D(1, name=f"{name}_pad2")(x)
+    x = layers.Conv2D(filters, 3, name=f"{name}_conv2")(x)
+    x = normalization(norm, f"{name}_norm2")(x)
+    return layers.Add(name=f"{name}_add")([shortcut, x])

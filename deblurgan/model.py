@@ -1,0 +1,183 @@
+"""The DeblurGAN networks: the generator, the Sicara critic, the PatchGAN critic, and the
+generator+critic model the Sicara training loop uses.
+
+The defaults reproduce the Sicara Keras port layer for layer (11,399,171 generator parameters,
+3,098,370 critic parameters); the DeblurGAN paper's choices are one keyword away, or bundled by
+``preset="paper"``.
+"""
+
+import keras
+from keras import layers
+
+from deblurgan.layer_utils import GlobalSkip, ReflectionPadding2D, normalization, res_block
+
+# Keyword bundles for generator_model(preset=...). "sicara" is the default graph.
+GENERATOR_PRESETS = {
+    "sicara": dict(norm="batch", output_mode="average", upsampling="nearest"),
+    "paper": dict(norm="instance", output_mode="clip", upsampling="transpose"),
+}
+UPSAMPLINGS = ("nearest", "transpose")
+
+
+def generator_model(
+    input_shape=(None, None, 3),
+    n_filters=64,
+    n_blocks=9,
+    norm="batch",
+    output_mode="average",
+    upsampling="nearest",
+    dropout_rate=0.5,
+    preset=None,
+    name="generator",
+):
+    """The DeblurGAN generator: a fully convolutional ResNet with a global skip connection.
+
+    Height and width may be anything divisible by 4 (two stride-2 downsamplings);
+    ``deblurgan.inference`` pads arbitrary photos to that. Inputs and outputs are in [-1, 1].
+
+    Args:
+        input_shape: ``(height, width, 3)``; ``None`` for any size.
+        n_filters: filters of the first convolution (64); doubled at each downsampling.
+        n_blocks: residual blocks at ``4 * n_filters`` channels (9).
+        norm: ``"batch"`` (Sicara) or ``"instance"`` (paper).
+        output_mode: ``"average"`` = ``(input + tanh) / 2`` (Sicara) or ``"clip"`` =
+            ``clip(input + tanh, -1, 1)`` (paper).
+        upsampling: ``"nearest"`` = UpSampling2D then Conv 3x3 (Sicara) or ``"transpose"`` =
+            Conv2DTranspose 3x3 stride 2 (paper).
+        dropout_rate: dropout inside each residual block (0.5 in both; 0 removes the layer).
+        preset: ``"sicara"`` or ``"paper"``: sets norm, output_mode and upsampling together,
+            overriding those three arguments.
+        name: model name; ``"generator"`` lets the loaders tell generators from critics.
+
+    Example:
+        >>> g = generator_model()
+        >>> g.count_params()
+        11399171
+    """
+    if preset is not None:
+        if preset not in GENERATOR_PRESETS:
+            raise ValueError(f"preset must be one of {tuple(GENERATOR_PRESETS)}, got {preset!r}")
+        norm = GENERATOR_PRESETS[preset]["norm"]
+        output_mode = GENERATOR_PRESETS[preset]["output_mode"]
+        upsampling = GENERATOR_PRESETS[preset]["upsampling"]
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}")
+
+    inputs = keras.Input(shape=input_shape, name="blurred")
+    x = ReflectionPadding2D(3, name="head_pad")(inputs)
+    x = layers.Conv2D(n_filters, 7, name="head_conv")(x)
+    x = normalization(norm, "head_norm")(x)
+    x = layers.Activation("relu", name="head_relu")(x)
+
+    for i, mult in enumerate((2, 4), start=1):
+        x = layers.Conv2D(n_filters * mult, 3, strides=2, padding="same", name=f"down_{i}_conv")(x)
+        x = normalization(norm, f"down_{i}_norm")(x)
+        x = layers.Activation("relu", name=f"down_{i}_relu")(x)
+
+    for i in range(1, n_blocks + 1):
+        x = res_block(x, n_filters * 4, f"res_block_{i}", norm=norm, dropout_rate=dropout_rate)
+
+    for i, mult in enumerate((2, 1), start=1):
+        if upsampling == "nearest":
+            x = layers.UpSampling2D(2, interpolation="nearest", name=f"up_{i}_upsample")(x)
+            x = layers.Conv2D(n_filters * mult, 3, padding="same", name=f"up_{i}_conv")(x)
+        else:
+            x = layers.Conv2DTranspose(
+                n_filters * mult, 3, strides=2, padding="same", name=f"up_{i}_conv"
+            )(x)
+        x = normalization(norm, f"up_{i}_norm")(x)
+        x = layers.Activation("relu", name=f"up_{i}_relu")(x)
+
+    x = ReflectionPadding2D(3, name="tail_pad")(x)
+    x = layers.Conv2D(3, 7, name="tail_conv")(x)
+    residual = layers.Activation("tanh", name="tail_tanh")(x)
+    outputs = GlobalSkip(output_mode, name="global_skip")([inputs, residual])
+    return keras.Model(inputs, outputs, name=name)
+
+
+def discriminator_model(
+    input_shape=(256, 256, 3),
+    n_filters=64,
+    n_layers=3,
+    norm="batch",
+    architecture="sicara",
+    name=None,
+):
+    """A critic. ``architecture="sicara"`` (default) or ``"patchgan"`` (the paper's).
+
+    The Sicara critic: Conv 4x4/2 with 64, 64, 128, 256 filters (norm from the second on,
+    LeakyReLU 0.2), Conv 4x4/1 to 512 with norm and LeakyReLU, Conv 4x4/1 to 1, Flatten,
+    Dense 1024 tanh, Dense 1 sigmoid. Its Dense layers fix the input size (256x256 by default).
+
+    For ``"patchgan"`` this returns :func:`patchgan_critic_model` (``input_shape`` defaults to any
+    size there, and ``norm`` to instance norm unless given).
+
+    Example:
+        >>> discriminator_model().count_params()
+        3098370
+    """
+    if architecture == "patchgan":
+        return patchgan_critic_model(
+            input_shape=input_shape, n_filters=n_filters, n_layers=n_layers,
+            norm="instance" if norm == "batch" else norm, name=name or "critic",
+        )
+    if architecture != "sicara":
+        raise ValueError(f"architecture must be 'sicara' or 'patchgan', got {architecture!r}")
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(n_filters, 4, strides=2, padding="same", name="conv_1")(inputs)
+    x = layers.LeakyReLU(0.2, name="lrelu_1")(x)
+    for n in range(n_layers):
+        i = n + 2
+        x = layers.Conv2D(n_filters * min(2**n, 8), 4, strides=2, padding="same", name=f"conv_{i}")(x)
+        x = normalization(norm, f"norm_{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
+    i = n_layers + 2
+    x = layers.Conv2D(n_filters * min(2**n_layers, 8), 4, padding="same", name=f"conv_{i}")(x)
+    x = normalization(norm, f"norm_{i}")(x)
+    x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
+    x = layers.Conv2D(1, 4, padding="same", name="conv_score")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(1024, activation="tanh", name="dense_1")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="dense_score")(x)
+    return keras.Model(inputs, outputs, name=name or "discriminator")
+
+
+def patchgan_critic_model(
+    input_shape=(None, None, 3), n_filters=64, n_layers=3, norm="instance", name="critic"
+):
+    """The paper's PatchGAN critic: one unbounded score per overlapping patch, no sigmoid.
+
+    Conv 4x4/2 to ``n_filters`` with LeakyReLU 0.2 and no norm, then ``n_layers`` Conv 4x4/2
+    (filters doubling, capped at 8x) with norm and LeakyReLU, a Conv 4x4/1 with norm and
+    LeakyReLU, and a Conv 4x4/1 to one channel. Fully convolutional: a 256x256 input gives a
+    16x16 score map. Instance norm (not batch norm) keeps the critic's output for one sample
+    independent of the others in the batch, which the per-sample gradient penalty assumes.
+    """
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(n_filters, 4, strides=2, padding="same", name="conv_1")(inputs)
+    x = layers.LeakyReLU(0.2, name="lrelu_1")(x)
+    for n in range(1, n_layers + 1):
+        i = n + 1
+        x = layers.Conv2D(n_filters * min(2**n, 8), 4, strides=2, padding="same", name=f"conv_{i}")(x)
+        x = normalization(norm, f"norm_{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
+    i = n_layers + 2
+    x = layers.Conv2D(n_filters * min(2 ** (n_layers + 1), 8), 4, padding="same", name=f"conv_{i}")(x)
+    x = normalization(norm, f"norm_{i}")(x)
+    x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
+    outputs = layers.Conv2D(1, 4, padding="same", name="conv_score")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def generator_containing_discriminator_multiple_outputs(generator, discriminator):
+    """blurred -> ``[generator(blurred), discriminator(generator(blurred))]`` (the Sicara API).
+
+    The input takes the critic's fixed size when it has one (the Sicara critic), else any size.
+    """
+    critic_shape = discriminator.input_shape[1:]
+    shape = critic_shape if None not in critic_shape else generator.input_shape[1:]
+    inputs = keras.Input(shape=shape, name="blurred")
+    restored = generator(inputs)
+    score = discriminator(restored)
+    return keras.Model(inputs, [restored, score], name="generator_with_critic")

@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="deblurgan",
+    version="0.1.0",
+    description="DeblurGAN in Keras 3: blind motion deblurring with a conditional GAN",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["deblurgan", "deblurgan.*"]),
+    install_requires=[
+        "tensorflow>=2.16",  # default Keras backend; JAX or PyTorch can replace it (extras below)
+        "keras>=3.3",
+        "numpy>=1.26",
+        "pillow>=10.0",
+        "click>=8.0",
+        "h5py>=3.10",  # the .h5 weight files (Sicara's format)
+        "tqdm>=4.60",
+        "scipy>=1.11",  # FFT convolution for blur synthesis, Gaussian windows for SSIM
+    ],
+    extras_require={
+        "test": ["pytest>=7", "scikit-image>=0.22", "ruff>=0.4"],
+        "jax": ["jax>=0.4.30"],
+        # Newest release tested; a newer one may pull several GB of CUDA packages on Linux.
+        "torch": ["torch>=2.2,<2.14"],
+    },
+)
