@@ -17,6 +17,7 @@ setup(
         "click>=8.0",
         "h5py>=3.10",  # the .h5 weight files (Sicara's format)
         "tqdm>=4.60",
+        "tensorboard>=2.16",  # the training logs (TensorFlow 2.21 no longer installs it)
         "scipy>=1.11",  # FFT convolution for blur synthesis, Gaussian windows for SSIM
     ],
     extras_require={
