@@ -123,9 +123,7 @@ def imagenet_weights_path(network="vgg16"):
     if not cached.is_file():
         log.info("downloading %s ImageNet weights from %s", network.upper(), url)
     try:
-        return keras.utils.get_file(
-            file_name, url, cache_subdir="models", file_hash=md5, cache_dir=cache_dir
-        )
+        return keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=md5, cache_dir=cache_dir)
     except Exception as error:  # get_file wraps URL errors in a bare Exception
         raise DeblurGANError(
             f"{file_name}: {network.upper()} ImageNet weights are not in {cached.parent} and the "
@@ -259,7 +257,7 @@ class PerceptualLoss:
         return ops.mean(ops.square(ops.subtract(features_true, features_pred)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _default_perceptual_loss():
     return PerceptualLoss()
 
