@@ -20,6 +20,7 @@ or ``None`` (random initialisation, for tests).
 import functools
 import logging
 import os
+import urllib.error
 from pathlib import Path
 
 import h5py
@@ -93,11 +94,11 @@ def _check_network(network):
         raise ValueError(f"network must be one of {VGG_NETWORKS}, got {network!r}")
 
 
-def _download_help(network):
+def _download_help(network, cache_dir="~/.keras/models"):
     file_name, url, _ = VGG_WEIGHTS[network]
     return (
-        f"download {url} on a machine with internet, then pass it with --vgg_weights PATH "
-        f"(weights=PATH) or put it in ~/.keras/models/{file_name}"
+        f"download {url} where there is internet, then pass it with --vgg_weights PATH "
+        f"(weights=PATH) or put it in {cache_dir}/{file_name}"
     )
 
 
@@ -125,10 +126,12 @@ def imagenet_weights_path(network="vgg16"):
     try:
         return keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=md5, cache_dir=cache_dir)
     except Exception as error:  # get_file wraps URL errors in a bare Exception
+        cause = error.__context__
+        reason = cause.reason if isinstance(cause, urllib.error.URLError) else str(error).splitlines()[0]
         raise DeblurGANError(
-            f"{file_name}: {network.upper()} ImageNet weights are not in {cached.parent} and the "
-            f"download failed ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
-            f"{_download_help(network)}"
+            f"{file_name}: {network.upper()} ImageNet weights are missing or damaged in "
+            f"{cached.parent} and the download failed ({reason}); "
+            f"{_download_help(network, cached.parent)}"
         ) from None
 
 

@@ -176,14 +176,16 @@ def test_gradient_penalty_gradient_is_finite_for_zero_gradients():
 
 @pytest.mark.backend
 @pytest.mark.parametrize("network", losses.VGG_NETWORKS)
-def test_imagenet_weights_offline_say_which_file_and_how_to_pass_it(network, offline):
+def test_imagenet_weights_offline_say_which_file_and_how_to_pass_it(network, offline, tmp_path):
+    offline_cache = tmp_path / "keras_home"
     file_name, url, _ = losses.VGG_WEIGHTS[network]
     with pytest.raises(DeblurGANError) as error:
         losses.vgg_feature_extractor(network, weights="imagenet")
     message = str(error.value)
     assert offline == [url]
     assert "\n" not in message
-    for part in (file_name, url, "--vgg_weights PATH", "~/.keras/models/"):
+    cache = offline_cache / "models"
+    for part in (file_name, url, "Temporary failure", "--vgg_weights PATH", f"put it in {cache}/{file_name}"):
         assert part in message
 
 
