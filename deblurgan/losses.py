@@ -102,6 +102,11 @@ def _download_help(network, cache_dir="~/.keras/models"):
     )
 
 
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _keras_cache_dir():
     """``$KERAS_HOME`` read now (Keras reads it once, at import), else ``~/.keras``."""
     return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
@@ -127,7 +132,7 @@ def imagenet_weights_path(network="vgg16"):
         return keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=md5, cache_dir=cache_dir)
     except Exception as error:  # get_file wraps URL errors in a bare Exception
         cause = error.__context__
-        reason = cause.reason if isinstance(cause, urllib.error.URLError) else str(error).splitlines()[0]
+        reason = cause.reason if isinstance(cause, urllib.error.URLError) else _first_line(error)
         raise DeblurGANError(
             f"{file_name}: {network.upper()} ImageNet weights are missing or damaged in "
             f"{cached.parent} and the download failed ({reason}); "
@@ -154,10 +159,9 @@ def _full_vgg(network, weights_path):
     constructor = keras.applications.VGG16 if network == "vgg16" else keras.applications.VGG19
     try:
         return constructor(include_top=False, weights=weights_path, input_shape=(None, None, 3))
-    except (ValueError, KeyError, OSError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    except Exception as error:  # Keras raises many types for a foreign or damaged file
         raise DeblurGANError(
-            f"{weights_path}: cannot load it as {network.upper()} notop weights ({message}); "
+            f"{weights_path}: cannot load it as {network.upper()} notop weights ({_first_line(error)}); "
             f"pass {VGG_WEIGHTS[network][0]} for network={network!r}"
         ) from None
 
@@ -188,7 +192,7 @@ def vgg_feature_extractor(network="vgg16", weights="imagenet"):
     elif isinstance(weights, str) and weights == "imagenet":
         weights_path = imagenet_weights_path(network)
     else:
-        weights_path = Path(weights)
+        weights_path = Path(weights).expanduser()
         _check_weights_file(weights_path, network)
         weights_path = str(weights_path)
     full = _full_vgg(network, weights_path)
