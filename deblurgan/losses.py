@@ -223,7 +223,9 @@ class PerceptualLoss:
     """MSE between VGG features of the sharp (``y_true``) and restored (``y_pred``) images.
 
     Holds one frozen extractor (``self.extractor``), built when the loss is created. Both images
-    go through the network in one batch.
+    go through the network in one batch. Gradients flow to ``y_pred`` on every backend; the VGG
+    weights never change (under ``jax.jit`` they are traced as constants, so no stateless call is
+    needed for them).
 
     Input scaling: images in [-1, 1] are converted to what the Keras VGG weights were trained on
     ("caffe": [0, 255], RGB -> BGR, minus the ImageNet mean pixel; see ``vgg_preprocess``). The
