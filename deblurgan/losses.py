@@ -1,0 +1,319 @@
+"""Loss terms for DeblurGAN training: adversarial, perceptual and pixel content losses, gradient penalty.
+
+Everything here uses ``keras.ops`` only, so it runs on the TensorFlow, JAX and PyTorch backends;
+the backend-specific gradient code lives in ``deblurgan.training``.
+
+Images are in [-1, 1] (``deblurgan.io.preprocess_image``). Every loss returns a scalar: the mean
+over all elements (batch included).
+
+The perceptual loss compares VGG features of the sharp and the restored image:
+
+- ``network="vgg16"`` (Sicara default): VGG16 ``block3_conv3`` output, after its ReLU.
+- ``network="vgg19"`` (DeblurGAN paper): VGG19 conv3_3 *before* its ReLU, as the paper's PyTorch
+  code cuts ``vgg19.features`` right after that convolution.
+
+VGG weights are ``"imagenet"`` (the Keras "notop" file, downloaded once into ``~/.keras/models/``
+or ``$KERAS_HOME/models/``), the path of that file saved locally (for machines without internet),
+or ``None`` (random initialisation, for tests).
+"""
+
+import functools
+import logging
+import os
+import urllib.error
+from pathlib import Path
+
+import h5py
+import keras
+from keras import layers, ops
+
+from deblurgan.errors import DeblurGANError
+
+log = logging.getLogger(__name__)
+
+_KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
+
+# network -> (file name in the Keras cache, official URL, md5 that keras.utils.get_file checks)
+VGG_WEIGHTS = {
+    "vgg16": (
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        f"{_KERAS_WEIGHTS_URL}/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "6d6bbae143d832006294945121d1f1fc",
+    ),
+    "vgg19": (
+        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        f"{_KERAS_WEIGHTS_URL}/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "253f8cb515780f3b799900260a226db6",
+    ),
+}
+VGG_NETWORKS = tuple(VGG_WEIGHTS)
+FEATURE_LAYER = "block3_conv3"
+CONTENT_LOSSES = ("perceptual", "l1", "mse")
+
+# ImageNet mean pixel in BGR order, the "caffe" preprocessing the Keras VGG weights expect.
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def wasserstein_loss(y_true, y_pred):
+    """The critic's Wasserstein loss, ``mean(y_true * y_pred)`` (Sicara's definition).
+
+    With labels ``+1`` for real and ``-1`` for generated images (Sicara's convention) minimising
+    it drives the critic's scores apart; the generator uses it with the labels of real images.
+
+    Example:
+        >>> float(wasserstein_loss(np.array([[1.0], [-1.0]]), np.array([[0.5], [2.0]])))
+        -0.75
+    """
+    return ops.mean(ops.multiply(y_true, y_pred))
+
+
+def l1_loss(y_true, y_pred):
+    """Mean absolute pixel difference over everything (images in [-1, 1])."""
+    return ops.mean(ops.abs(ops.subtract(y_true, y_pred)))
+
+
+def mse_loss(y_true, y_pred):
+    """Mean squared pixel difference over everything (images in [-1, 1])."""
+    return ops.mean(ops.square(ops.subtract(y_true, y_pred)))
+
+
+def vgg_preprocess(images):
+    """Maps images in [-1, 1] (RGB) to the input the Keras VGG weights expect ("caffe" mode).
+
+    That is ``keras.applications.vgg16.preprocess_input`` applied to ``(images + 1) * 127.5``:
+    scale to [0, 255], reorder RGB to BGR, subtract the ImageNet mean pixel (the Keras VGG weights
+    were converted from Caffe and were trained on such inputs).
+    """
+    pixels = ops.multiply(ops.add(images, 1.0), 127.5)
+    bgr = ops.flip(pixels, axis=-1)
+    return ops.subtract(bgr, ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=bgr.dtype))
+
+
+def _check_network(network):
+    if network not in VGG_NETWORKS:
+        raise ValueError(f"network must be one of {VGG_NETWORKS}, got {network!r}")
+
+
+def _download_help(network, cache_dir="~/.keras/models"):
+    file_name, url, _ = VGG_WEIGHTS[network]
+    return (
+        f"download {url} where there is internet, then pass it with --vgg_weights PATH "
+        f"(weights=PATH) or put it in {cache_dir}/{file_name}"
+    )
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _keras_cache_dir():
+    """``$KERAS_HOME`` read now (Keras reads it once, at import), else ``~/.keras``."""
+    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+
+
+def imagenet_weights_path(network="vgg16"):
+    """The local path of the Keras ImageNet "notop" weights for ``network``, downloading if needed.
+
+    The file is looked up in ``$KERAS_HOME/models/`` (default ``~/.keras/models/``) and checked
+    against its known md5; when it is missing or damaged, ``keras.utils.get_file`` downloads it.
+
+    Raises:
+        DeblurGANError: when the file is not cached and cannot be downloaded (offline machine);
+            the message names the file, its official URL and how to pass a local copy.
+    """
+    _check_network(network)
+    file_name, url, md5 = VGG_WEIGHTS[network]
+    cache_dir = _keras_cache_dir()
+    cached = Path(cache_dir, "models", file_name)
+    if not cached.is_file():
+        log.info("downloading %s ImageNet weights from %s", network.upper(), url)
+    try:
+        return keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=md5, cache_dir=cache_dir)
+    except Exception as error:  # get_file wraps URL errors in a bare Exception
+        cause = error.__context__
+        reason = cause.reason if isinstance(cause, urllib.error.URLError) else _first_line(error)
+        raise DeblurGANError(
+            f"{file_name}: {network.upper()} ImageNet weights are missing or damaged in "
+            f"{cached.parent} and the download failed ({reason}); "
+            f"{_download_help(network, cached.parent)}"
+        ) from None
+
+
+def _check_weights_file(path, network):
+    """Errors, naming the file, for a missing file or one that is not HDF5."""
+    if not path.is_file():
+        raise DeblurGANError(
+            f"{path}: no such {network.upper()} weights file; pass the path of the Keras notop "
+            f"weights file ({VGG_WEIGHTS[network][0]}) or weights='imagenet'"
+        )
+    if path.suffix not in (".h5", ".hdf5") or not h5py.is_hdf5(path):
+        raise DeblurGANError(
+            f"{path}: not a Keras {network.upper()} weights file (need an HDF5 .h5 file); "
+            f"{_download_help(network)}"
+        )
+
+
+def _full_vgg(network, weights_path):
+    """Keras' own VGG16/VGG19 without its classifier, loaded from ``weights_path`` (or random)."""
+    constructor = keras.applications.VGG16 if network == "vgg16" else keras.applications.VGG19
+    try:
+        return constructor(include_top=False, weights=weights_path, input_shape=(None, None, 3))
+    except Exception as error:  # Keras raises many types for a foreign or damaged file
+        raise DeblurGANError(
+            f"{weights_path}: cannot load it as {network.upper()} notop weights ({_first_line(error)}); "
+            f"pass {VGG_WEIGHTS[network][0]} for network={network!r}"
+        ) from None
+
+
+def vgg_feature_extractor(network="vgg16", weights="imagenet"):
+    """A frozen VGG truncated at ``block3_conv3``, for the perceptual loss.
+
+    The model takes "caffe"-preprocessed images of any height and width (``vgg_preprocess``
+    maps [-1, 1] images to that) and returns features at 1/4 resolution with 256 channels.
+    It is built once: keep it, do not rebuild it per step. Its layers are frozen
+    (``trainable = False``), so its weights never appear among trainable weights.
+
+    Args:
+        network: ``"vgg16"``: ``block3_conv3`` after its ReLU (Sicara); ``"vgg19"``:
+            ``block3_conv3`` *before* its ReLU (the paper's conv3_3), built with the same layers
+            and weights but no activation on that last convolution.
+        weights: ``"imagenet"`` (Keras' notop file, cached in ``~/.keras/models/``), the path of
+            that file (``.h5``, for offline machines), or ``None`` (random initialisation).
+
+    Example:
+        >>> extractor = vgg_feature_extractor("vgg16", weights=None)
+        >>> extractor(vgg_preprocess(keras.ops.zeros((1, 32, 32, 3)))).shape
+        (1, 8, 8, 256)
+    """
+    _check_network(network)
+    if weights is None:
+        weights_path = None
+    elif isinstance(weights, str) and weights == "imagenet":
+        weights_path = imagenet_weights_path(network)
+    else:
+        weights_path = Path(weights).expanduser()
+        _check_weights_file(weights_path, network)
+        weights_path = str(weights_path)
+    full = _full_vgg(network, weights_path)
+
+    # A fresh graph holding copies of the layers up to block3_conv3, so the blocks we do not use
+    # are dropped and the last convolution can lose its ReLU (vgg19) without a Lambda layer.
+    pre_relu = network == "vgg19"
+    inputs = keras.Input(shape=(None, None, 3), name="vgg_input")
+    x = inputs
+    for layer in full.layers:
+        if isinstance(layer, layers.InputLayer):
+            continue
+        config = layer.get_config()
+        if layer.name == FEATURE_LAYER and pre_relu:
+            config["activation"] = "linear"
+        copy = layer.__class__.from_config(config)
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+        if layer.name == FEATURE_LAYER:
+            break
+    suffix = "_pre_relu" if pre_relu else ""
+    extractor = keras.Model(inputs, x, name=f"{network}_{FEATURE_LAYER}{suffix}")
+    extractor.trainable = False
+    return extractor
+
+
+class PerceptualLoss:
+    """MSE between VGG features of the sharp (``y_true``) and restored (``y_pred``) images.
+
+    Holds one frozen extractor (``self.extractor``), built when the loss is created. Both images
+    go through the network in one batch. Gradients flow to ``y_pred`` on every backend; the VGG
+    weights never change (under ``jax.jit`` they are traced as constants, so no stateless call is
+    needed for them).
+
+    Input scaling: images in [-1, 1] are converted to what the Keras VGG weights were trained on
+    ("caffe": [0, 255], RGB -> BGR, minus the ImageNet mean pixel; see ``vgg_preprocess``). The
+    Sicara port fed its [-1, 1] images to VGG16 unscaled; ``input_scaling="none"`` reproduces that.
+    The paper's PyTorch code used torchvision weights with their own normalisation; with Keras'
+    Caffe-converted weights, "caffe" is the equivalent.
+
+    Args:
+        network: ``"vgg16"`` (Sicara, ``block3_conv3`` after ReLU) or ``"vgg19"`` (paper,
+            conv3_3 before ReLU).
+        weights: ``"imagenet"``, a local notop ``.h5`` file, or ``None``; see
+            ``vgg_feature_extractor``.
+        input_scaling: ``"caffe"`` (default) or ``"none"`` (Sicara's unscaled input).
+
+    Example:
+        >>> perceptual = PerceptualLoss(weights=None)
+        >>> float(perceptual(keras.ops.zeros((1, 32, 32, 3)), keras.ops.zeros((1, 32, 32, 3))))
+        0.0
+    """
+
+    INPUT_SCALINGS = ("caffe", "none")
+
+    def __init__(self, network="vgg16", weights="imagenet", input_scaling="caffe"):
+        if input_scaling not in self.INPUT_SCALINGS:
+            raise ValueError(f"input_scaling must be one of {self.INPUT_SCALINGS}, got {input_scaling!r}")
+        self.network = network
+        self.weights = weights
+        self.input_scaling = input_scaling
+        self.extractor = vgg_feature_extractor(network, weights)
+
+    def __call__(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
+        images = ops.concatenate([y_true, y_pred], axis=0)
+        if self.input_scaling == "caffe":
+            images = vgg_preprocess(images)
+        features_true, features_pred = ops.split(self.extractor(images), 2, axis=0)
+        return ops.mean(ops.square(ops.subtract(features_true, features_pred)))
+
+
+@functools.cache
+def _default_perceptual_loss():
+    return PerceptualLoss()
+
+
+def perceptual_loss(y_true, y_pred):
+    """Sicara-compatible function form: ``PerceptualLoss()`` (VGG16, ImageNet, caffe scaling).
+
+    The extractor is built on the first call and reused afterwards.
+    """
+    return _default_perceptual_loss()(y_true, y_pred)
+
+
+def gradient_penalty_from_gradients(gradients, epsilon=1e-12):
+    """The WGAN-GP penalty ``mean over the batch of (||g||_2 - 1)^2``.
+
+    Args:
+        gradients: the critic's gradients with respect to its interpolated inputs,
+            ``d critic(x_hat) / d x_hat``, shape ``(batch, ...)``; the norm is taken over all
+            non-batch axes (the whole image, as in Gulrajani et al.).
+        epsilon: added under the square root. The derivative of ``sqrt`` is infinite at 0, so a
+            sample whose gradient is exactly zero (e.g. dead ReLUs) would make the penalty's own
+            gradient NaN; ``1e-12`` avoids that and changes the norm by less than float32 rounding
+            for any gradient larger than about ``1e-5``.
+
+    Example:
+        >>> g = np.full((2, 4, 4, 3), 0.5)   # norm = 0.5 * sqrt(48)
+        >>> round(float(gradient_penalty_from_gradients(g)), 4)
+        6.0718
+    """
+    gradients = ops.convert_to_tensor(gradients)
+    axes = tuple(range(1, len(gradients.shape)))
+    norms = ops.sqrt(ops.add(ops.sum(ops.square(gradients), axis=axes), epsilon))
+    return ops.mean(ops.square(ops.subtract(norms, 1.0)))
+
+
+def content_loss(name, **kwargs):
+    """The content loss called ``name``: a callable ``(y_true, y_pred) -> scalar``.
+
+    Args:
+        name: ``"perceptual"`` (``PerceptualLoss(**kwargs)``), ``"l1"`` or ``"mse"``.
+        **kwargs: passed to ``PerceptualLoss`` (``network``, ``weights``, ``input_scaling``);
+            the pixel losses take none.
+    """
+    if name == "perceptual":
+        return PerceptualLoss(**kwargs)
+    if name in ("l1", "mse"):
+        if kwargs:
+            raise ValueError(f"the {name} content loss takes no options, got {sorted(kwargs)}")
+        return l1_loss if name == "l1" else mse_loss
+    raise ValueError(f"content loss must be one of {CONTENT_LOSSES}, got {name!r}")
