@@ -10,6 +10,7 @@ import os
 # own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from deblurgan import losses  # noqa: E402
 from deblurgan.checkpoints import export_keras, load_critic, load_generator, save_model  # noqa: E402
 from deblurgan.errors import DeblurGANError  # noqa: E402
 from deblurgan.io import (  # noqa: E402
@@ -20,6 +21,7 @@ from deblurgan.io import (  # noqa: E402
     write_image,
 )
 from deblurgan.layer_utils import GlobalSkip, ReflectionPadding2D  # noqa: E402
+from deblurgan.losses import PerceptualLoss, perceptual_loss, wasserstein_loss  # noqa: E402
 from deblurgan.model import (  # noqa: E402
     discriminator_model,
     generator_containing_discriminator_multiple_outputs,
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeblurGANError",
+    "PerceptualLoss",
     "GlobalSkip",
     "ReflectionPadding2D",
     "deprocess_image",
@@ -40,10 +43,13 @@ __all__ = [
     "generator_model",
     "list_images",
     "load_critic",
+    "losses",
     "load_generator",
     "patchgan_critic_model",
+    "perceptual_loss",
     "preprocess_image",
     "read_image",
     "save_model",
+    "wasserstein_loss",
     "write_image",
 ]

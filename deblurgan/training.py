@@ -225,7 +225,7 @@ class DeblurGANTrainer:
 
 
 def gradient_penalty(critic_fn, real, fake, alpha):
-    """WGAN-GP penalty ``mean((||grad critic(x_hat)||_2 - 1)^2)`` with ``x_hat = alpha real + (1-alpha) fake``.
+    """WGAN-GP penalty ``mean((||grad critic(x_hat)||_2 - 1)^2)``, ``x_hat = alpha real + (1-alpha) fake``.
 
     ``critic_fn`` maps images to scores (any shape per sample: a PatchGAN map is summed, so the
     gradient is that of the sum of the sample's patch scores). ``alpha`` has shape (batch, 1, 1, 1).

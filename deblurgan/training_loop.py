@@ -39,10 +39,29 @@ OPTIONS_FILE = "options.json"
 CONTENT_LOSSES = ("auto", "perceptual", "l1", "mse")
 # Options that define the networks, the data stream or the losses: a resumed run must match them.
 RESUME_MUST_MATCH = (
-    "gan_mode", "critic", "content_loss", "content_weight", "adversarial_weight",
-    "gradient_penalty_weight", "clip_value", "vgg_network", "batch_size", "crop_size", "resize",
-    "n_images", "seed", "preset", "norm", "output_mode", "upsampling", "n_filters", "n_blocks",
-    "dropout_rate", "critic_filters", "critic_updates", "steps_per_epoch",
+    "gan_mode",
+    "critic",
+    "content_loss",
+    "content_weight",
+    "adversarial_weight",
+    "gradient_penalty_weight",
+    "clip_value",
+    "vgg_network",
+    "batch_size",
+    "crop_size",
+    "resize",
+    "n_images",
+    "seed",
+    "preset",
+    "norm",
+    "output_mode",
+    "upsampling",
+    "n_filters",
+    "n_blocks",
+    "dropout_rate",
+    "critic_filters",
+    "critic_updates",
+    "steps_per_epoch",
 )
 
 
@@ -122,8 +141,13 @@ class _Run:
         self._resolve_options()
         self.train_dir, self.val_dir = _data_dirs(options)
         self.dataset = PairedImageDataset(
-            self.train_dir, batch_size=options.batch_size, crop_size=options.crop_size,
-            resize=options.resize, n_images=options.n_images, seed=options.seed, workers=options.workers,
+            self.train_dir,
+            batch_size=options.batch_size,
+            crop_size=options.crop_size,
+            resize=options.resize,
+            n_images=options.n_images,
+            seed=options.seed,
+            workers=options.workers,
         )
         self.trainer = self._build_trainer()
         if state is not None:
@@ -140,14 +164,17 @@ class _Run:
         if o.gan_mode not in GAN_MODES:
             raise DeblurGANError(f"--gan_mode {o.gan_mode}: choose one of {', '.join(GAN_MODES)}")
         if o.content_loss not in CONTENT_LOSSES:
-            raise DeblurGANError(f"--content_loss {o.content_loss}: choose one of {', '.join(CONTENT_LOSSES)}")
+            raise DeblurGANError(
+                f"--content_loss {o.content_loss}: choose one of {', '.join(CONTENT_LOSSES)}"
+            )
         if o.critic == "auto":
             o.critic = "sicara" if o.gan_mode == "wgan" else "patchgan"
         if o.content_loss == "auto":
             o.content_loss = _auto_content_loss(o.vgg_network, o.vgg_weights)
         if o.critic == "sicara" and o.gan_mode != "none" and o.crop_size is None and o.resize is None:
             raise DeblurGANError(
-                "the Sicara critic needs a fixed image size: pass --crop_size or --resize, or --critic patchgan"
+                "the Sicara critic needs a fixed image size: "
+                "pass --crop_size or --resize, or --critic patchgan"
             )
 
     def _build_trainer(self):
@@ -174,11 +201,18 @@ class _Run:
         generator_optimizer, critic_optimizer = default_optimizers(o.gan_mode, o.lr)
         self.base_lr = float(generator_optimizer.learning_rate)
         return DeblurGANTrainer(
-            generator, critic, gan_mode=o.gan_mode, content_loss=content,
-            content_weight=o.content_weight, adversarial_weight=o.adversarial_weight,
-            gradient_penalty_weight=o.gradient_penalty_weight, clip_value=o.clip_value,
-            critic_updates=o.critic_updates, generator_optimizer=generator_optimizer,
-            critic_optimizer=critic_optimizer, seed=o.seed,
+            generator,
+            critic,
+            gan_mode=o.gan_mode,
+            content_loss=content,
+            content_weight=o.content_weight,
+            adversarial_weight=o.adversarial_weight,
+            gradient_penalty_weight=o.gradient_penalty_weight,
+            clip_value=o.clip_value,
+            critic_updates=o.critic_updates,
+            generator_optimizer=generator_optimizer,
+            critic_optimizer=critic_optimizer,
+            seed=o.seed,
         )
 
     def _load_state(self):
@@ -193,8 +227,9 @@ class _Run:
         differing = [
             f"{name}={saved.get(name)!r} (now {getattr(self.options, name)!r})"
             for name in RESUME_MUST_MATCH
-            if name in saved and saved[name] != getattr(self.options, name) and getattr(self.options, name)
-            not in ("auto", None)
+            if name in saved
+            and saved[name] != getattr(self.options, name)
+            and getattr(self.options, name) not in ("auto", None)
         ]
         if differing:
             raise DeblurGANError(
@@ -220,7 +255,10 @@ class _Run:
         n_batches = len(self.dataset) if not o.steps_per_epoch else min(len(self.dataset), o.steps_per_epoch)
         rows = []
         if self.start_epoch >= o.n_epochs:
-            print(f"nothing to do: {self.weights_dir} already holds {self.start_epoch} epochs (--n_epochs {o.n_epochs})")
+            print(
+                f"nothing to do: {self.weights_dir} already holds {self.start_epoch} epochs "
+                f"(--n_epochs {o.n_epochs})"
+            )
             return rows
         if self.resume:
             print(f"resuming at epoch {self.start_epoch}, batch {self.start_batch}")
@@ -229,7 +267,9 @@ class _Run:
             self.trainer.set_learning_rate(lr)
             start = self.start_batch if epoch == self.start_epoch else 0
             sums, started = {}, time.time()
-            bar = tqdm(total=n_batches, initial=start, desc=f"epoch {epoch}", disable=not o.progress, unit="batch")
+            bar = tqdm(
+                total=n_batches, initial=start, desc=f"epoch {epoch}", disable=not o.progress, unit="batch"
+            )
             batch_index = start
             try:
                 for blurred, sharp in self.dataset.prefetch_iter(epoch, start=start):
@@ -241,8 +281,13 @@ class _Run:
                         sums[name] = sums.get(name, 0.0) + value
                     batch_index += 1
                     bar.update(1)
-                    bar.set_postfix({k.split("/")[0][0] + ":" + k.split("/")[1]: f"{v / (batch_index - start):.4g}"
-                                     for k, v in sums.items() if k.endswith(("total", "content"))})
+                    bar.set_postfix(
+                        {
+                            k.split("/")[0][0] + ":" + k.split("/")[1]: f"{v / (batch_index - start):.4g}"
+                            for k, v in sums.items()
+                            if k.endswith(("total", "content"))
+                        }
+                    )
             except KeyboardInterrupt:
                 bar.close()
                 self._save_interrupted(epoch, batch_index)
@@ -257,7 +302,9 @@ class _Run:
             summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch",))
             print(f"epoch {epoch}: {summary}")
         if self.dataset.n_skipped:
-            print(f"warning: {self.dataset.n_skipped} unreadable image pairs were skipped (see the log above)")
+            print(
+                f"warning: {self.dataset.n_skipped} unreadable image pairs were skipped (see the log above)"
+            )
         return rows
 
     def _validate(self, epoch):
