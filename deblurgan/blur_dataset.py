@@ -70,8 +70,9 @@ def make_blur_dataset(
         DeblurGANError: missing or empty input folder, an unreadable photo (named), names that
             collide, an output folder inside the input folder, or a bad option.
 
-    Example:
-        >>> make_blur_dataset("photos", "data/blurred", seed=1, crop_size=256, blurs_per_image=8)
+    Example::
+
+        make_blur_dataset("photos", "data/blurred", seed=1, crop_size=256, blurs_per_image=8)
     """
     options = _check_options(BlurOptions(**options), test_fraction)
     input_dir, output_dir = Path(input_dir), Path(output_dir)

@@ -10,8 +10,9 @@ licence. Photos are assigned to exactly one split, so no photo is seen in two of
 - ``demo``: whole test/holdout photos, blurred, for the README and ``scripts/deblur.py``;
   ``demo_sharp`` holds their sharp versions under the same names.
 
-Example:
-    >>> make_sample_dataset("images", seed=0)  # what images/README.md runs
+Example::
+
+    make_sample_dataset("images", seed=0, overwrite=True)  # what images/README.md runs
 """
 
 import dataclasses

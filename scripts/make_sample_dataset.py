@@ -7,7 +7,7 @@ Example (the command images/README.md records):
 import click
 
 from deblurgan.cli import main_guard
-from deblurgan.sample_data import make_sample_dataset
+from deblurgan.sample_data import gather_sample_photos, make_sample_dataset
 
 
 @click.command()
@@ -19,9 +19,16 @@ from deblurgan.sample_data import make_sample_dataset
 @click.option("--eval_blurs", default=3, show_default=True, help="Pairs per test and holdout photo.")
 @click.option("--overwrite", is_flag=True, help="Replace existing split folders under --output_dir.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--sources_only", default=None, type=click.Path(),
+              help="Only copy the sharp source photos into this folder's train/, test/, holdout/ and stop "
+                   "(e.g. to build a larger training set with make_blur_dataset.py).")
 @main_guard
-def main(output_dir, seed, crop_size, train_blurs, eval_blurs, overwrite, quiet):
+def main(output_dir, seed, crop_size, train_blurs, eval_blurs, overwrite, quiet, sources_only):
     """Gathers the source photos into per-split folders and blurs them into OUTPUT_DIR."""
+    if sources_only:
+        gather_sample_photos(sources_only)
+        print(f"copied the source photos into {sources_only}/{{train,test,holdout}}")
+        return
     rows = make_sample_dataset(
         output_dir,
         seed=seed,

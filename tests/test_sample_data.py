@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from deblurgan.io import list_images, read_image
-from deblurgan.sample_data import DEMO_SOURCES, SAMPLE_PHOTOS, SPLITS, make_sample_dataset
+from deblurgan.sample_data import (
+    DEMO_SOURCES,
+    SAMPLE_PHOTOS,
+    SPLITS,
+    gather_sample_photos,
+    make_sample_dataset,
+)
 
 IMAGES = Path(__file__).resolve().parents[1] / "images"
 
@@ -57,6 +63,16 @@ def test_rebuild_gives_the_committed_pixels(tmp_path):
         names = _names(IMAGES / folder)
         assert _names(tmp_path / folder) == names
         for name in names:
-            np.testing.assert_array_equal(
-                read_image(tmp_path / folder / name).pixels, read_image(IMAGES / folder / name).pixels
-            )
+            rebuilt = read_image(tmp_path / folder / name).pixels
+            committed = read_image(IMAGES / folder / name).pixels
+            # Byte-identical on one machine; another CPU's FFT may round a few pixels the other way.
+            assert np.abs(rebuilt - committed).max() <= 1.5 / 255
+            assert np.mean(rebuilt != committed) < 1e-3
+
+
+def test_gather_copies_each_source_unchanged_into_its_split(tmp_path):
+    pytest.importorskip("sklearn")
+    gather_sample_photos(tmp_path)
+    for split in SPLITS:
+        expected = sorted(Path(p.resource).name for p in SAMPLE_PHOTOS if p.split == split)
+        assert sorted(p.name for p in (tmp_path / split).iterdir()) == expected
