@@ -45,6 +45,7 @@ def make_blur_dataset(
     output_dir,
     seed=0,
     test_fraction=0.0,
+    overwrite=False,
     progress=True,
     **options,
 ):
@@ -56,6 +57,8 @@ def make_blur_dataset(
             ``train/{A,B}`` and ``test/{A,B}`` instead, split by photo (no photo in both).
         seed: integer seed; the same seed gives identical files.
         test_fraction: fraction of the photos (at least one when > 0) kept for ``test/``.
+        overwrite: delete the images already in the output's ``A``/``B`` folders first; without
+            it, a non-empty ``A``/``B`` is an error (stale pairs would mix with new ones).
         progress: show a tqdm progress bar.
         **options: fields of :class:`BlurOptions`: ``blurs_per_image`` (pairs per photo),
             ``crop_size`` (square crop side in px, None = whole photo), ``max_side`` (downscale
@@ -78,6 +81,7 @@ def make_blur_dataset(
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     photos = _list_photos(input_dir, output_dir)
     splits = _split_by_photo(photos, input_dir, seed, test_fraction)
+    _clear_outputs(output_dir, splits, overwrite)
     total = len(photos) * options.blurs_per_image
     rows = []
     with tqdm(total=total, desc="blurring", unit="pair", disable=not progress) as bar:
@@ -127,6 +131,17 @@ def _list_photos(input_dir, output_dir):
             )
         stems[stem] = photo
     return photos
+
+
+def _clear_outputs(output_dir, splits, overwrite):
+    folders = [output_dir / split / side if split else output_dir / side for split in splits for side in "AB"]
+    existing = [image for folder in folders if folder.is_dir() for image in list_images(folder)]
+    if existing and not overwrite:
+        raise DeblurGANError(
+            f"{existing[0].parent}: already holds images; pass --overwrite to replace them, or another folder"
+        )
+    for image in existing:
+        image.unlink()
 
 
 def _output_stem(relative):

@@ -33,16 +33,18 @@ def _floats(text):
 @click.option("--noise_sigma", default="0,0", show_default=True,
               help="min,max gaussian noise std in [0, 1] units added after blurring.")
 @click.option("--jpeg_quality", default=None, help="min,max JPEG re-compression quality [default: none].")
+@click.option("--overwrite", is_flag=True, help="Delete images already in the output's A/ and B/ first.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @main_guard
 def main(input_dir, output_dir, seed, blurs_per_image, crop_size, max_side, test_fraction, exposures,
-         linear_probability, linear_length, noise_sigma, jpeg_quality, quiet):
+         linear_probability, linear_length, noise_sigma, jpeg_quality, overwrite, quiet):
     """Blurs every photo in INPUT_DIR into OUTPUT_DIR/A with its sharp crop in OUTPUT_DIR/B."""
     rows = make_blur_dataset(
         input_dir,
         output_dir,
         seed=seed,
         test_fraction=test_fraction,
+        overwrite=overwrite,
         progress=not quiet,
         blurs_per_image=blurs_per_image,
         crop_size=crop_size,

@@ -102,6 +102,16 @@ def test_blur_reduces_laplacian_variance():
         assert _laplacian_variance(blur.blur_image(image, kernel)) < 0.5 * _laplacian_variance(image)
 
 
+def test_blur_reduces_laplacian_variance_of_a_photo():
+    data = pytest.importorskip("skimage.data")
+    photo = data.chelsea().astype(np.float32) / 255.0
+    sharpness = _laplacian_variance(photo)
+    for seed in range(3):
+        blurred, _ = blur.random_blur(photo, np.random.default_rng(seed), exposures=(0.5, 1.0))
+        assert _laplacian_variance(blurred) < 0.7 * sharpness
+        assert abs(blurred.mean() - photo.mean()) < 2 / 255  # brightness kept, no stretch
+
+
 def test_noise_and_jpeg():
     image = _natural_image()
     noisy = blur.add_noise(image, np.random.default_rng(0), 0.05)

@@ -114,6 +114,12 @@ def test_user_errors(photos, tmp_path):
         make_blur_dataset(photos, photos / "blurred", progress=False)
     with pytest.raises(DeblurGANError, match="blurs_per_image"):
         make_blur_dataset(photos, tmp_path / "out", blurs_per_image=0, progress=False)
+    make_blur_dataset(photos, tmp_path / "full", seed=0, crop_size=16, progress=False)
+    with pytest.raises(DeblurGANError, match="already holds images"):
+        make_blur_dataset(photos, tmp_path / "full", seed=0, progress=False)
+    (tmp_path / "full" / "A" / "stale.png").write_bytes(b"")
+    make_blur_dataset(photos, tmp_path / "full", seed=1, max_side=20, overwrite=True, progress=False)
+    assert [p.name for p in list_images(tmp_path / "full" / "A")] == ["a_00.png", "b_00.png", "sub__c_00.png"]
     write_image(photos / "a.jpg", _photo(9))
     with pytest.raises(DeblurGANError, match="same output name"):
         make_blur_dataset(photos, tmp_path / "out", progress=False)
