@@ -1,0 +1,148 @@
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from deblurgan.blur_dataset import make_blur_dataset
+from deblurgan.errors import DeblurGANError
+from deblurgan.io import list_images, read_image, write_image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _photo(seed, height=48, width=64):
+    rng = np.random.default_rng(seed)
+    image = ndimage.gaussian_filter(rng.random((height, width, 3)), sigma=(1.5, 1.5, 0))
+    return np.clip((image - image.min()) / np.ptp(image), 0, 1)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    write_image(folder / "a.png", _photo(0))
+    write_image(folder / "b.jpg", _photo(1, 40, 72))
+    write_image(folder / "sub" / "c.png", _photo(2, 64, 48))
+    return folder
+
+
+def _tree(folder):
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
+
+
+def test_pairs_have_matching_names_sizes_and_are_blurred(photos, tmp_path):
+    out = tmp_path / "out"
+    rows = make_blur_dataset(photos, out, seed=1, blurs_per_image=2, crop_size=32, progress=False)
+    names_a = [p.name for p in list_images(out / "A")]
+    names_b = [p.name for p in list_images(out / "B")]
+    assert names_a == names_b == sorted(
+        ["a_00.png", "a_01.png", "b_00.png", "b_01.png", "sub__c_00.png", "sub__c_01.png"]
+    )
+    assert len(rows) == 6
+    manifest = list(csv.DictReader((out / "pairs.csv").open()))
+    assert [r["name"] for r in manifest] == [r["name"] for r in rows]
+    for name in names_a:
+        blurred, sharp = read_image(out / "A" / name).pixels, read_image(out / "B" / name).pixels
+        assert blurred.shape == sharp.shape == (32, 32, 3)
+        assert not np.array_equal(blurred, sharp)
+        # Brightness is kept (no min-max stretch): mean differs by a fraction of a grey level.
+        assert abs(blurred.mean() - sharp.mean()) < 0.03
+
+
+def test_sharp_crop_is_a_crop_of_the_photo(photos, tmp_path):
+    out = tmp_path / "out"
+    rows = make_blur_dataset(photos, out, seed=4, crop_size=24, progress=False)
+    source = read_image(photos / "a.png").pixels
+    row = next(r for r in rows if r["source"] == "a.png")
+    top, left, height, width = map(int, row["crop_top_left_height_width"].split())
+    np.testing.assert_array_equal(
+        read_image(out / "B" / row["name"]).pixels, source[top : top + height, left : left + width]
+    )
+
+
+def test_same_seed_is_byte_identical_different_seed_differs(photos, tmp_path):
+    options = dict(blurs_per_image=2, crop_size=32, noise_sigma=(0.0, 0.02), progress=False)
+    make_blur_dataset(photos, tmp_path / "one", seed=5, **options)
+    make_blur_dataset(photos, tmp_path / "two", seed=5, **options)
+    make_blur_dataset(photos, tmp_path / "three", seed=6, **options)
+    one, two, three = _tree(tmp_path / "one"), _tree(tmp_path / "two"), _tree(tmp_path / "three")
+    assert one == two
+    assert one.keys() == three.keys()
+    assert one["A/a_00.png"] != three["A/a_00.png"]
+
+
+def test_adding_a_photo_keeps_the_other_pairs(photos, tmp_path):
+    make_blur_dataset(photos, tmp_path / "before", seed=2, crop_size=32, progress=False)
+    write_image(photos / "d.png", _photo(3))
+    make_blur_dataset(photos, tmp_path / "after", seed=2, crop_size=32, progress=False)
+    before, after = _tree(tmp_path / "before"), _tree(tmp_path / "after")
+    for name in ["A/a_00.png", "B/b_00.png", "A/sub__c_00.png"]:
+        assert before[name] == after[name]
+
+
+def test_train_test_split_is_by_photo(photos, tmp_path):
+    out = tmp_path / "out"
+    make_blur_dataset(photos, out, seed=0, blurs_per_image=3, test_fraction=0.34, progress=False)
+    sources = {}
+    for split in ("train", "test"):
+        names_a = [p.name for p in list_images(out / split / "A")]
+        assert names_a == [p.name for p in list_images(out / split / "B")]
+        sources[split] = {name.rsplit("_", 1)[0] for name in names_a}
+    assert len(sources["test"]) == 1 and len(sources["train"]) == 2
+    assert not sources["train"] & sources["test"]
+
+
+def test_max_side_downscales_whole_photos(photos, tmp_path):
+    out = tmp_path / "out"
+    make_blur_dataset(photos, out, max_side=32, progress=False)
+    assert read_image(out / "A" / "b_00.png").pixels.shape == (18, 32, 3)  # 40x72 -> 18x32
+    assert read_image(out / "B" / "sub__c_00.png").pixels.shape == (32, 24, 3)
+
+
+def test_user_errors(photos, tmp_path):
+    with pytest.raises(DeblurGANError, match="no such folder"):
+        make_blur_dataset(tmp_path / "missing", tmp_path / "out", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DeblurGANError, match="no images"):
+        make_blur_dataset(tmp_path / "empty", tmp_path / "out", progress=False)
+    with pytest.raises(DeblurGANError, match="inside the input folder"):
+        make_blur_dataset(photos, photos / "blurred", progress=False)
+    with pytest.raises(DeblurGANError, match="blurs_per_image"):
+        make_blur_dataset(photos, tmp_path / "out", blurs_per_image=0, progress=False)
+    make_blur_dataset(photos, tmp_path / "full", seed=0, crop_size=16, progress=False)
+    with pytest.raises(DeblurGANError, match="already holds images"):
+        make_blur_dataset(photos, tmp_path / "full", seed=0, progress=False)
+    (tmp_path / "full" / "A" / "stale.png").write_bytes(b"")
+    make_blur_dataset(photos, tmp_path / "full", seed=1, max_side=20, overwrite=True, progress=False)
+    assert [p.name for p in list_images(tmp_path / "full" / "A")] == ["a_00.png", "b_00.png", "sub__c_00.png"]
+    write_image(photos / "a.jpg", _photo(9))
+    with pytest.raises(DeblurGANError, match="same output name"):
+        make_blur_dataset(photos, tmp_path / "out", progress=False)
+
+
+@pytest.mark.slow
+def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = [sys.executable, str(REPO / "scripts" / "make_blur_dataset.py")]
+    out = tmp_path / "out"
+    done = subprocess.run(
+        script + ["--input_dir", str(photos), "--output_dir", str(out), "--crop_size", "32",
+                  "--blurs_per_image", "2", "--seed", "3", "--quiet"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 6 blurred/sharp pairs" in done.stdout
+    assert [p.name for p in list_images(out / "A")] == [p.name for p in list_images(out / "B")]
+    (photos / "broken.png").write_bytes(b"not a png")
+    done = subprocess.run(
+        script + ["--input_dir", str(photos), "--output_dir", str(tmp_path / "out2"), "--quiet"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "broken.png" in done.stderr and "Traceback" not in done.stderr

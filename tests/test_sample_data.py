@@ -1,0 +1,78 @@
+"""The embedded dataset in images/: splits by photo, matching pairs, and a faithful rebuild."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deblurgan.io import list_images, read_image
+from deblurgan.sample_data import (
+    DEMO_SOURCES,
+    SAMPLE_PHOTOS,
+    SPLITS,
+    gather_sample_photos,
+    make_sample_dataset,
+)
+
+IMAGES = Path(__file__).resolve().parents[1] / "images"
+
+
+def _source_stem(pair_name):
+    return pair_name.rsplit("_", 1)[0]
+
+
+def _names(folder):
+    return [p.relative_to(folder).as_posix() for p in list_images(folder)]
+
+
+def test_each_photo_is_in_one_split_and_demos_are_not_training_photos():
+    resources = [p.resource for p in SAMPLE_PHOTOS]
+    assert len(resources) == len(set(resources))
+    assert {p.split for p in SAMPLE_PHOTOS} == set(SPLITS)
+    training = {Path(p.resource).name for p in SAMPLE_PHOTOS if p.split == "train"}
+    assert not training & set(DEMO_SOURCES)
+
+
+def test_committed_splits_pair_up_and_share_no_photo():
+    stems = {}
+    for split in SPLITS:
+        names = _names(IMAGES / split / "A")
+        assert names and names == _names(IMAGES / split / "B")
+        stems[split] = {_source_stem(n) for n in names}
+        for name in names[:2]:
+            assert read_image(IMAGES / split / "A" / name).pixels.shape == (256, 256, 3)
+    assert not stems["train"] & stems["test"]
+    assert not stems["train"] & stems["holdout"]
+    assert not stems["test"] & stems["holdout"]
+    demo = _names(IMAGES / "demo")
+    assert 3 <= len(demo) <= 4 and demo == _names(IMAGES / "demo_sharp")
+    assert not {_source_stem(n) for n in demo} & stems["train"]
+
+
+def test_committed_dataset_is_small():
+    total = sum(p.stat().st_size for p in IMAGES.rglob("*") if p.is_file())
+    assert total < 15 * 2**20
+
+
+@pytest.mark.slow
+def test_rebuild_gives_the_committed_pixels(tmp_path):
+    pytest.importorskip("skimage")
+    pytest.importorskip("sklearn")
+    make_sample_dataset(tmp_path, seed=0, progress=False)
+    for folder in [*(f"{s}/{ab}" for s in SPLITS for ab in "AB"), "demo", "demo_sharp"]:
+        names = _names(IMAGES / folder)
+        assert _names(tmp_path / folder) == names
+        for name in names:
+            rebuilt = read_image(tmp_path / folder / name).pixels
+            committed = read_image(IMAGES / folder / name).pixels
+            # Byte-identical on one machine; another CPU's FFT may round a few pixels the other way.
+            assert np.abs(rebuilt - committed).max() <= 1.5 / 255
+            assert np.mean(rebuilt != committed) < 1e-3
+
+
+def test_gather_copies_each_source_unchanged_into_its_split(tmp_path):
+    pytest.importorskip("sklearn")
+    gather_sample_photos(tmp_path)
+    for split in SPLITS:
+        expected = sorted(Path(p.resource).name for p in SAMPLE_PHOTOS if p.split == split)
+        assert sorted(p.name for p in (tmp_path / split).iterdir()) == expected
