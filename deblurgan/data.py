@@ -65,11 +65,12 @@ def pair_images(data_dir):
     hint = _LAYOUT_HINT.format(root=root)
     if not root.is_dir():
         raise DeblurGANError(f"{root}: no such data folder; {hint}")
+    for side in ("A", "B"):
+        if not (root / side).is_dir():
+            raise DeblurGANError(f"{root / side}: missing {side}/ folder; {hint}")
     names = {}
     for side in ("A", "B"):
         folder = root / side
-        if not folder.is_dir():
-            raise DeblurGANError(f"{folder}: missing {side}/ folder; {hint}")
         files = list_images(folder)
         if not files:
             extensions = ", ".join(IMAGE_EXTENSIONS)
@@ -163,7 +164,7 @@ class _CorruptPair(Exception):
     """One image of a pair could not be decoded (internal; becomes a warning and a substitute)."""
 
     def __init__(self, path, reason):
-        super().__init__(f"{path}: {reason}")
+        super().__init__(reason)  # read_image's message, which starts with the path
         self.path = path
 
 
