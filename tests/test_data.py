@@ -8,6 +8,7 @@ from PIL import Image
 
 from deblurgan.data import PairedImageDataset, image_size, load_images, pair_images
 from deblurgan.errors import DeblurGANError
+from deblurgan.io import preprocess_image, read_image
 
 HEIGHT, WIDTH = 40, 48
 OFFSET = 10  # A = B + OFFSET (uint8), so blurred - sharp is OFFSET / 127.5 wherever they line up
@@ -367,3 +368,40 @@ def test_load_images_native_size_needs_equal_sizes(tmp_path):
         (tmp_path / "small" / side / "000.png").rename(tmp_path / side / "009.png")
     with pytest.raises(DeblurGANError, match="size=None needs equal sizes"):
         load_images(tmp_path, size=None)
+
+
+def find_windows(full, crop):
+    """Every (top, left) where ``crop`` equals a window of ``full`` (brute force, tiny images)."""
+    size = crop.shape[0]
+    return [
+        (top, left)
+        for top in range(full.shape[0] - size + 1)
+        for left in range(full.shape[1] - size + 1)
+        if np.allclose(full[top : top + size, left : left + size], crop, atol=1e-6)
+    ]
+
+
+def test_crops_of_odd_files_match_read_image(tmp_path):
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    deep = (rows * 1000 + cols * 10).astype(np.uint16)
+    rgba = np.dstack([sharp_pixels(0), (rows * 5).astype(np.uint8)])
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees counter-clockwise to display"
+
+    def write(folder):
+        Image.fromarray(deep).save(folder / "deep.png")
+        Image.fromarray(rgba, mode="RGBA").save(folder / "rgba.png")
+        Image.fromarray(sharp_pixels(1)).convert("P", palette=Image.ADAPTIVE).save(folder / "palette.png")
+        Image.fromarray(sharp_pixels(2)).save(folder / "rotated.png", exif=exif)
+
+    for side in ("A", "B"):
+        (tmp_path / side).mkdir()
+        write(tmp_path / side)
+    ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=16, flip=False, shuffle=False)
+    assert [p[1].name for p in ds.pairs] == ["deep.png", "palette.png", "rgba.png", "rotated.png"]
+    for epoch in range(2):
+        for index, (_, sharp_path) in enumerate(ds.pairs):
+            full = preprocess_image(read_image(sharp_path).pixels)
+            crop = ds.get_batch(index, epoch)[1][0]
+            assert len(find_windows(full, crop)) == 1, sharp_path.name
+    assert read_image(ds.pairs[3][1]).pixels.shape == (WIDTH, HEIGHT, 3)
