@@ -251,8 +251,12 @@ class PairedImageDataset(keras.utils.PyDataset):
     ``n_skipped`` and replaced by another pair chosen deterministically, so training goes on.
 
     Under ``model.fit`` Keras' own workers prefetch (``workers``, ``use_multiprocessing``,
-    ``max_queue_size``) and ``on_epoch_end`` moves to the next epoch. In a hand-written loop use
-    :meth:`prefetch_iter`, which decodes ahead in ``workers`` threads (Pillow releases the GIL).
+    ``max_queue_size``); pass ``callbacks=[ds.epoch_callback()]`` so each epoch gets its own shuffle
+    and crops (Keras' own epoch hooks run after its workers start and, on JAX, also around a
+    warm-up batch, so they cannot number epochs reliably). With multiprocessing, ``n_skipped``
+    counts only what the main process read; the warnings still name every file.
+    In a hand-written loop use :meth:`prefetch_iter`, which decodes ahead in ``workers`` threads
+    (Pillow releases the GIL).
 
     Args:
         data_dir: folder holding ``A/`` (blurred) and ``B/`` (sharp), paired by relative name.
@@ -318,6 +322,16 @@ class PairedImageDataset(keras.utils.PyDataset):
         if check_sizes:
             self._check_sizes()
 
+    def __getstate__(self):
+        # Keras' multiprocessing workers may pickle the dataset; a lock cannot be pickled.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     # -- set-up checks ---------------------------------------------------------------------------
 
     @property
@@ -355,9 +369,16 @@ class PairedImageDataset(keras.utils.PyDataset):
         """Selects the epoch whose shuffle order, crops and flips the batches come from."""
         self.epoch = int(epoch)
 
-    def on_epoch_end(self):
-        # Keras calls this after stopping its workers, so the next epoch is reshuffled safely.
-        self.epoch += 1
+    def epoch_callback(self):
+        """A Keras callback that makes each ``model.fit`` epoch read its own epoch of batches.
+
+        Keras calls callbacks' ``on_epoch_begin`` before it starts the dataset's workers, with the
+        epoch number that honours ``initial_epoch``, so a resumed ``fit`` reads the same batches.
+
+        Example:
+            >>> model.fit(ds, epochs=50, initial_epoch=10, callbacks=[ds.epoch_callback()])  # doctest: +SKIP
+        """
+        return _SetEpoch(self)
 
     def _order(self, epoch):
         if not self.shuffle:
@@ -467,6 +488,17 @@ class PairedImageDataset(keras.utils.PyDataset):
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True)
+
+
+class _SetEpoch(keras.callbacks.Callback):
+    """Sets the dataset's epoch from Keras' epoch number (see ``PairedImageDataset.epoch_callback``)."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Pairing, streaming crops and flips, odd image files, corrupt files and bad folders."""
 
 import logging
+import pickle
 
 import numpy as np
 import pytest
@@ -193,15 +194,6 @@ def test_batches_are_a_function_of_seed_epoch_and_index(tmp_path):
     other = np.concatenate([other_seed.get_batch(i, 2)[1] for i in range(3)])
     assert not np.array_equal(epoch_2, epoch_3)
     assert not np.array_equal(epoch_2, other)
-
-
-def test_on_epoch_end_moves_to_the_next_epoch(tmp_path):
-    write_pairs(tmp_path, n_pairs=4)
-    ds = PairedImageDataset(tmp_path, batch_size=2, crop_size=16)
-    ds.set_epoch(4)
-    ds.on_epoch_end()
-    assert ds.epoch == 5
-    np.testing.assert_array_equal(ds[0][1], ds.get_batch(0, 5)[1])
 
 
 def test_resize_scales_both_images_whole(tmp_path):
@@ -405,3 +397,35 @@ def test_crops_of_odd_files_match_read_image(tmp_path):
             crop = ds.get_batch(index, epoch)[1][0]
             assert len(find_windows(full, crop)) == 1, sharp_path.name
     assert read_image(ds.pairs[3][1]).pixels.shape == (WIDTH, HEIGHT, 3)
+
+
+def test_pickled_copy_reads_the_same_batches(tmp_path):
+    ds = corrupt_dataset(tmp_path, batch_size=2)
+    ds[1]
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy.n_skipped == ds.n_skipped
+    np.testing.assert_array_equal(copy.get_batch(1, 3)[1], ds.get_batch(1, 3)[1])
+
+
+class RecordingDataset(PairedImageDataset):
+    def __getitem__(self, index):
+        self.read.append((self.epoch, index))
+        return super().__getitem__(index)
+
+
+@pytest.mark.backend
+def test_model_fit_reads_one_epoch_of_batches_per_keras_epoch(tmp_path):
+    import keras
+
+    write_pairs(tmp_path, n_pairs=4)
+    ds = RecordingDataset(tmp_path, batch_size=2, crop_size=16, workers=2)
+    ds.read = []
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same")(inputs))
+    model.compile(optimizer="sgd", loss="mae")
+    history = model.fit(ds, epochs=3, initial_epoch=1, verbose=0, callbacks=[ds.epoch_callback()])
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    assert ds.epoch == 2
+    # Some backends read a warm-up batch before the first epoch; every epoch is then read whole.
+    for epoch in (1, 2):
+        assert sorted(index for e, index in ds.read if e == epoch) == [0, 1]
