@@ -117,7 +117,12 @@ def image_size(path):
     try:
         with Image.open(path) as image:
             width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
+            # Pillow decodes a whole PNG to look for an EXIF chunk after the pixels; such files
+            # are rare, and the loader checks the decoded size again anyway.
+            if image.format == "PNG" and "exif" not in image.info:
+                orientation = 1
+            else:
+                orientation = image.getexif().get(0x0112, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
     # Orientations 5-8 rotate by 90 degrees, so the stored width is the displayed height.

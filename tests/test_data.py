@@ -397,6 +397,7 @@ def test_crops_of_odd_files_match_read_image(tmp_path):
             crop = ds.get_batch(index, epoch)[1][0]
             assert len(find_windows(full, crop)) == 1, sharp_path.name
     assert read_image(ds.pairs[3][1]).pixels.shape == (WIDTH, HEIGHT, 3)
+    assert image_size(ds.pairs[3][1]) == (WIDTH, HEIGHT) and image_size(ds.pairs[0][1]) == (HEIGHT, WIDTH)
 
 
 def test_pickled_copy_reads_the_same_batches(tmp_path):
