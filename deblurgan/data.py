@@ -138,10 +138,9 @@ def resize_image(pixels, size):
     height, width = size
     if pixels.shape[:2] == (height, width):
         return pixels
+    bicubic = Image.Resampling.BICUBIC
     channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(pixels[..., c])).resize((width, height), Image.BICUBIC)
-        )
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c])).resize((width, height), bicubic))
         for c in range(pixels.shape[-1])
     ]
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
@@ -542,6 +541,7 @@ def load_images(path, n_images=-1, size=(256, 256)):
             logger.warning("skipping corrupt image pair: %s", error)
             skipped += 1
             continue
+        _check_same_size(blurred_path, sharp_path, blurred.shape[:2], sharp.shape[:2])
         if size is not None:
             blurred, sharp = resize_image(blurred, size), resize_image(sharp, size)
         elif data["A"] and blurred.shape != data["A"][0].shape:
@@ -551,8 +551,6 @@ def load_images(path, n_images=-1, size=(256, 256)):
                 f"{data['A'][0].shape[1]}x{data['A'][0].shape[0]}: size=None needs equal sizes; "
                 "pass size=(height, width)"
             )
-        if sharp.shape != blurred.shape:
-            _check_same_size(blurred_path, sharp_path, blurred.shape[:2], sharp.shape[:2])
         data["A"].append(preprocess_image(blurred))
         data["B"].append(preprocess_image(sharp))
         data["A_paths"].append(str(blurred_path))

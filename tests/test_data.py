@@ -119,6 +119,8 @@ def test_blurred_and_sharp_of_different_sizes(tmp_path):
         PairedImageDataset(tmp_path, crop_size=16)
     with pytest.raises(DeblurGANError, match=r"A/001\.png is 48x40 but .*B/001\.png is 40x40"):
         load_images(tmp_path, size=None)
+    with pytest.raises(DeblurGANError, match=r"A/001\.png is 48x40 but .*B/001\.png is 40x40"):
+        load_images(tmp_path)  # resizing both to 256x256 must not hide the mismatch
 
 
 def test_full_images_need_equal_sizes_to_batch(tmp_path):
@@ -346,6 +348,10 @@ def test_load_images_returns_sicara_dict(tmp_path):
     assert data["A"].shape == data["B"].shape == (3, 256, 256, 3)
     assert data["A"].dtype == np.float32 and -1 <= data["B"].min() and data["A"].max() <= 1
     assert [p.split("/")[-2:] for p in data["B_paths"]] == [["B", f"00{i}.png"] for i in range(3)]
+    # The Sicara port resized the 8-bit image with Pillow's default (bicubic) filter.
+    with Image.open(data["B_paths"][1]) as image:
+        sicara = np.asarray(image.resize((256, 256), Image.Resampling.BICUBIC)) / 127.5 - 1
+    np.testing.assert_allclose(data["B"][1], sicara, atol=1.01 / 127.5)
     native = load_images(tmp_path, n_images=-1, size=None)
     assert native["A"].shape == (4, HEIGHT, WIDTH, 3)
     np.testing.assert_array_equal(to_uint8(native["B"][2]), sharp_pixels(2))
