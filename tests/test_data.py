@@ -436,3 +436,18 @@ def test_model_fit_reads_one_epoch_of_batches_per_keras_epoch(tmp_path):
     # Some backends read a warm-up batch before the first epoch; every epoch is then read whole.
     for epoch in (1, 2):
         assert sorted(index for e, index in ds.read if e == epoch) == [0, 1]
+
+
+@pytest.mark.slow
+def test_bench_data_measures_a_rate(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_data.py"
+    spec = importlib.util.spec_from_file_location("bench_data", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.write_photo_like_pairs(tmp_path, n_images=3, height=48, width=64)
+    assert len(pair_images(tmp_path)) == 3
+    for prefetch in (True, False):
+        assert bench.measure_loader(tmp_path, crop_size=32, workers=2, prefetch=prefetch) > 0
