@@ -85,7 +85,8 @@ def pair_images(data_dir):
         listed = ", ".join(unmatched[:_MAX_LISTED])
         more = f" and {len(unmatched) - _MAX_LISTED} more" if len(unmatched) > _MAX_LISTED else ""
         raise DeblurGANError(
-            f"{root}: {len(unmatched)} images have no partner: {listed}{more}; {hint}"
+            f"{root}: {len(unmatched)} images have no partner (names must match exactly, extension "
+            f"included): {listed}{more}; {hint}"
         )
     return [(names["A"][name], names["B"][name]) for name in sorted(names["A"])]
 

@@ -90,7 +90,7 @@ def test_unmatched_names_are_listed_with_count(tmp_path):
     with pytest.raises(DeblurGANError) as error:
         pair_images(tmp_path)
     message = str(error.value)
-    assert "14 images have no partner" in message
+    assert "14 images have no partner (names must match exactly" in message
     assert "A/000.png (no B/000.png)" in message and "and 9 more" in message
     assert "A (blurred)" in message and "\n" not in message
 
@@ -110,6 +110,8 @@ def test_image_smaller_than_crop_names_file_and_fixes(tmp_path):
     ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=64, check_sizes=False)
     with pytest.raises(DeblurGANError, match="smaller than the 64x64 crop"):
         ds[0]
+    with pytest.raises(DeblurGANError, match="smaller than the 64x64 crop"):
+        next(ds.prefetch_iter(epoch=0))  # raised in a worker thread, re-raised here
 
 
 def test_blurred_and_sharp_of_different_sizes(tmp_path):
