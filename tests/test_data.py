@@ -318,9 +318,7 @@ def test_all_files_corrupt_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_prefetch_iter_yields_the_same_batches_in_order(tmp_path, workers):
     ds = corrupt_dataset(tmp_path, batch_size=2, shuffle=True, workers=workers, max_queue_size=2)
-    reference = PairedImageDataset.__new__(PairedImageDataset)
-    reference.__dict__.update(ds.__dict__)
-    expected = [reference.get_batch(i, 7) for i in range(len(ds))]
+    expected = [ds.get_batch(i, 7) for i in range(len(ds))]
     got = list(ds.prefetch_iter(epoch=7))
     assert ds.epoch == 7 and len(got) == len(expected) == 2
     for (blurred, sharp), (want_blurred, want_sharp) in zip(got, expected, strict=True):
