@@ -1,0 +1,113 @@
+"""GOPRO_Large -> {train,test}/{A,B}/<scene>_<frame>.png, on a tiny fake GOPRO tree."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deblurgan.data import organize_gopro, pair_images
+from deblurgan.errors import DeblurGANError
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "organize_gopro_dataset.py"
+SCENES = {"train": ["GOPR0372_07_00", "GOPR0374_11_00"], "test": ["GOPR0384_11_00"]}
+FRAMES = ["000047.png", "000048.png"]
+KEYS = {"blur": 1, "blur_gamma": 2, "sharp": 3}
+
+
+def fake_gopro(root):
+    """Each frame's pixels encode (scene, frame, key), so every output can be traced to its source."""
+    for split, scenes in SCENES.items():
+        for scene_number, scene in enumerate(scenes):
+            for key, key_number in KEYS.items():
+                folder = root / split / scene / key
+                folder.mkdir(parents=True)
+                for frame_number, frame in enumerate(FRAMES):
+                    value = (scene_number, frame_number, key_number)
+                    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(folder / frame)
+    return root
+
+
+def snapshot(root):
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("blur_key", ["blur", "blur_gamma"])
+def test_organize_copies_scene_prefixed_pairs(tmp_path, blur_key):
+    dir_in = fake_gopro(tmp_path / "GOPRO_Large")
+    before = snapshot(dir_in)
+    counts = organize_gopro(dir_in, tmp_path / "out", blur_key=blur_key, progress=False)
+    assert counts == {"train": 4, "test": 2}
+    assert snapshot(dir_in) == before, "inputs must not change"
+    for split, scenes in SCENES.items():
+        pairs = pair_images(tmp_path / "out" / split)
+        names = [a.name for a, _ in pairs]
+        assert names == sorted(f"{scene}_{frame}" for scene in scenes for frame in FRAMES)
+        for blurred, sharp in pairs:
+            scene, frame = blurred.name.rsplit("_", 1)
+            source = dir_in / split / scene
+            assert blurred.read_bytes() == (source / blur_key / frame).read_bytes()
+            assert sharp.read_bytes() == (source / "sharp" / frame).read_bytes()
+            assert not os.path.samefile(blurred, source / blur_key / frame)
+
+
+def test_link_hard_links_and_rerun_replaces(tmp_path):
+    dir_in = fake_gopro(tmp_path / "GOPRO_Large")
+    organize_gopro(dir_in, tmp_path / "out", progress=False)
+    organize_gopro(dir_in, tmp_path / "out", link=True, progress=False)
+    target = tmp_path / "out" / "test" / "B" / "GOPR0384_11_00_000048.png"
+    assert os.path.samefile(target, dir_in / "test" / "GOPR0384_11_00" / "sharp" / "000048.png")
+    leftovers = [p.name for p in (tmp_path / "out").rglob(".*")]
+    assert leftovers == [], "no temporary files may remain"
+
+
+def test_wrong_dir_in_explains_the_layout(tmp_path):
+    dir_in = fake_gopro(tmp_path / "GOPRO_Large")
+    with pytest.raises(DeblurGANError, match=r"no such folder; expected .*\{train,test\}/<scene>/"):
+        organize_gopro(tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(DeblurGANError, match="pass its parent folder"):
+        organize_gopro(dir_in / "train", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DeblurGANError, match="no train/ or test/ folder"):
+        organize_gopro(tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(DeblurGANError, match="choose blur or blur_gamma"):
+        organize_gopro(dir_in, tmp_path / "out", blur_key="sharp")
+    with pytest.raises(DeblurGANError, match="inside --dir_in"):
+        organize_gopro(dir_in, dir_in / "organized")
+    assert not (tmp_path / "out").exists()
+
+
+def test_incomplete_scene_is_named(tmp_path):
+    dir_in = fake_gopro(tmp_path / "GOPRO_Large")
+    lost = dir_in / "train" / "GOPR0374_11_00" / "sharp" / "000048.png"
+    content = lost.read_bytes()
+    lost.unlink()
+    unmatched = r"GOPR0374_11_00: 1 frames are not in both blur/ and sharp/ \(000048"
+    with pytest.raises(DeblurGANError, match=unmatched):
+        organize_gopro(dir_in, tmp_path / "out")
+    lost.write_bytes(content)
+    for path in (dir_in / "test" / "GOPR0384_11_00" / "sharp").iterdir():
+        path.unlink()
+    (dir_in / "test" / "GOPR0384_11_00" / "sharp").rmdir()
+    with pytest.raises(DeblurGANError, match=r"GOPR0384_11_00/sharp: missing"):
+        organize_gopro(dir_in, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_script_end_to_end(tmp_path):
+    dir_in = fake_gopro(tmp_path / "GOPRO_Large")
+    env = dict(os.environ, PYTHONPATH=str(SCRIPT.parents[1]))
+    run = [sys.executable, str(SCRIPT), "--dir_in", str(dir_in), "--dir_out", str(tmp_path / "out")]
+    done = subprocess.run([*run, "--blur_key", "blur_gamma"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "train: 4 pairs copied" in done.stdout and "test: 2 pairs copied" in done.stdout
+    assert len(list((tmp_path / "out" / "train" / "A").iterdir())) == 4
+    bad = [sys.executable, str(SCRIPT), "--dir_in", str(tmp_path / "nope"), "--dir_out", str(tmp_path / "o")]
+    failed = subprocess.run(bad, capture_output=True, text=True, env=env)
+    assert failed.returncode == 2
+    # TensorFlow may log start-up lines before ours; the error itself is one line, no traceback.
+    assert failed.stderr.splitlines()[-1].startswith("error: ") and "Traceback" not in failed.stderr
+    assert "nope: no such folder" in failed.stderr
