@@ -205,7 +205,9 @@ class DeblurGANTrainer:
             ("critic_optimizer", self.critic_optimizer if self.critic is not None else None),
         ):
             if owner is not None:
-                named += [(f"{prefix}/{i}/{v.path}", v) for i, v in enumerate(owner.variables)]
+                # By position: Keras numbers seed-generator names process-wide, so paths can differ
+                # between the run that saved and the one that resumes.
+                named += [(f"{prefix}/{i}", v) for i, v in enumerate(owner.variables)]
         return named
 
     def get_state(self):
@@ -219,6 +221,11 @@ class DeblurGANTrainer:
         if missing:
             raise ValueError(f"training state lacks {len(missing)} variables, e.g. {missing[0]}")
         for name, variable in self.state_variables():
+            if tuple(state[name].shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"training state {name} ({variable.path}) has shape {state[name].shape}, "
+                    f"the network has {tuple(variable.shape)}"
+                )
             variable.assign(state[name])
         if "trainer/rng" in state:
             self.rng.bit_generator.state = json.loads(str(state["trainer/rng"]))
@@ -230,6 +237,7 @@ def gradient_penalty(critic_fn, real, fake, alpha):
     ``critic_fn`` maps images to scores (any shape per sample: a PatchGAN map is summed, so the
     gradient is that of the sum of the sample's patch scores). ``alpha`` has shape (batch, 1, 1, 1).
     """
+    real, fake, alpha = (ops.convert_to_tensor(t, dtype="float32") for t in (real, fake, alpha))
     interpolated = alpha * real + (1.0 - alpha) * fake
     gradients = input_gradient(critic_fn, interpolated)
     return losses.gradient_penalty_from_gradients(gradients)
