@@ -40,7 +40,11 @@ def _trainer(gan_mode, critic_updates=1):
     else:
         critic = patchgan_critic_model(n_filters=4, n_layers=2)
     return DeblurGANTrainer(
-        generator, critic, gan_mode=gan_mode, content_loss=losses.content_loss("l1"), critic_updates=critic_updates
+        generator,
+        critic,
+        gan_mode=gan_mode,
+        content_loss=losses.content_loss("l1"),
+        critic_updates=critic_updates,
     )
 
 
