@@ -335,6 +335,8 @@ class _Run:
         if trainer.critic is not None:
             save_model(trainer.critic, self.weights_dir / f"discriminator_{epoch}.h5")
         self._save_state(epoch + 1, 0)
+        # The complete epoch supersedes a checkpoint saved when this epoch was interrupted.
+        (self.weights_dir / f"generator_{epoch}_interrupted.h5").unlink(missing_ok=True)
 
     def _save_interrupted(self, epoch, batch_index):
         trainer = self.trainer

@@ -1,0 +1,249 @@
+"""scripts/train.py and deblurgan.training_loop end to end, with tiny networks and generated pairs."""
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import deblurgan
+from deblurgan.errors import DeblurGANError
+from deblurgan.training import DeblurGANTrainer
+from deblurgan.training_loop import TrainingOptions, resume_training, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(
+    batch_size=2, crop_size=32, n_filters=4, n_blocks=1, critic_filters=4, critic_updates=2,
+    content_loss="l1", val_images=2, workers=0, progress=False,
+)  # fmt: skip
+TINY_ARGS = [
+    "--batch_size", "2", "--crop_size", "32", "--n_filters", "4", "--n_blocks", "1",
+    "--critic_filters", "4", "--critic_updates", "2", "--content_loss", "l1", "--val_images", "2",
+    "--no_progress",
+]  # fmt: skip
+
+
+def _write_pairs(folder, n, size=(40, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        sharp = rng.integers(0, 256, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
+        sharp = np.kron(sharp, np.ones((8, 8, 1), dtype=np.uint8))
+        blurred = ((sharp.astype(np.float32) + np.roll(sharp, 3, axis=1)) / 2).astype(np.uint8)
+        for sub, image in (("A", blurred), ("B", sharp)):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / sub / f"pair_{i:02d}.png")
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    root = tmp_path / "images"
+    _write_pairs(root / "train", 6)
+    _write_pairs(root / "test", 2, seed=1)
+    return root
+
+
+def _run_script(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train.py"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def _options(data_dir, tmp_path, name="run", **overrides):
+    values = {**TINY, **overrides}
+    return TrainingOptions(
+        data_dir=str(data_dir), weights_dir=str(tmp_path / name / "weights"),
+        log_dir=str(tmp_path / name / "logs"), **values,
+    )  # fmt: skip
+
+
+def _generator_weights(weights_dir, epoch):
+    (path,) = Path(weights_dir).glob(f"generator_{epoch}_*.h5")
+    return deblurgan.load_generator(path).get_weights()
+
+
+def _assert_same_weights(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_two_epoch_run_writes_exactly_the_expected_files_then_resume_continues(data_dir, tmp_path):
+    weights, logs = tmp_path / "weights", tmp_path / "logs"
+    common = ["--data_dir", str(data_dir), "--weights_dir", str(weights), "--log_dir", str(logs), *TINY_ARGS]
+    result = _run_script("--n_epochs", "2", *common)
+    assert result.returncode == 0, result.stderr
+
+    names = sorted(p.name for p in weights.iterdir())
+    assert len(names) == 6
+    assert names[:2] == ["discriminator_0.h5", "discriminator_1.h5"]
+    assert names[2].startswith("generator_0_") and names[3].startswith("generator_1_")
+    assert names[4:] == ["options.json", "training_state.npz"]
+    for name in names[2:4]:
+        loss = float(name.split("_", 2)[2].removesuffix(".h5"))
+        assert loss > 0
+        assert deblurgan.load_generator(weights / name).output_shape == (None, None, None, 3)
+    deblurgan.load_critic(weights / "discriminator_1.h5")
+    options = json.loads((weights / "options.json").read_text())
+    assert options["gan_mode"] == "wgan" and options["critic"] == "sicara" and options["content_loss"] == "l1"
+    with open(logs / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"generator/content", "generator/adversarial", "critic/wasserstein", "val/psnr"} <= set(rows[0])
+    assert list(logs.glob("events.out.tfevents.*"))
+    state = np.load(weights / "training_state.npz")
+    assert int(state["run/epoch"]) == 2
+    generator_steps = int(state["generator_optimizer/0"])  # the Adam iteration counter
+    assert generator_steps == 2 * 3  # 6 pairs / batch 2 = 3 steps per epoch
+
+    result = _run_script("--n_epochs", "3", "--resume", *common)
+    assert result.returncode == 0, result.stderr
+    assert "resuming at epoch 2" in result.stdout
+    assert len(list(weights.glob("generator_2_*.h5"))) == 1
+    state = np.load(weights / "training_state.npz")
+    assert int(state["run/epoch"]) == 3
+    assert int(state["generator_optimizer/0"]) == generator_steps + 3  # the saved optimizer went on
+    with open(logs / "losses.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gan_mode", ["wgan", "wgan-gp"])
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(data_dir, tmp_path, gan_mode):
+    train(_options(data_dir, tmp_path, "straight", n_epochs=3, gan_mode=gan_mode))
+    train(_options(data_dir, tmp_path, "resumed", n_epochs=2, gan_mode=gan_mode))
+    resume_training(_options(data_dir, tmp_path, "resumed", n_epochs=3, gan_mode=gan_mode))
+    _assert_same_weights(
+        _generator_weights(tmp_path / "straight" / "weights", 2),
+        _generator_weights(tmp_path / "resumed" / "weights", 2),
+    )
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_state_that_resumes_mid_epoch_exactly(data_dir, tmp_path, monkeypatch):
+    train(_options(data_dir, tmp_path, "straight", n_epochs=2))
+    original = DeblurGANTrainer.train_on_batch
+    calls = {"n": 0}
+
+    def interrupt_at_fifth_step(self, blurred, sharp):
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 1, batch 1
+            raise KeyboardInterrupt
+        return original(self, blurred, sharp)
+
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", interrupt_at_fifth_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    weights = tmp_path / "interrupted" / "weights"
+    assert (weights / "generator_1_interrupted.h5").is_file()
+    state = np.load(weights / "training_state.npz")
+    assert (int(state["run/epoch"]), int(state["run/batch"])) == (1, 1)
+
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", original)
+    resume_training(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    assert not (weights / "generator_1_interrupted.h5").exists()  # superseded by the finished epoch
+    _assert_same_weights(
+        _generator_weights(tmp_path / "straight" / "weights", 1), _generator_weights(weights, 1)
+    )
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+    original = DeblurGANTrainer.train_on_batch
+    calls = {"n": 0}
+
+    def nan_in_second_epoch(self, blurred, sharp):
+        calls["n"] += 1
+        logs = original(self, blurred, sharp)
+        if calls["n"] == 4:
+            logs["generator/content"] = float("nan")
+        return logs
+
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", nan_in_second_epoch)
+    options = _options(data_dir, tmp_path, n_epochs=3, gan_mode="none")
+    with pytest.raises(DeblurGANError, match=r"generator/content became nan at epoch 1, batch 0"):
+        train(options)
+    weights = Path(options.weights_dir)
+    assert [p.name.split("_")[1] for p in weights.glob("generator_*.h5")] == ["0"]
+    assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
+
+
+def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
+    train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
+    with pytest.raises(DeblurGANError, match="continue it with --resume"):
+        train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
+
+
+def test_resume_with_other_options_is_refused(data_dir, tmp_path):
+    train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
+    with pytest.raises(DeblurGANError, match=r"options.json: the run was started with crop_size=32"):
+        resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none", crop_size=24))
+
+
+def _one_line_error(result):
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_bad_data_gives_one_clear_line(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "A").mkdir(parents=True)
+    (empty / "B").mkdir()
+    line = _one_line_error(_run_script("--data_dir", str(empty), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS))
+    assert line.startswith("error: ") and str(empty) in line
+
+    unmatched = tmp_path / "unmatched"
+    _write_pairs(unmatched, 3)
+    (unmatched / "B" / "pair_01.png").rename(unmatched / "B" / "other.png")
+    line = _one_line_error(
+        _run_script("--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS)
+    )
+    assert "pair_01.png" in line and "other.png" in line
+
+    line = _one_line_error(
+        _run_script("--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "none"), "--resume", *TINY_ARGS)
+    )
+    assert "nothing to resume" in line
+
+
+@pytest.mark.slow
+def test_corrupt_file_is_skipped_and_counted(data_dir, tmp_path):
+    (data_dir / "train" / "A" / "pair_03.png").write_bytes(b"not a png")
+    result = _run_script(
+        "--data_dir", str(data_dir), "--weights_dir", str(tmp_path / "w"), "--log_dir", str(tmp_path / "l"),
+        "--n_epochs", "1", *TINY_ARGS,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "pair_03.png" in result.stderr
+    assert "1 unreadable image pairs were skipped" in result.stdout
+
+
+@pytest.mark.slow
+def test_readme_command_runs_on_the_embedded_dataset(tmp_path):
+    """The documented command, full-size networks, on images/ (issue: sample dataset + training)."""
+    shutil.copytree(REPO / "images", tmp_path / "images")
+    result = _run_script("--n_epochs", "1", "--batch_size", "2", "--critic_updates", "5", "--no_progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (checkpoint,) = (tmp_path / "weights").glob("generator_0_*.h5")
+    assert deblurgan.load_generator(checkpoint).count_params() == 11_399_171
+    assert (tmp_path / "weights" / "discriminator_0.h5").is_file()
+    assert (tmp_path / "logs" / "losses.csv").is_file()
+
+
+def test_options_dataclass_matches_the_script_defaults():
+    """train.py shows TrainingOptions' defaults; a drift between them would mislead users."""
+    defaults = dataclasses.asdict(TrainingOptions())
+    assert (defaults["n_epochs"], defaults["batch_size"], defaults["critic_updates"]) == (50, 2, 5)
+    assert (defaults["data_dir"], defaults["weights_dir"], defaults["gan_mode"]) == ("images", "weights", "wgan")
+    assert keras.backend.backend() in ("tensorflow", "jax", "torch")
