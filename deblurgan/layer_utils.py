@@ -6,6 +6,8 @@ registered as serializable, so ``keras.models.load_model`` finds it after ``impo
 without ``custom_objects``.
 """
 
+import numbers
+
 import keras
 from keras import layers, ops
 
@@ -26,8 +28,15 @@ class ReflectionPadding2D(layers.Layer):
 
     def __init__(self, padding=(1, 1), **kwargs):
         super().__init__(**kwargs)
-        if isinstance(padding, int):
+        if isinstance(padding, numbers.Integral):
             padding = (padding, padding)
+        padding = tuple(padding)
+        # Checked here: a bad value would otherwise fail later, deep inside the backend's pad op.
+        if len(padding) != 2 or any(not isinstance(p, numbers.Integral) or p < 0 for p in padding):
+            raise ValueError(
+                f"ReflectionPadding2D padding must be an int or (pad_height, pad_width) of "
+                f"non-negative ints, got {padding!r}"
+            )
         self.padding = tuple(int(p) for p in padding)
 
     def call(self, inputs):
