@@ -53,7 +53,9 @@ def test_reflection_padding_config_round_trip():
     assert rebuilt.get_config() == layer.get_config()
     assert rebuilt.padding == (2, 3) and rebuilt.name == "pad"
     x = _random((1, 6, 7, 2))
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(rebuilt(x)), keras.ops.convert_to_numpy(layer(x)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(rebuilt(x)), keras.ops.convert_to_numpy(layer(x))
+    )
 
 
 @pytest.mark.parametrize("mode", GlobalSkip.MODES)
