@@ -73,6 +73,10 @@ class GlobalSkip(layers.Layer):
 
     def __init__(self, mode="average", **kwargs):
         super().__init__(**kwargs)
+        # Keras' legacy .h5 loader turns a string config value that names a function of
+        # keras.layers back into that function: "average" comes back as keras.layers.average.
+        if callable(mode) and getattr(mode, "__name__", None) in self.MODES:
+            mode = mode.__name__
         if mode not in self.MODES:
             raise ValueError(f"GlobalSkip mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode

@@ -124,3 +124,8 @@ def test_global_skip_rejects_unknown_mode():
 def test_normalization_rejects_unknown_norm():
     with pytest.raises(ValueError, match="norm"):
         normalization("layer", "n")
+
+
+def test_global_skip_accepts_the_function_the_legacy_h5_loader_substitutes():
+    # Keras' .h5 loader hands back keras.layers.average for the saved string "average".
+    assert GlobalSkip(keras.layers.average).mode == "average"
