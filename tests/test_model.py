@@ -220,7 +220,7 @@ def test_patchgan_is_fully_convolutional_without_sigmoid(randomize_weights):
 
     scores = _numpy(c(_inputs((2, 64, 64, 3)) * 3))
     assert scores.shape == (2, 8, 8, 1)
-    assert scores.min() < 0 and scores.max() > 1 or np.ptp(scores) > 1  # not squashed to (0, 1)
+    assert scores.min() < 0 or scores.max() > 1  # values no sigmoid could give
     assert _numpy(c(_inputs((1, 48, 80, 3)))).shape == (1, 6, 10, 1)
 
 
