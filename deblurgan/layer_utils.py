@@ -6,6 +6,8 @@ registered as serializable, so ``keras.models.load_model`` finds it after ``impo
 without ``custom_objects``.
 """
 
+import numbers
+
 import keras
 from keras import layers, ops
 
@@ -26,8 +28,15 @@ class ReflectionPadding2D(layers.Layer):
 
     def __init__(self, padding=(1, 1), **kwargs):
         super().__init__(**kwargs)
-        if isinstance(padding, int):
+        if isinstance(padding, numbers.Integral):
             padding = (padding, padding)
+        padding = tuple(padding)
+        # Checked here: a bad value would otherwise fail later, deep inside the backend's pad op.
+        if len(padding) != 2 or any(not isinstance(p, numbers.Integral) or p < 0 for p in padding):
+            raise ValueError(
+                f"ReflectionPadding2D padding must be an int or (pad_height, pad_width) of "
+                f"non-negative ints, got {padding!r}"
+            )
         self.padding = tuple(int(p) for p in padding)
 
     def call(self, inputs):
@@ -64,6 +73,10 @@ class GlobalSkip(layers.Layer):
 
     def __init__(self, mode="average", **kwargs):
         super().__init__(**kwargs)
+        # Keras' legacy .h5 loader turns a string config value that names a function of
+        # keras.layers back into that function: "average" comes back as keras.layers.average.
+        if callable(mode) and getattr(mode, "__name__", None) in self.MODES:
+            mode = mode.__name__
         if mode not in self.MODES:
             raise ValueError(f"GlobalSkip mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode

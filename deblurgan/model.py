@@ -96,10 +96,10 @@ def generator_model(
 
 
 def discriminator_model(
-    input_shape=(256, 256, 3),
+    input_shape=None,
     n_filters=64,
     n_layers=3,
-    norm="batch",
+    norm=None,
     architecture="sicara",
     name=None,
 ):
@@ -108,6 +108,7 @@ def discriminator_model(
     The Sicara critic: Conv 4x4/2 with 64, 64, 128, 256 filters (norm from the second on,
     LeakyReLU 0.2), Conv 4x4/1 to 512 with norm and LeakyReLU, Conv 4x4/1 to 1, Flatten,
     Dense 1024 tanh, Dense 1 sigmoid. Its Dense layers fix the input size (256x256 by default).
+    ``norm`` defaults to ``"batch"`` here.
 
     For ``"patchgan"`` this returns :func:`patchgan_critic_model` (``input_shape`` defaults to any
     size there, and ``norm`` to instance norm unless given).
@@ -118,13 +119,14 @@ def discriminator_model(
     """
     if architecture == "patchgan":
         return patchgan_critic_model(
-            input_shape=input_shape, n_filters=n_filters, n_layers=n_layers,
-            norm="instance" if norm == "batch" else norm, name=name or "critic",
+            input_shape=input_shape or (None, None, 3), n_filters=n_filters, n_layers=n_layers,
+            norm=norm or "instance", name=name or "critic",
         )
     if architecture != "sicara":
         raise ValueError(f"architecture must be 'sicara' or 'patchgan', got {architecture!r}")
 
-    inputs = keras.Input(shape=input_shape, name="image")
+    norm = norm or "batch"
+    inputs = keras.Input(shape=input_shape or (256, 256, 3), name="image")
     x = layers.Conv2D(n_filters, 4, strides=2, padding="same", name="conv_1")(inputs)
     x = layers.LeakyReLU(0.2, name="lrelu_1")(x)
     for n in range(n_layers):
@@ -148,22 +150,25 @@ def patchgan_critic_model(
 ):
     """The paper's PatchGAN critic: one unbounded score per overlapping patch, no sigmoid.
 
-    Conv 4x4/2 to ``n_filters`` with LeakyReLU 0.2 and no norm, then ``n_layers`` Conv 4x4/2
+    Conv 4x4/2 to ``n_filters`` with LeakyReLU 0.2 and no norm, then ``n_layers - 1`` Conv 4x4/2
     (filters doubling, capped at 8x) with norm and LeakyReLU, a Conv 4x4/1 with norm and
-    LeakyReLU, and a Conv 4x4/1 to one channel. Fully convolutional: a 256x256 input gives a
-    16x16 score map. Instance norm (not batch norm) keeps the critic's output for one sample
-    independent of the others in the batch, which the per-sample gradient penalty assumes.
+    LeakyReLU, and a Conv 4x4/1 to one channel: with ``n_layers=3`` this is C64-C128-C256-C512-1,
+    pix2pix's 70x70 PatchGAN (``NLayerDiscriminator(n_layers=3)``, DeblurGAN's ``basic`` critic).
+    Fully convolutional: a 256x256 input gives a 32x32 score map. Instance norm (not batch norm)
+    keeps the critic's output for one sample independent of the others in the batch, which the
+    per-sample gradient penalty assumes.
     """
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(n_filters, 4, strides=2, padding="same", name="conv_1")(inputs)
     x = layers.LeakyReLU(0.2, name="lrelu_1")(x)
-    for n in range(1, n_layers + 1):
+    # As pix2pix counts n_layers: the stride-1 layer is the n_layers-th after the first conv.
+    for n in range(1, n_layers):
         i = n + 1
         x = layers.Conv2D(n_filters * min(2**n, 8), 4, strides=2, padding="same", name=f"conv_{i}")(x)
         x = normalization(norm, f"norm_{i}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
-    i = n_layers + 2
-    x = layers.Conv2D(n_filters * min(2 ** (n_layers + 1), 8), 4, padding="same", name=f"conv_{i}")(x)
+    i = n_layers + 1
+    x = layers.Conv2D(n_filters * min(2**n_layers, 8), 4, padding="same", name=f"conv_{i}")(x)
     x = normalization(norm, f"norm_{i}")(x)
     x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
     outputs = layers.Conv2D(1, 4, padding="same", name="conv_score")(x)

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny networks with non-trivial weights, and fresh-process Python runs."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def randomize_weights(model, seed=0):
+    """Gives every weight of ``model`` a seeded random value, BN moving statistics included.
+
+    Fresh Keras layers have zero biases, unit scales and identity moving statistics, so a test on
+    them cannot tell an ignored or mis-loaded weight from a correct one; these values can.
+    Kernels are scaled by their fan-in so activations stay in a useful range.
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        name = variable.name
+        if name == "moving_variance":
+            value = rng.uniform(0.5, 2.0, shape)
+        elif name in ("gamma", "scale"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name in ("moving_mean", "beta", "bias"):
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+        variable.assign(value.astype("float32"))
+    return model
+
+
+@pytest.fixture(name="randomize_weights")
+def randomize_weights_fixture():
+    """The :func:`randomize_weights` function (``randomize_weights(model, seed=0)``)."""
+    return randomize_weights
+
+
+@pytest.fixture
+def tiny_generator():
+    """``generator_model(n_filters=8, n_blocks=1)`` with seeded random weights and BN statistics."""
+    import deblurgan
+
+    return randomize_weights(deblurgan.generator_model(n_filters=8, n_blocks=1), seed=0)
+
+
+def run_python(code, backend="tensorflow", cwd=None, timeout=600):
+    """Runs ``code`` in a fresh Python process with ``KERAS_BACKEND=backend``; returns its stdout.
+
+    The environment, the interpreter and the working directory are inherited; the repository
+    root is put first on PYTHONPATH so an uninstalled checkout imports this copy of deblurgan.
+    A non-zero exit fails the calling test with the child's stderr.
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"subprocess (KERAS_BACKEND={backend}) exited {result.returncode}:\n"
+            f"{result.stderr[-4000:]}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+@pytest.fixture(name="run_python")
+def run_python_fixture():
+    """The :func:`run_python` function (``run_python(code, backend="tensorflow", cwd=None)``)."""
+    return run_python

@@ -1,0 +1,157 @@
+"""Saving and loading: the three Sicara-style loads, .keras export, clear errors, atomic writes."""
+
+import numpy as np
+import pytest
+
+import deblurgan
+from deblurgan.checkpoints import export_keras, load_critic, load_generator, save_model
+from deblurgan.errors import DeblurGANError
+from deblurgan.model import discriminator_model, generator_model
+
+
+def _fixed_input(size=32):
+    return np.random.default_rng(7).uniform(-1, 1, (1, size, size, 3)).astype("float32")
+
+
+def _predict(model, x):
+    return np.asarray(model.predict(x, verbose=0))
+
+
+LOAD_THREE_WAYS = """
+import sys
+import numpy as np
+path, x_path = sys.argv[1:] if len(sys.argv) > 2 else ("generator_49.h5", "x.npy")
+x = np.load(x_path)
+outputs = {}
+
+import deblurgan
+outputs["load_generator"] = deblurgan.load_generator(path).predict(x, verbose=0)
+
+import keras
+model = keras.models.load_model(path)  # no custom_objects: importing deblurgan registered them
+outputs["keras_load_model"] = model.predict(x, verbose=0)
+
+g = deblurgan.generator_model()
+g.load_weights(path)
+outputs["load_weights"] = g.predict(x, verbose=0)
+np.savez("outputs.npz", **outputs)
+print(type(model).__name__, model.count_params())
+"""
+
+
+@pytest.mark.slow
+def test_full_generator_h5_loads_three_ways_in_a_fresh_process(tmp_path, randomize_weights, run_python):
+    g = randomize_weights(generator_model(), seed=11)
+    x = _fixed_input()
+    expected = _predict(g, x)
+    save_model(g, tmp_path / "generator_49.h5")
+    np.save(tmp_path / "x.npy", x)
+
+    stdout = run_python(LOAD_THREE_WAYS, cwd=tmp_path)
+
+    assert stdout.split() == ["Functional", "11399171"]
+    outputs = np.load(tmp_path / "outputs.npz")
+    assert sorted(outputs.files) == ["keras_load_model", "load_generator", "load_weights"]
+    for how in outputs.files:
+        np.testing.assert_allclose(outputs[how], expected, atol=1e-6, err_msg=how)
+    assert np.ptp(expected) > 0.1  # random weights give a non-trivial output to compare
+
+
+@pytest.mark.backend
+def test_keras_export_round_trip(tmp_path, tiny_generator):
+    h5 = save_model(tiny_generator, tmp_path / "generator_1.h5")
+    exported = export_keras(h5)
+    assert exported == tmp_path / "generator_1.keras"
+    x = _fixed_input()
+
+    for path in (h5, exported):
+        np.testing.assert_allclose(_predict(load_generator(path), x), _predict(tiny_generator, x), atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_1.h5", "generator_1.keras"]
+
+
+@pytest.fixture
+def critic_h5(tmp_path):
+    return save_model(discriminator_model(input_shape=(32, 32, 3), n_filters=4), tmp_path / "critic.h5")
+
+
+def _assert_clear_error(load, path, *words):
+    with pytest.raises(DeblurGANError) as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+    return message
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    _assert_clear_error(load_generator, tmp_path / "generator_49.h5", "no such file")
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_truncated_file_is_a_clear_error(tmp_path, tiny_generator, suffix):
+    path = save_model(tiny_generator, tmp_path / f"generator{suffix}")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _assert_clear_error(load_generator, path)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_text_file_is_a_clear_error(tmp_path, suffix):
+    path = tmp_path / f"generator{suffix}"
+    path.write_text("<html>404 Not Found</html>\n")
+    _assert_clear_error(load_generator, path, "not a")
+
+
+def test_critic_passed_as_generator_is_a_clear_error(critic_h5):
+    _assert_clear_error(load_generator, critic_h5, "critic")
+
+
+def test_generator_passed_as_critic_is_a_clear_error(tmp_path, tiny_generator):
+    path = save_model(tiny_generator, tmp_path / "generator.h5")
+    _assert_clear_error(load_critic, path, "generator")
+
+
+def test_critic_loads_as_critic(critic_h5):
+    assert load_critic(critic_h5).output_shape == (None, 1)
+
+
+def test_weights_only_file_is_a_clear_error(tmp_path, tiny_generator):
+    path = tmp_path / "generator.weights.h5"
+    tiny_generator.save_weights(path)
+    _assert_clear_error(load_generator, path, "weights only", "load_weights")
+
+
+def test_unknown_extension_is_a_clear_error(tmp_path, tiny_generator):
+    with pytest.raises(DeblurGANError, match="generator.pt"):
+        save_model(tiny_generator, tmp_path / "generator.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+class _FailingModel:
+    """Writes part of a file, then fails, as a save interrupted by a full disk would."""
+
+    def save(self, path):
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF partial")
+        raise OSError("No space left on device")
+
+
+def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "generator_49.h5"
+    path.write_bytes(b"previous checkpoint")
+
+    with pytest.raises(OSError, match="No space"):
+        save_model(_FailingModel(), path)
+
+    assert path.read_bytes() == b"previous checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["generator_49.h5"]
+
+
+def test_save_replaces_an_existing_file(tmp_path, tiny_generator):
+    path = tmp_path / "generator.h5"
+    path.write_bytes(b"old")
+    save_model(tiny_generator, path)
+    assert deblurgan.load_generator(path).count_params() == tiny_generator.count_params()
+    assert [p.name for p in tmp_path.iterdir()] == ["generator.h5"]
