@@ -93,15 +93,6 @@ class GlobalSkip(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
 
-    @classmethod
-    def from_config(cls, config):
-        # Legacy .h5 loading turns config strings that name a keras.layers function into that
-        # function, so "average" comes back as keras.layers.average; map it back to its name.
-        mode = config.get("mode")
-        if callable(mode):
-            config = {**config, "mode": mode.__name__}
-        return cls(**config)
-
 
 def normalization(norm, name):
     """The normalization layer for ``norm`` in ``NORMALIZATIONS``.

@@ -82,9 +82,7 @@ def generator_model(
             x = layers.UpSampling2D(2, interpolation="nearest", name=f"up_{i}_upsample")(x)
             x = layers.Conv2D(n_filters * mult, 3, padding="same", name=f"up_{i}_conv")(x)
         else:
-            x = layers.Conv2DTranspose(
-                n_filters * mult, 3, strides=2, padding="same", name=f"up_{i}_conv"
-            )(x)
+            x = layers.Conv2DTranspose(n_filters * mult, 3, strides=2, padding="same", name=f"up_{i}_conv")(x)
         x = normalization(norm, f"up_{i}_norm")(x)
         x = layers.Activation("relu", name=f"up_{i}_relu")(x)
 
@@ -119,8 +117,11 @@ def discriminator_model(
     """
     if architecture == "patchgan":
         return patchgan_critic_model(
-            input_shape=input_shape or (None, None, 3), n_filters=n_filters, n_layers=n_layers,
-            norm=norm or "instance", name=name or "critic",
+            input_shape=input_shape or (None, None, 3),
+            n_filters=n_filters,
+            n_layers=n_layers,
+            norm=norm or "instance",
+            name=name or "critic",
         )
     if architecture != "sicara":
         raise ValueError(f"architecture must be 'sicara' or 'patchgan', got {architecture!r}")
@@ -150,25 +151,25 @@ def patchgan_critic_model(
 ):
     """The paper's PatchGAN critic: one unbounded score per overlapping patch, no sigmoid.
 
-    Conv 4x4/2 to ``n_filters`` with LeakyReLU 0.2 and no norm, then ``n_layers - 1`` Conv 4x4/2
+    Conv 4x4/2 to ``n_filters`` with LeakyReLU 0.2 and no norm, then ``n_layers`` Conv 4x4/2
     (filters doubling, capped at 8x) with norm and LeakyReLU, a Conv 4x4/1 with norm and
-    LeakyReLU, and a Conv 4x4/1 to one channel: with ``n_layers=3`` this is C64-C128-C256-C512-1,
-    pix2pix's 70x70 PatchGAN (``NLayerDiscriminator(n_layers=3)``, DeblurGAN's ``basic`` critic).
-    Fully convolutional: a 256x256 input gives a 32x32 score map. Instance norm (not batch norm)
-    keeps the critic's output for one sample independent of the others in the batch, which the
-    per-sample gradient penalty assumes.
+    LeakyReLU, and a Conv 4x4/1 to one channel. The default (``n_layers=3``, three stride-2
+    convolutions after the first) is C64-C128-C256-C512-C512-1 with 142x142-pixel patches and a
+    16x16 score map for a 256x256 input; ``n_layers=2`` is pix2pix's 70x70 PatchGAN
+    (``NLayerDiscriminator(n_layers=3)`` there, DeblurGAN's ``basic`` critic). Instance norm
+    (not batch norm) keeps the critic's output for one sample independent of the others in the
+    batch, which the per-sample gradient penalty assumes.
     """
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(n_filters, 4, strides=2, padding="same", name="conv_1")(inputs)
     x = layers.LeakyReLU(0.2, name="lrelu_1")(x)
-    # As pix2pix counts n_layers: the stride-1 layer is the n_layers-th after the first conv.
-    for n in range(1, n_layers):
+    for n in range(1, n_layers + 1):
         i = n + 1
         x = layers.Conv2D(n_filters * min(2**n, 8), 4, strides=2, padding="same", name=f"conv_{i}")(x)
         x = normalization(norm, f"norm_{i}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
-    i = n_layers + 1
-    x = layers.Conv2D(n_filters * min(2**n_layers, 8), 4, padding="same", name=f"conv_{i}")(x)
+    i = n_layers + 2
+    x = layers.Conv2D(n_filters * min(2 ** (n_layers + 1), 8), 4, padding="same", name=f"conv_{i}")(x)
     x = normalization(norm, f"norm_{i}")(x)
     x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
     outputs = layers.Conv2D(1, 4, padding="same", name="conv_score")(x)

@@ -219,27 +219,36 @@ def test_patchgan_is_fully_convolutional_without_sigmoid(randomize_weights):
     assert all(layer.get_config().get("activation") in (None, "linear") for layer in c.layers)
 
     scores = _numpy(c(_inputs((2, 64, 64, 3)) * 3))
-    assert scores.shape == (2, 8, 8, 1)
+    assert scores.shape == (2, 4, 4, 1)
     assert scores.min() < 0 or scores.max() > 1  # values no sigmoid could give
-    assert _numpy(c(_inputs((1, 48, 80, 3)))).shape == (1, 6, 10, 1)
+    assert _numpy(c(_inputs((1, 48, 80, 3)))).shape == (1, 3, 5, 1)
 
 
 @pytest.mark.slow
-def test_patchgan_default_is_the_70x70_pix2pix_critic():
+def test_patchgan_default_has_three_stride_2_convolutions_after_the_first():
     c = patchgan_critic_model()
     assert [(layer.filters, layer.strides) for layer in c.layers if type(layer).__name__ == "Conv2D"] == [
         (64, (2, 2)),
         (128, (2, 2)),
         (256, (2, 2)),
+        (512, (2, 2)),
         (512, (1, 1)),
         (1, (1, 1)),
     ]
-    assert _receptive_field(c) == 70
+    assert _receptive_field(c) == 142
+    assert c(_inputs((1, 256, 256, 3))).shape == (1, 16, 16, 1)
     norms = [layer for layer in c.layers if type(layer).__name__ == "GroupNormalization"]
-    assert len(norms) == 3 and all(layer.groups == layer.input.shape[-1] for layer in norms)
+    assert len(norms) == 4 and all(layer.groups == layer.input.shape[-1] for layer in norms)
     same = discriminator_model(architecture="patchgan")
     assert same.input_shape == (None, None, None, 3)
     assert [_signature(layer) for layer in same.layers] == [_signature(layer) for layer in c.layers]
+
+
+def test_patchgan_with_two_layers_is_the_70x70_pix2pix_critic():
+    c = patchgan_critic_model(n_layers=2)
+    strides = [layer.strides[0] for layer in c.layers if type(layer).__name__ == "Conv2D"]
+    assert strides == [2, 2, 2, 1, 1]
+    assert _receptive_field(c) == 70
 
 
 @pytest.mark.backend
@@ -268,4 +277,4 @@ def test_combined_model_with_patchgan_takes_any_size():
     c = patchgan_critic_model(n_filters=4)
     gd = generator_containing_discriminator_multiple_outputs(g, c)
     restored, scores = gd(_inputs((1, 48, 64, 3)))
-    assert tuple(restored.shape) == (1, 48, 64, 3) and tuple(scores.shape) == (1, 6, 8, 1)
+    assert tuple(restored.shape) == (1, 48, 64, 3) and tuple(scores.shape) == (1, 3, 4, 1)

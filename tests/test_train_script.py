@@ -157,7 +157,9 @@ def test_ctrl_c_saves_a_state_that_resumes_mid_epoch_exactly(data_dir, tmp_path,
     )
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
+    data_dir, tmp_path, monkeypatch
+):
     original = DeblurGANTrainer.train_on_batch
     calls = {"n": 0}
 
@@ -200,7 +202,9 @@ def test_bad_data_gives_one_clear_line(tmp_path):
     empty = tmp_path / "empty"
     (empty / "A").mkdir(parents=True)
     (empty / "B").mkdir()
-    line = _one_line_error(_run_script("--data_dir", str(empty), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS))
+    line = _one_line_error(
+        _run_script("--data_dir", str(empty), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS)
+    )
     assert line.startswith("error: ") and str(empty) in line
 
     unmatched = tmp_path / "unmatched"
@@ -212,7 +216,9 @@ def test_bad_data_gives_one_clear_line(tmp_path):
     assert "pair_01.png" in line and "other.png" in line
 
     line = _one_line_error(
-        _run_script("--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "none"), "--resume", *TINY_ARGS)
+        _run_script(
+            "--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "none"), "--resume", *TINY_ARGS
+        )
     )
     assert "nothing to resume" in line
 
@@ -233,7 +239,9 @@ def test_corrupt_file_is_skipped_and_counted(data_dir, tmp_path):
 def test_readme_command_runs_on_the_embedded_dataset(tmp_path):
     """The documented command, full-size networks, on images/ (issue: sample dataset + training)."""
     shutil.copytree(REPO / "images", tmp_path / "images")
-    result = _run_script("--n_epochs", "1", "--batch_size", "2", "--critic_updates", "5", "--no_progress", cwd=tmp_path)
+    result = _run_script(
+        "--n_epochs", "1", "--batch_size", "2", "--critic_updates", "5", "--no_progress", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     (checkpoint,) = (tmp_path / "weights").glob("generator_0_*.h5")
     assert deblurgan.load_generator(checkpoint).count_params() == 11_399_171
@@ -245,5 +253,9 @@ def test_options_dataclass_matches_the_script_defaults():
     """train.py shows TrainingOptions' defaults; a drift between them would mislead users."""
     defaults = dataclasses.asdict(TrainingOptions())
     assert (defaults["n_epochs"], defaults["batch_size"], defaults["critic_updates"]) == (50, 2, 5)
-    assert (defaults["data_dir"], defaults["weights_dir"], defaults["gan_mode"]) == ("images", "weights", "wgan")
+    assert (defaults["data_dir"], defaults["weights_dir"], defaults["gan_mode"]) == (
+        "images",
+        "weights",
+        "wgan",
+    )
     assert keras.backend.backend() in ("tensorflow", "jax", "torch")
