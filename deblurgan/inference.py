@@ -30,6 +30,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+from deblurgan.checkpoints import load_generator
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import list_images, preprocess_image, read_image, to_unit_range, write_image
 
@@ -285,6 +286,26 @@ class DeblurSummary:
     @property
     def ok(self):
         return not self.failed
+
+
+def load_inference_generator(weight_path):
+    """Loads the generator to deblur with; a missing file says how to get one."""
+    weight_path = Path(weight_path)
+    if not weight_path.exists():
+        raise DeblurGANError(
+            f"--weight_path {weight_path}: no such generator file; train one with scripts/train.py "
+            "or pass --weight_path path/to/generator.h5"
+        )
+    return load_generator(weight_path)
+
+
+def format_summary(summary, output_dir):
+    """The lines a script prints after :func:`deblur_folder`."""
+    lines = [f"deblurred {len(summary.written)} photo(s) into {output_dir}"]
+    if summary.failed:
+        lines.append(f"skipped {len(summary.failed)} unreadable or unwritable file(s):")
+        lines += [f"  {reason}" for _, reason in summary.failed]
+    return "\n".join(lines)
 
 
 def plan_outputs(input_path, output_dir):
