@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"fp32": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 ALIGN = 4  # two stride-2 downsamplings
 MIN_SIDE = 8
-# 2.5 megapixels per forward pass keeps the full generator's peak memory near 3 GiB on CPU (TF);
+# 1.6 megapixels per forward pass keeps the full generator under 4 GiB on CPU (TensorFlow, fp32);
 # a 1280x720 photo still runs in one pass. See benchmarks/bench_inference.py.
-DEFAULT_MAX_PIXELS = 2_500_000
+DEFAULT_MAX_PIXELS = 1_600_000
 FEATHER = 8  # extra overlap beyond the receptive-field radius, used to cross-fade tiles
 # Layers whose output pixel depends on the whole image (per-image statistics).
 _GLOBAL_LAYERS = ("GroupNormalization", "LayerNormalization", "UnitNormalization")
@@ -101,8 +101,10 @@ def with_precision(generator, precision="fp32"):
     """The generator computing in ``precision`` (``fp32``, ``bf16`` or ``fp16``).
 
     For bf16/fp16 the model is rebuilt from its config with every layer under Keras' mixed dtype
-    policy (float32 weights, 16-bit computation) and the weights copied. The result is cached per
-    generator, so calling this per photo is cheap.
+    policy (float32 weights, 16-bit computation) and the weights copied. The output layer (the
+    global skip, which adds the blurred input back) stays in float32, so the photo itself is not
+    rounded to 8 significant bits, only the correction the network computes. The result is cached
+    per generator, so calling this per photo is cheap.
     """
     if precision not in PRECISIONS:
         raise DeblurGANError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -111,10 +113,11 @@ def with_precision(generator, precision="fp32"):
     cache = _precision_cache.setdefault(generator, {})
     if precision not in cache:
         policy = PRECISIONS[precision]
+        output_layers = {id(node_layer) for node_layer in _output_layers(generator)}
 
         def clone_layer(layer):
             config = layer.get_config()
-            config["dtype"] = policy
+            config["dtype"] = "float32" if id(layer) in output_layers else policy
             return layer.__class__.from_config(config)
 
         model = keras.models.clone_model(generator, clone_function=clone_layer)
@@ -123,12 +126,17 @@ def with_precision(generator, precision="fp32"):
     return cache[precision]
 
 
+def _output_layers(model):
+    names = {tensor._keras_history.operation.name for tensor in model.outputs}
+    return [layer for layer in model.layers if layer.name in names]
+
+
 def deblur_array(
     generator,
     image01,
     tile_size=None,
     overlap=None,
-    batch_size=4,
+    batch_size=1,
     precision="fp32",
     max_pixels=DEFAULT_MAX_PIXELS,
 ):
@@ -138,12 +146,12 @@ def deblur_array(
         generator: a DeblurGAN generator (inputs and outputs in [-1, 1]).
         image01: float array ``(height, width, 3)`` in [0, 1].
         tile_size: side of the square tiles fed to the generator (rounded down to a multiple of 4).
-            ``None``: one pass when the padded photo has at most ``max_pixels`` pixels, else tiles of
-            ``sqrt(max_pixels)``.
+            ``None``: one pass when the padded photo has at most ``max_pixels`` pixels, else tiles
+            of side ``sqrt(max_pixels / batch_size)``, so one forward pass stays within the budget.
         overlap: context in pixels around each tile's core (rounded up to a multiple of 4);
             ``None``: :func:`default_overlap`. At least :func:`receptive_field_radius` makes the
             tiled result equal to a single pass.
-        batch_size: tiles per forward pass.
+        batch_size: tiles per forward pass (1 is fastest on CPU: bigger tiles waste less overlap).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :func:`with_precision`).
         max_pixels: the pixel budget of one forward pass when ``tile_size`` is ``None``.
 
@@ -169,7 +177,7 @@ def deblur_array(
         restored = _predict(model, padded[None])[0]
     else:
         if tile_size is None:
-            tile_size = int(math.sqrt(max_pixels))
+            tile_size = int(math.sqrt(max_pixels / batch_size))
         tile_size = (int(tile_size) // ALIGN) * ALIGN
         overlap = default_overlap(generator) if overlap is None else _ceil_to(int(overlap), ALIGN)
         radius = receptive_field_radius(generator)

@@ -32,7 +32,7 @@ from deblurgan.inference import (
               help="Context pixels around each tile; default: the receptive-field radius + 8.")
 @click.option("--max_pixels", type=click.IntRange(min=64), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Pixel budget of one forward pass (bounds memory).")
-@click.option("--batch_size", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Tiles per forward pass.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
               help="bf16 is faster on CPUs with AVX512_BF16/AMX and on recent GPUs.")

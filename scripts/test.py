@@ -26,7 +26,7 @@ from deblurgan.inference import DEFAULT_MAX_PIXELS, PRECISIONS, load_inference_g
 @click.option("--overlap", type=click.IntRange(min=0), default=None, help="Tile context (see deblur.py).")
 @click.option("--max_pixels", type=click.IntRange(min=64), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Pixel budget of one forward pass.")
-@click.option("--batch_size", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Tiles per forward pass.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
 @main_guard
