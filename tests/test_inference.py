@@ -199,3 +199,14 @@ def test_outputs_never_overwrite_inputs(tmp_path):
     _save(tmp_path / "out" / "a.png", np.zeros((8, 8, 3), np.uint8))
     pairs = plan_outputs(tmp_path, tmp_path / "out")
     assert pairs == [(tmp_path / "a.png", tmp_path / "out" / "a.png")]
+
+
+def test_16_bit_rgb_stays_16_bit(generator, tmp_path):
+    from deblurgan.io import read_image, write_image
+
+    write_image(tmp_path / "in" / "c.png", random_photo(26, 30), bit_depth=16)
+    assert read_image(tmp_path / "in" / "c.png").bit_depth == 16
+    deblur_file(generator, tmp_path / "in" / "c.png", tmp_path / "out" / "c.png")
+    restored = read_image(tmp_path / "out" / "c.png")
+    assert restored.bit_depth == 16 and restored.pixels.shape == (26, 30, 3)
+    assert np.any(np.round(restored.pixels * 65535) % 257 != 0)  # not an 8-bit detour
