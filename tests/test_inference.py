@@ -49,6 +49,7 @@ def test_output_has_input_size(generator, shape):
     assert deblur_array(generator, photo).shape == shape + (3,)
 
 
+@pytest.mark.backend
 def test_tiles_that_do_not_divide_the_image_equal_a_single_pass(generator):
     photo = random_photo(333, 517)
     single = deblur_array(generator, photo)
@@ -100,6 +101,7 @@ def test_default_overlap_covers_the_radius(generator):
     assert default_overlap(generator) % 4 == 0
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("precision,dtype", [("bf16", "bfloat16"), ("fp16", "float16")])
 def test_reduced_precision_runs_in_16_bits(generator, precision, dtype):
     model = with_precision(generator, precision)
