@@ -8,7 +8,9 @@ the networks' [-1, 1] range and back.
 
 import dataclasses
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +60,76 @@ def read_image(path):
     try:
         with Image.open(path) as image:
             file_format = image.format
+            if _is_16bit_color(image):
+                return _read_16bit_color(path, image)
             image = ImageOps.exif_transpose(image)
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as error:
         raise DeblurGANError(
             f"{path}: not a readable image ({error}); re-export it as PNG or JPEG or remove it"
         ) from None
     return _decode(image, file_format)
+
+
+# Pillow decodes 16-bit RGB(A) into 8-bit modes by keeping each sample's high byte. Its unpackers
+# for the other byte order keep the *low* byte instead, with the same scanline unfiltering, so
+# decoding twice and combining gives the exact 16-bit values (PNG and uncompressed TIFF).
+_SWAPPED_RAWMODES = {
+    "RGB;16B": "RGB;16L", "RGB;16L": "RGB;16B", "RGBA;16B": "RGBA;16L", "RGBA;16L": "RGBA;16B",
+}
+
+
+def _rawmode(tile):
+    args = tile.args if hasattr(tile, "args") else tile[3]
+    return args if isinstance(args, str) else args[0]
+
+
+def _is_16bit_color(image):
+    tiles = getattr(image, "tile", None) or []
+    return (
+        image.format in ("PNG", "TIFF")
+        and image.mode in ("RGB", "RGBA")
+        and len(tiles) > 0
+        and all(tile[0] in ("zip", "raw") and _rawmode(tile) in _SWAPPED_RAWMODES for tile in tiles)
+    )
+
+
+def _swap_rawmode(tile):
+    args = tile.args if hasattr(tile, "args") else tile[3]
+    if isinstance(args, str):
+        args = _SWAPPED_RAWMODES[args]
+    else:
+        args = (_SWAPPED_RAWMODES[args[0]],) + tuple(args[1:])
+    return tile._replace(args=args) if hasattr(tile, "_replace") else (*tile[:3], args)
+
+
+def _read_16bit_color(path, image):
+    """Exact 16-bit RGB(A) from a PNG or uncompressed TIFF (see ``_SWAPPED_RAWMODES``)."""
+    image.load()  # a PNG's eXIf chunk may follow the pixel data
+    orientation = image.getexif().get(0x0112, 1)
+    first = np.asarray(image).astype(np.uint16)
+    with Image.open(path) as again:
+        again.tile = [_swap_rawmode(tile) for tile in again.tile]
+        again.load()
+        second = np.asarray(again).astype(np.uint16)
+    # The file's own byte order gives each sample's high byte, the swapped one its low byte.
+    values = _orient((first << 8) | second, orientation).astype(np.float32) / 65535.0
+    alpha = values[..., 3].copy() if values.shape[-1] == 4 else None
+    return Photo(values[..., :3].copy(), alpha, False, 16, image.format)
+
+
+def _orient(array, orientation):
+    """Applies an EXIF orientation (1-8) to an (height, width, ...) array, as exif_transpose does."""
+    operations = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    return np.ascontiguousarray(operations.get(orientation, lambda a: a)(array))
 
 
 def _decode(image, file_format):
@@ -101,10 +166,14 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8):
 
     The format follows the extension. ``grayscale`` writes one luminance channel (BT.601 weights,
     as Pillow's ``convert("L")``); ``alpha`` (height, width) in [0, 1] is stored where the format
-    allows it; ``bit_depth=16`` is kept for grayscale PNG/TIFF and rounded to 8 bits otherwise.
+    allows it; ``bit_depth=16`` is kept for PNG (and grayscale TIFF) and rounded to 8 bits otherwise.
     """
     path = Path(path)
     pixels = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0)
+    if bit_depth == 16 and not grayscale and path.suffix.lower() == ".png":
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(_encode_png16(pixels, alpha))
+        return
     if grayscale:
         gray = pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         if bit_depth == 16 and path.suffix.lower() in (".png", ".tif", ".tiff"):
@@ -124,6 +193,26 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8):
     file_format = Image.registered_extensions().get(path.suffix.lower())
     with atomic_path(path) as tmp:
         image.save(tmp, format=file_format, **save_kwargs)
+
+
+def _encode_png16(pixels, alpha=None):
+    """A 16-bit RGB (or RGBA) PNG, which Pillow cannot write: NumPy and zlib, "Up" row filters."""
+    channels = [pixels] if alpha is None else [pixels, np.asarray(alpha, dtype=np.float32)[..., None]]
+    samples = np.round(np.clip(np.concatenate(channels, axis=-1), 0, 1) * 65535).astype(">u2")
+    height, width, depth = samples.shape
+    rows = samples.reshape(height, width * depth).view(np.uint8)
+    up = rows - np.vstack([np.zeros_like(rows[:1]), rows[:-1]])  # uint8 wraps modulo 256
+    scanlines = np.hstack([np.full((height, 1), 2, np.uint8), up])  # filter type 2 = Up
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    color_type = 2 if depth == 3 else 6
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)) + chunk(b"IEND", b"")
+    )
 
 
 def _to_uint8(unit):

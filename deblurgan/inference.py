@@ -1,0 +1,388 @@
+"""Deblurring photos of any size: padding, overlapping tiles, batching, reduced precision.
+
+The generator takes heights and widths divisible by 4. :func:`deblur_array` reflect-pads a photo to
+that and crops the result back exactly. Above a pixel budget it cuts the padded photo into
+overlapping tiles whose origins are multiples of 4 (so the stride-2 grid of every tile lines up
+with the grid of the whole photo), runs them in batches, and blends them:
+
+* each tile owns a *core* (the cores partition the photo) and sees ``overlap`` pixels of context
+  around it;
+* a generator output pixel depends only on input pixels within :func:`receptive_field_radius`
+  ``R`` of it (batch norm at inference is per-pixel), so wherever a tile's window reaches at least
+  ``R`` pixels past a pixel (or reaches the photo's border), the tile computes exactly what one
+  pass over the whole photo would;
+* neighbouring tiles are cross-faded with linear ramps of half-width ``overlap - R`` centred on
+  the core borders, inside the band where both tiles are exact, so with ``overlap >= R`` the
+  tiled result equals the single pass (up to float rounding) and no seam can exist. With a smaller
+  overlap the ramps use half the overlap and hide what seam there is.
+
+Generators with instance norm (``preset="paper"``) normalise with per-image statistics, so their
+tiles only approximate a single pass; a warning says so.
+"""
+
+import dataclasses
+import logging
+import math
+import weakref
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from deblurgan.checkpoints import load_generator
+from deblurgan.errors import DeblurGANError
+from deblurgan.io import list_images, preprocess_image, read_image, to_unit_range, write_image
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+ALIGN = 4  # two stride-2 downsamplings
+MIN_SIDE = 8
+# 1.6 megapixels per forward pass keeps the full generator under 4 GiB on CPU (TensorFlow, fp32);
+# a 1280x720 photo still runs in one pass. See benchmarks/bench_inference.py.
+DEFAULT_MAX_PIXELS = 1_600_000
+FEATHER = 8  # extra overlap beyond the receptive-field radius, used to cross-fade tiles
+# Layers whose output pixel depends on the whole image (per-image statistics).
+_GLOBAL_LAYERS = ("GroupNormalization", "LayerNormalization", "UnitNormalization")
+_POINTWISE_SPATIAL = ("ReflectionPadding2D", "ZeroPadding2D")
+
+_precision_cache = weakref.WeakKeyDictionary()
+
+
+def receptive_field_radius(generator):
+    """How far (in input pixels) an output pixel can see: an upper bound computed from the layers.
+
+    Walks the layers in graph order, accumulating for each convolution ``(kernel - 1) / 2``
+    times its dilation times the current stride product ("jump"), plus one jump of slack for each
+    strided convolution, transposed convolution or upsampling, whose sampling grid is not centred.
+    Residual branches are shorter than the main chain, so the sum over the chain bounds them.
+    Padding layers only keep sizes for "valid" convolutions and add nothing; per-pixel layers
+    (activations, batch norm at inference, dropout, additions) add nothing.
+
+    For the default generator (9 blocks) this gives 90; for ``generator_model(n_filters=8,
+    n_blocks=1)`` 26. Instance norm makes the true receptive field the whole image; this function
+    still returns the convolutional radius (see the module doc).
+
+    Example:
+        >>> from deblurgan.model import generator_model
+        >>> receptive_field_radius(generator_model(n_filters=8, n_blocks=1))
+        26
+    """
+    radius, jump = 0.0, 1.0
+    for layer in generator.layers:
+        kind = type(layer).__name__
+        if kind == "UpSampling2D":
+            size = max(layer.size)
+            jump /= size
+            radius += (size - 1) * jump
+        elif kind == "Conv2DTranspose":
+            stride = max(layer.strides)
+            half = (max(layer.kernel_size) - 1) / 2
+            radius += math.ceil(half / stride) * jump + jump
+            jump /= stride
+        elif hasattr(layer, "kernel_size") or "Pooling2D" in kind and hasattr(layer, "pool_size"):
+            kernel = max(getattr(layer, "kernel_size", None) or layer.pool_size)
+            stride = max(layer.strides)
+            dilation = max(getattr(layer, "dilation_rate", (1,)))
+            radius += (kernel - 1) / 2 * dilation * jump
+            if stride > 1:
+                radius += (stride - 1) * jump
+            jump *= stride
+    return int(math.ceil(radius))
+
+
+def default_overlap(generator):
+    """The receptive-field radius rounded up to a multiple of 4, plus 8 pixels to cross-fade."""
+    return _ceil_to(receptive_field_radius(generator), ALIGN) + FEATHER
+
+
+def with_precision(generator, precision="fp32"):
+    """The generator computing in ``precision`` (``fp32``, ``bf16`` or ``fp16``).
+
+    For bf16/fp16 the model is rebuilt from its config with every layer under Keras' mixed dtype
+    policy (float32 weights, 16-bit computation) and the weights copied. The output layer (the
+    global skip, which adds the blurred input back) stays in float32, so the photo itself is not
+    rounded to 8 significant bits, only the correction the network computes. The result is cached
+    per generator, so calling this per photo is cheap.
+    """
+    if precision not in PRECISIONS:
+        raise DeblurGANError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return generator
+    cache = _precision_cache.setdefault(generator, {})
+    if precision not in cache:
+        policy = PRECISIONS[precision]
+        output_layers = {id(node_layer) for node_layer in _output_layers(generator)}
+
+        def clone_layer(layer):
+            config = layer.get_config()
+            config["dtype"] = "float32" if id(layer) in output_layers else policy
+            return layer.__class__.from_config(config)
+
+        model = keras.models.clone_model(generator, clone_function=clone_layer)
+        model.set_weights(generator.get_weights())
+        cache[precision] = model
+    return cache[precision]
+
+
+def _output_layers(model):
+    names = {tensor._keras_history.operation.name for tensor in model.outputs}
+    return [layer for layer in model.layers if layer.name in names]
+
+
+def deblur_array(
+    generator,
+    image01,
+    tile_size=None,
+    overlap=None,
+    batch_size=1,
+    precision="fp32",
+    max_pixels=DEFAULT_MAX_PIXELS,
+):
+    """Deblurs one photo of any size.
+
+    Args:
+        generator: a DeblurGAN generator (inputs and outputs in [-1, 1]).
+        image01: float array ``(height, width, 3)`` in [0, 1].
+        tile_size: side of the square tiles fed to the generator (rounded down to a multiple of 4).
+            ``None``: one pass when the padded photo has at most ``max_pixels`` pixels, else tiles
+            of side ``sqrt(max_pixels / batch_size)``, so one forward pass stays within the budget.
+        overlap: context in pixels around each tile's core (rounded up to a multiple of 4);
+            ``None``: :func:`default_overlap`. At least :func:`receptive_field_radius` makes the
+            tiled result equal to a single pass.
+        batch_size: tiles per forward pass. Under a pixel budget, 1 gives the largest tiles and so the
+            least recomputed overlap; larger batches help GPUs with small explicit tiles.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :func:`with_precision`).
+        max_pixels: the pixel budget of one forward pass when ``tile_size`` is ``None``.
+
+    Returns:
+        float32 array with the shape of ``image01``, in [0, 1].
+
+    Example:
+        >>> g = generator_model(n_filters=8, n_blocks=1)
+        >>> deblur_array(g, np.zeros((333, 517, 3)), tile_size=128).shape
+        (333, 517, 3)
+    """
+    image01 = np.asarray(image01, dtype=np.float32)
+    if image01.ndim != 3 or image01.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (height, width, 3), got shape {image01.shape}")
+    if batch_size < 1:
+        raise DeblurGANError(f"--batch_size must be at least 1, got {batch_size}")
+    model = with_precision(generator, precision)
+    height, width = image01.shape[:2]
+    padded = preprocess_image(_pad_to_multiple(image01, ALIGN))
+    padded_h, padded_w = padded.shape[:2]
+
+    if tile_size is None and padded_h * padded_w <= max_pixels:
+        restored = _predict(model, padded[None])[0]
+    else:
+        if tile_size is None:
+            tile_size = int(math.sqrt(max_pixels / batch_size))
+        tile_size = (int(tile_size) // ALIGN) * ALIGN
+        overlap = default_overlap(generator) if overlap is None else _ceil_to(int(overlap), ALIGN)
+        radius = receptive_field_radius(generator)
+        _warn_if_global(generator)
+        restored = _deblur_tiled(model, padded, tile_size, overlap, radius, batch_size)
+    return to_unit_range(restored[:height, :width])
+
+
+def _ceil_to(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+def _pad_to_multiple(image, multiple):
+    """Reflect-pads the bottom and right edges up to multiples of ``multiple``, and to at least
+    ``MIN_SIDE`` (the residual blocks' reflection padding needs 2 pixels at quarter resolution)."""
+    pads = [(0, max(_ceil_to(size, multiple), MIN_SIDE) - size) for size in image.shape[:2]] + [(0, 0)]
+    return np.pad(image, pads, mode="reflect")  # NumPy reflects repeatedly when the pad is wider
+
+
+def _predict(model, batch):
+    out = model.predict_on_batch(batch)
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(out, "float32")))
+
+
+def _warn_if_global(generator):
+    if any(type(layer).__name__ in _GLOBAL_LAYERS for layer in generator.layers):
+        log.warning(
+            "this generator normalises with per-image statistics (instance norm); tiled output only "
+            "approximates a single pass. Raise --tile_size (or the pixel budget) to avoid tiling"
+        )
+
+
+@dataclasses.dataclass
+class _Span:
+    """One tile along one axis: the window fed to the generator and the core it owns."""
+
+    start: int
+    end: int
+    core_start: int
+    core_end: int
+
+
+def _spans(length, tile, overlap):
+    """Tiles along an axis of ``length`` (a multiple of 4): equal windows of ``min(tile, length)``."""
+    tile = min(tile, length)
+    if tile == length:
+        return [_Span(0, length, 0, length)]
+    core = tile - 2 * overlap
+    if core < ALIGN:
+        raise DeblurGANError(
+            f"--tile_size {tile} leaves no room inside an overlap of {overlap} pixels on each side; "
+            f"use --tile_size of at least {2 * overlap + 64} or a smaller --overlap"
+        )
+    units, core_units = length // ALIGN, core // ALIGN
+    count = -(-units // core_units)
+    borders = [ALIGN * (i * units // count) for i in range(count + 1)]
+    spans = []
+    for core_start, core_end in zip(borders[:-1], borders[1:], strict=True):
+        start = min(max(core_start - overlap, 0), length - tile)
+        spans.append(_Span(start, start + tile, core_start, core_end))
+    return spans
+
+
+def _ramp_weights(span, length, half_width):
+    """Per-pixel weight of a tile along one axis: 1 on its core, linear cross-fades at inner borders."""
+    centres = np.arange(span.start, span.end, dtype=np.float64) + 0.5
+    weight = np.ones_like(centres)
+    for border, rising in ((span.core_start, True), (span.core_end, False)):
+        if border in (0, length):
+            continue  # the photo's edge: nothing to fade into
+        if half_width == 0:
+            step = centres >= border if rising else centres < border
+            weight *= step
+        else:
+            t = (centres - (border - half_width)) / (2 * half_width)
+            weight *= np.clip(t if rising else 1.0 - t, 0.0, 1.0)
+    return weight.astype(np.float32)
+
+
+def _deblur_tiled(model, padded, tile, overlap, radius, batch_size):
+    height, width = padded.shape[:2]
+    rows, cols = _spans(height, tile, overlap), _spans(width, tile, overlap)
+    cores = [span.core_end - span.core_start for span in rows + cols]
+    # Cross-fade inside the band where both neighbours are exact; without one, over half the overlap.
+    half_width = overlap - radius if overlap > radius else overlap // 2
+    half_width = max(0, min(half_width, min(cores) // 2))
+    if overlap < radius:
+        log.warning("overlap %d is below the receptive-field radius %d; tile borders may show",
+                    overlap, radius)
+    log.debug("tiling %dx%d into %dx%d tiles of %d px", height, width, len(rows), len(cols), tile)
+    output = np.zeros(padded.shape, dtype=np.float32)
+    total = np.zeros(padded.shape[:2] + (1,), dtype=np.float32)
+    tiles = [(r, c) for r in rows for c in cols]
+    for first in range(0, len(tiles), batch_size):
+        chunk = tiles[first : first + batch_size]
+        batch = np.stack([padded[r.start : r.end, c.start : c.end] for r, c in chunk])
+        for (r, c), restored in zip(chunk, _predict(model, batch), strict=True):
+            weight = np.outer(_ramp_weights(r, height, half_width), _ramp_weights(c, width, half_width))
+            output[r.start : r.end, c.start : c.end] += restored * weight[..., None]
+            total[r.start : r.end, c.start : c.end] += weight[..., None]
+    return output / np.maximum(total, 1e-12)
+
+
+# ----------------------------------------------------------------------------- files and folders
+
+
+@dataclasses.dataclass
+class DeblurSummary:
+    """What :func:`deblur_folder` did: files written and ``(input, reason)`` for files skipped."""
+
+    written: list = dataclasses.field(default_factory=list)
+    failed: list = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self):
+        return not self.failed
+
+
+def load_inference_generator(weight_path):
+    """Loads the generator to deblur with; a missing file says how to get one."""
+    weight_path = Path(weight_path)
+    if not weight_path.exists():
+        raise DeblurGANError(
+            f"--weight_path {weight_path}: no such generator file; train one with scripts/train.py "
+            "or pass --weight_path path/to/generator.h5"
+        )
+    return load_generator(weight_path)
+
+
+def format_summary(summary, output_dir):
+    """The lines a script prints after :func:`deblur_folder`."""
+    lines = [f"deblurred {len(summary.written)} photo(s) into {output_dir}"]
+    if summary.failed:
+        lines.append(f"skipped {len(summary.failed)} unreadable or unwritable file(s):")
+        lines += [f"  {reason}" for _, reason in summary.failed]
+    return "\n".join(lines)
+
+
+def plan_outputs(input_path, output_dir):
+    """``(input file, output file)`` pairs: the same relative names under ``output_dir``.
+
+    ``input_path`` is a photo or a folder (searched recursively; files already under
+    ``output_dir`` are left out so a rerun does not deblur its own outputs).
+
+    Raises:
+        DeblurGANError: the input is missing or holds no photos, or the output would overwrite it.
+    """
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    if not input_path.exists():
+        raise DeblurGANError(f"--input_dir {input_path}: no such file or folder")
+    if input_path.is_file():
+        target = output_dir / input_path.name
+        if target.resolve() == input_path.resolve():
+            raise DeblurGANError(
+                f"--output_dir {output_dir}: writing there would overwrite the input {input_path}; "
+                "choose another folder"
+            )
+        return [(input_path, target)]
+    if output_dir.resolve() == input_path.resolve():
+        raise DeblurGANError(
+            f"--output_dir {output_dir} is the input folder; outputs would overwrite the photos, "
+            "choose another folder"
+        )
+    out_resolved = output_dir.resolve()
+    sources = [p for p in list_images(input_path) if out_resolved not in p.resolve().parents]
+    if not sources:
+        raise DeblurGANError(f"--input_dir {input_path}: no images found (.png, .jpg, .tif, ...)")
+    return [(p, output_dir / p.relative_to(input_path)) for p in sources]
+
+
+def deblur_file(generator, input_path, output_path, side_by_side=False, **options):
+    """Reads a photo, deblurs it and writes it with the same size, mode (alpha, gray, 16-bit).
+
+    Args:
+        side_by_side: write ``blurred | restored`` next to each other (the Sicara demo output).
+        **options: passed to :func:`deblur_array` (tile_size, overlap, batch_size, precision, ...).
+    """
+    photo = read_image(input_path)
+    restored = deblur_array(generator, photo.pixels, **options)
+    alpha = photo.alpha
+    if side_by_side:
+        restored = np.concatenate([photo.pixels, restored], axis=1)
+        alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
+    write_image(output_path, restored, alpha=alpha, grayscale=photo.grayscale, bit_depth=photo.bit_depth)
+    return output_path
+
+
+def deblur_folder(generator, input_path, output_dir, side_by_side=False, progress=True, **options):
+    """Deblurs every photo of a folder (or one file) into ``output_dir``, skipping unreadable ones.
+
+    Returns:
+        :class:`DeblurSummary`; its ``failed`` list names each skipped file and why.
+    """
+    pairs = plan_outputs(input_path, output_dir)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    summary = DeblurSummary()
+    for source, target in tqdm(pairs, desc="deblurring", unit="photo", disable=not progress):
+        try:
+            deblur_file(generator, source, target, side_by_side=side_by_side, **options)
+        except DeblurGANError as error:
+            summary.failed.append((source, str(error)))
+            log.warning("skipped %s", error)
+        except OSError as error:  # e.g. disk full, unwritable output
+            summary.failed.append((source, f"{target}: cannot write ({error})"))
+        else:
+            summary.written.append(target)
+    return summary

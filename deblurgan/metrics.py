@@ -1,0 +1,187 @@
+"""Image quality metrics: PSNR, SSIM and the variance of the Laplacian (a no-reference sharpness score).
+
+Two families with the same definitions:
+
+* NumPy functions (:func:`psnr`, :func:`ssim`, :func:`laplacian_variance`) for evaluation on
+  whole ``(height, width, 3)`` images, uint8 or float in ``[0, data_range]``.
+* ``keras.ops`` functions (:func:`psnr_ops`, :func:`ssim_ops`) for batches in the networks'
+  ``[-1, 1]`` range, usable as validation metrics during training on any backend.
+
+SSIM follows Wang et al. (2004) as scikit-image computes it with
+``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``: an 11x11 Gaussian window
+(sigma 1.5, truncated at 3.5 sigma), K1 = 0.01, K2 = 0.03, the SSIM map averaged over the pixels
+whose window lies inside the image, then over the channels.
+"""
+
+import numpy as np
+from keras import ops
+from scipy import ndimage
+
+SSIM_SIGMA = 1.5
+SSIM_TRUNCATE = 3.5
+SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # 5: the 11x11 window of Wang et al.
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+# The 3x3 Laplacian (4-neighbour), the kernel of cv2.Laplacian(ksize=1) used by Pech-Pacheco et al.
+LAPLACIAN_KERNEL = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+# ITU-R BT.601 luma, as Pillow's convert("L").
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+
+
+def _pair(reference, restored):
+    reference = np.asarray(reference, dtype=np.float64)
+    restored = np.asarray(restored, dtype=np.float64)
+    if reference.shape != restored.shape:
+        raise ValueError(f"images differ in shape: {reference.shape} vs {restored.shape}")
+    return reference, restored
+
+
+def psnr(reference, restored, data_range=255.0):
+    """Peak signal-to-noise ratio in dB over the whole image and all channels.
+
+    Args:
+        reference: the sharp image, ``(height, width, channels)``, uint8 or float in
+            ``[0, data_range]``.
+        restored: the image to score, same shape and range.
+        data_range: the largest possible pixel value minus the smallest (255 for 8-bit data).
+
+    Returns:
+        float; ``inf`` for identical images.
+
+    Example:
+        >>> a = np.zeros((4, 4, 3)); b = a + 1.0
+        >>> round(psnr(a, b), 2)
+        48.13
+    """
+    reference, restored = _pair(reference, restored)
+    mse = np.mean((reference - restored) ** 2)
+    if mse == 0:
+        return float("inf")
+    return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def ssim(reference, restored, data_range=255.0):
+    """Structural similarity, equal to scikit-image's Gaussian-window SSIM (see the module doc).
+
+    Args:
+        reference: ``(height, width)`` or ``(height, width, channels)``, at least 11x11,
+            uint8 or float in ``[0, data_range]``.
+        restored: the image to score, same shape and range.
+        data_range: the largest possible pixel value minus the smallest.
+
+    Returns:
+        float in [-1, 1]; 1 for identical images.
+    """
+    reference, restored = _pair(reference, restored)
+    if reference.ndim == 2:
+        reference, restored = reference[..., None], restored[..., None]
+    height, width = reference.shape[:2]
+    if min(height, width) < 2 * SSIM_RADIUS + 1:
+        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {height}x{width}")
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    scores = []
+    for channel in range(reference.shape[-1]):
+        x, y = reference[..., channel], restored[..., channel]
+        mu_x, mu_y = _gaussian(x), _gaussian(y)
+        var_x = _gaussian(x * x) - mu_x * mu_x
+        var_y = _gaussian(y * y) - mu_y * mu_y
+        cov = _gaussian(x * y) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+            (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+        )
+        r = SSIM_RADIUS
+        scores.append(ssim_map[r:-r, r:-r].mean())
+    return float(np.mean(scores))
+
+
+def _gaussian(image):
+    return ndimage.gaussian_filter(image, sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
+
+
+def laplacian_variance(image):
+    """Sharpness without a reference: the variance of the Laplacian of the luminance.
+
+    Higher is sharper (Pech-Pacheco et al., 2000). The image is converted to luminance (BT.601),
+    kept on its own scale (so compare images of the same range, e.g. uint8 0..255), filtered with
+    the 3x3 Laplacian, and the variance is taken over the interior (border pixels, whose value
+    would depend on a padding convention, are left out).
+
+    Args:
+        image: ``(height, width)`` or ``(height, width, 3)``, at least 3x3.
+
+    Returns:
+        float >= 0; 0 for a constant (or linear-ramp) image.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    gray = image @ LUMA_WEIGHTS if image.ndim == 3 else image
+    if min(gray.shape) < 3:
+        raise ValueError(f"laplacian_variance needs at least 3x3 pixels, got {gray.shape}")
+    laplacian = (
+        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    )
+    return float(laplacian.var())
+
+
+# ----------------------------------------------------------------------------- keras.ops versions
+
+
+def _to_pixels(batch):
+    """[-1, 1] -> [0, 255], float32."""
+    return (ops.cast(batch, "float32") + 1.0) * 127.5
+
+
+def psnr_ops(y_true, y_pred):
+    """PSNR (dB, 8-bit data range) of each image in a ``[-1, 1]`` batch, averaged over the batch.
+
+    Matches :func:`psnr` on the images mapped to ``[0, 255]`` (without rounding). Identical images
+    give a large finite value (the mean squared error is floored at 1e-10).
+
+    Args:
+        y_true: sharp images, ``(batch, height, width, channels)`` in ``[-1, 1]``.
+        y_pred: generator outputs, same shape.
+    """
+    y_true, y_pred = _to_pixels(y_true), _to_pixels(y_pred)
+    mse = ops.mean(ops.square(y_true - y_pred), axis=(1, 2, 3))
+    mse = ops.maximum(mse, 1e-10)
+    per_image = 10.0 * ops.log(255.0**2 / mse) / np.log(10.0)
+    return ops.mean(per_image)
+
+
+def _gaussian_window(channels):
+    """The normalised 11x11 Gaussian as a depthwise kernel ``(11, 11, channels, 1)``."""
+    offsets = np.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
+    g /= g.sum()
+    window = np.outer(g, g)[:, :, None, None]
+    return np.tile(window, (1, 1, channels, 1)).astype(np.float32)
+
+
+def ssim_ops(y_true, y_pred):
+    """SSIM of each image in a ``[-1, 1]`` batch (8-bit data range), averaged over the batch.
+
+    Same definition as :func:`ssim`: a "valid" depthwise convolution with the 11x11 Gaussian
+    computes the statistics exactly on the pixels :func:`ssim` averages over.
+
+    Args:
+        y_true: sharp images, ``(batch, height, width, channels)`` in ``[-1, 1]``, at least 11x11.
+        y_pred: generator outputs, same shape.
+    """
+    x, y = _to_pixels(y_true), _to_pixels(y_pred)
+    window = ops.convert_to_tensor(_gaussian_window(x.shape[-1]))
+
+    def blur(t):
+        return ops.depthwise_conv(t, window, strides=1, padding="valid")
+
+    c1 = (SSIM_K1 * 255.0) ** 2
+    c2 = (SSIM_K2 * 255.0) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    # (Co)variances are shift-invariant; centring on 127.5 keeps E[x^2] - E[x]^2 from losing
+    # float32 digits to cancellation.
+    xc, yc = x - 127.5, y - 127.5
+    mu_xc, mu_yc = mu_x - 127.5, mu_y - 127.5
+    var_x = blur(xc * xc) - mu_xc * mu_xc
+    var_y = blur(yc * yc) - mu_yc * mu_yc
+    cov = blur(xc * yc) - mu_xc * mu_yc
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ops.mean(ops.mean(ssim_map, axis=(1, 2, 3)))

@@ -1,0 +1,72 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from infer_helpers import random_photo, tiny_generator
+from PIL import Image
+
+from deblurgan.checkpoints import save_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(script, *args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_model(tiny_generator(), tmp_path_factory.mktemp("w") / "generator.keras")
+
+
+def _photo(path, height, width, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((random_photo(height, width, seed) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.mark.slow
+def test_corrupt_file_gives_summary_and_exit_1_while_good_ones_are_written(weights, tmp_path):
+    _photo(tmp_path / "in" / "a.png", 37, 53)
+    _photo(tmp_path / "in" / "sub" / "c.jpg", 64, 40, seed=1)
+    (tmp_path / "in" / "b.png").write_bytes(b"not a png at all")
+    before = {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
+    result = _run("deblur.py", "--weight_path", weights, "--input_dir", tmp_path / "in",
+                  "--output_dir", tmp_path / "out", "--tile_size", 96, "--precision", "bf16")
+    assert result.returncode == 1, result.stderr
+    assert "deblurred 2 photo(s)" in result.stdout and "b.png" in result.stdout
+    assert "Traceback" not in result.stderr
+    with Image.open(tmp_path / "out" / "a.png") as out:
+        assert out.size == (53, 37)
+    with Image.open(tmp_path / "out" / "sub" / "c.jpg") as out:
+        assert out.size == (40, 64) and out.format == "JPEG"
+    assert not (tmp_path / "out" / "b.png").exists()
+    assert before == {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_sicara_name_side_by_side_and_created_output_folder(weights, tmp_path):
+    _photo(tmp_path / "one.png", 20, 24)
+    result = _run("deblur_image.py", "--weight_path", weights, "--input_dir", tmp_path / "one.png",
+                  "--output_dir", tmp_path / "deep" / "new", "--side_by_side")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "deep" / "new" / "one.png") as out:
+        assert out.size == (48, 20)
+
+
+@pytest.mark.slow
+def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
+    _photo(tmp_path / "a.png", 16, 16)
+    same = _run("deblur.py", "--weight_path", weights, "--input_dir", tmp_path, "--output_dir", tmp_path)
+    assert same.returncode == 2
+    assert same.stderr.strip().splitlines()[-1].startswith("error: --output_dir")
+    missing = _run("deblur.py", "--weight_path", tmp_path / "none.h5", "--input_dir", tmp_path,
+                   "--output_dir", tmp_path / "out")
+    assert missing.returncode == 2
+    assert "scripts/train.py" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,0 +1,108 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from infer_helpers import random_photo, tiny_generator
+from PIL import Image
+from scipy import ndimage
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from deblurgan.checkpoints import save_model
+from deblurgan.errors import DeblurGANError
+from deblurgan.evaluate import evaluate_folder, format_summary_table
+from deblurgan.inference import deblur_array
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _dataset(root, names=("x", "sub/y"), size=(40, 56)):
+    """A/ blurred (Gaussian-blurred B/), B/ sharp; returns the sharp and blurred uint8 arrays."""
+    arrays = {}
+    for i, name in enumerate(names):
+        sharp = (random_photo(*size, seed=i) * 255).astype(np.uint8)
+        blurred = ndimage.gaussian_filter(sharp, sigma=(1.5, 1.5, 0))
+        for side, array in (("A", blurred), ("B", sharp)):
+            path = root / side / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(path)
+        arrays[name] = (sharp, blurred)
+    return arrays
+
+
+def _identity():
+    inputs = keras.Input((None, None, 3))
+    return keras.Model(inputs, keras.layers.Activation("linear")(inputs))
+
+
+def test_identity_generator_scores_equal_the_input_and_match_skimage(tmp_path):
+    arrays = _dataset(tmp_path / "data")
+    report = evaluate_folder(_identity(), tmp_path / "data", tmp_path / "out", progress=False)
+    assert report.ok and [row["name"] for row in report.rows] == ["sub/y.png", "x.png"]
+    for row in report.rows:
+        sharp, blurred = arrays[row["name"][:-4]]
+        assert row["psnr_blurred"] == pytest.approx(peak_signal_noise_ratio(sharp, blurred, data_range=255))
+        expected_ssim = structural_similarity(sharp, blurred, gaussian_weights=True, sigma=1.5,
+                                              use_sample_covariance=False, channel_axis=-1, data_range=255)
+        assert row["ssim_blurred"] == pytest.approx(expected_ssim, abs=1e-6)
+        assert row["psnr_restored"] == pytest.approx(row["psnr_blurred"])
+        assert row["sharpness_sharp"] > row["sharpness_blurred"]
+    assert report.summary["psnr"]["gain"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_reports_panels_and_unmatched_names(tmp_path):
+    arrays = _dataset(tmp_path / "data")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "data" / "A" / "lonely.png")
+    generator = tiny_generator()
+    report = evaluate_folder(generator, tmp_path / "data", tmp_path / "out", save_images=True, progress=False)
+    assert report.unmatched == ["A/lonely.png (no B/ partner)"] and not report.ok
+    with open(tmp_path / "out" / "per_image.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert len(rows) == 2 and summary["images"] == 2
+    assert summary["unmatched"] == report.unmatched
+    # The restored column is the generator's output, scored independently here.
+    sharp, blurred = arrays["x"]
+    restored = np.round(deblur_array(generator, blurred / 255.0) * 255)
+    row = next(r for r in rows if r["name"] == "x.png")
+    expected = peak_signal_noise_ratio(sharp, restored, data_range=255)
+    assert float(row["psnr_restored"]) == pytest.approx(expected)
+    mean = np.mean([float(r["ssim_restored"]) - float(r["ssim_blurred"]) for r in rows])
+    assert summary["ssim"]["gain"] == pytest.approx(mean)
+    with Image.open(tmp_path / "out" / "images" / "sub" / "y.png") as panel:
+        panel = np.asarray(panel)
+    assert panel.shape == (40, 168, 3)
+    np.testing.assert_array_equal(panel[:, :56], arrays["sub/y"][0])  # sharp | blurred | restored
+    np.testing.assert_array_equal(panel[:, 56:112], arrays["sub/y"][1])
+    assert "PSNR (dB)" in format_summary_table(report.summary)
+
+
+def test_missing_folders_and_no_pairs_are_user_errors(tmp_path):
+    (tmp_path / "A").mkdir()
+    with pytest.raises(DeblurGANError, match="no B/ folder"):
+        evaluate_folder(_identity(), tmp_path, tmp_path / "out")
+    (tmp_path / "B").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "A" / "a.png")
+    with pytest.raises(DeblurGANError, match="share a file name"):
+        evaluate_folder(_identity(), tmp_path, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_script_end_to_end(tmp_path):
+    _dataset(tmp_path / "data")
+    weights = save_model(tiny_generator(), tmp_path / "g.keras")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "test.py"), "--weight_path", str(weights),
+         "--input_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "res"), "--save_images"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PSNR (dB)" in result.stdout and "SSIM" in result.stdout
+    assert json.loads((tmp_path / "res" / "summary.json").read_text())["images"] == 2
+    assert (tmp_path / "res" / "images" / "x.png").is_file()

@@ -1,0 +1,214 @@
+import keras
+import numpy as np
+import pytest
+from infer_helpers import random_photo, tiny_generator
+from PIL import Image
+
+from deblurgan.errors import DeblurGANError
+from deblurgan.inference import (
+    _ramp_weights,
+    _spans,
+    deblur_array,
+    deblur_file,
+    deblur_folder,
+    default_overlap,
+    plan_outputs,
+    receptive_field_radius,
+    with_precision,
+)
+from deblurgan.model import generator_model
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return tiny_generator()
+
+
+def test_receptive_field_radius_bounds_the_measured_reach(generator):
+    radius = receptive_field_radius(generator)
+    assert radius == 26
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (1, 128, 128, 3)).astype(np.float32)
+    poked = x.copy()
+    poked[0, 64, 64] += 1.0
+    changed = np.abs(generator.predict_on_batch(poked) - generator.predict_on_batch(x)).max(-1)[0] > 0
+    rows, cols = np.nonzero(changed)
+    reach = max(np.abs(rows - 64).max(), np.abs(cols - 64).max())
+    assert 10 < reach <= radius  # a real bound, and not a wildly loose one
+
+
+@pytest.mark.slow
+def test_receptive_field_radius_full_generator():
+    assert receptive_field_radius(generator_model()) == 90
+    assert receptive_field_radius(generator_model(preset="paper")) >= 90
+
+
+@pytest.mark.parametrize("shape", [(333, 517), (37, 21), (1, 1), (3, 5)])
+def test_output_has_input_size(generator, shape):
+    photo = random_photo(*shape)
+    assert deblur_array(generator, photo).shape == shape + (3,)
+
+
+@pytest.mark.backend
+def test_tiles_that_do_not_divide_the_image_equal_a_single_pass(generator):
+    photo = random_photo(333, 517)
+    single = deblur_array(generator, photo)
+    radius = receptive_field_radius(generator)
+    tiled = deblur_array(generator, photo, tile_size=100, overlap=radius, batch_size=3)
+    assert tiled.shape == single.shape
+    assert np.abs(tiled - single).max() < 1 / 255
+    # The default overlap (radius + a cross-fade band) and another tile size agree as well.
+    tiled = deblur_array(generator, photo, tile_size=144, batch_size=1)
+    assert np.abs(tiled - single).max() < 1 / 255
+    # A pixel budget below the photo's size tiles it automatically, with the same result.
+    budget = deblur_array(generator, photo, max_pixels=120 * 120)
+    assert np.abs(budget - single).max() < 1 / 255
+
+
+def test_too_small_overlap_is_not_exact(generator):
+    # Confirms the equality above depends on the overlap (the test can fail).
+    photo = random_photo(200, 200)
+    single = deblur_array(generator, photo)
+    tiled = deblur_array(generator, photo, tile_size=64, overlap=4)
+    assert np.abs(tiled - single).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "length,tile,overlap", [(336, 100, 28), (520, 100, 28), (64, 100, 28), (1000, 96, 36)]
+)
+def test_spans_are_aligned_and_weights_sum_to_one(length, tile, overlap):
+    spans = _spans(length, tile, overlap)
+    assert spans[0].core_start == 0 and spans[-1].core_end == length
+    for left, right in zip(spans[:-1], spans[1:], strict=True):
+        assert left.core_end == right.core_start  # cores partition the axis
+    for span in spans:
+        assert span.start % 4 == 0 and span.end - span.start == min(tile, length)
+        assert span.start <= max(span.core_start - overlap, 0)
+        assert span.end >= min(span.core_end + overlap, length)
+    total = np.zeros(length)
+    for span in spans:
+        total[span.start : span.end] += _ramp_weights(span, length, 6)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_tile_too_small_for_overlap_is_a_user_error(generator):
+    with pytest.raises(DeblurGANError, match="--tile_size"):
+        deblur_array(generator, random_photo(200, 200), tile_size=40, overlap=20)
+
+
+def test_default_overlap_covers_the_radius(generator):
+    assert default_overlap(generator) >= receptive_field_radius(generator)
+    assert default_overlap(generator) % 4 == 0
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("precision,dtype", [("bf16", "bfloat16"), ("fp16", "float16")])
+def test_reduced_precision_runs_in_16_bits(generator, precision, dtype):
+    model = with_precision(generator, precision)
+    assert with_precision(generator, precision) is model  # cached
+    conv = model.get_layer("head_conv")
+    assert conv.compute_dtype == dtype and conv.variable_dtype == "float32"
+    assert model.get_layer("tail_tanh").compute_dtype == dtype
+    # The output layer adds the blurred photo back in float32 (the photo is not rounded).
+    assert model.get_layer("global_skip").compute_dtype == "float32"
+    out = model(keras.ops.zeros((1, 32, 32, 3)))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    photo = random_photo(64, 96)
+    full = deblur_array(generator, photo)
+    reduced = deblur_array(generator, photo, precision=precision)
+    assert reduced.dtype == np.float32
+    assert 0 < np.abs(reduced - full).max() < 0.05
+    with pytest.raises(DeblurGANError, match="precision"):
+        deblur_array(generator, photo, precision="int8")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _save(path, array, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def test_alpha_is_kept(generator, tmp_path):
+    rgba = (random_photo(30, 41) * 255).astype(np.uint8)
+    alpha = np.tile(np.linspace(0, 255, 41).astype(np.uint8), (30, 1))
+    source = _save(tmp_path / "a.png", np.dstack([rgba, alpha]))
+    deblur_file(generator, source, tmp_path / "out" / "a.png")
+    with Image.open(tmp_path / "out" / "a.png") as out:
+        assert out.mode == "RGBA" and out.size == (41, 30)
+        np.testing.assert_array_equal(np.asarray(out)[..., 3], alpha)
+
+
+def test_grayscale_and_16_bit_grayscale_stay_so(generator, tmp_path):
+    gray = (random_photo(30, 22)[..., 0] * 255).astype(np.uint8)
+    _save(tmp_path / "g.png", gray)
+    gray16 = (random_photo(30, 22, seed=3)[..., 0] * 65535).astype(np.uint16)
+    _save(tmp_path / "g16.png", gray16)
+    summary = deblur_folder(generator, tmp_path, tmp_path / "out", progress=False)
+    assert summary.ok and len(summary.written) == 2
+    with Image.open(tmp_path / "out" / "g.png") as out:
+        assert out.mode == "L" and out.size == (22, 30)
+    with Image.open(tmp_path / "out" / "g16.png") as out:
+        assert out.mode.startswith("I") and out.size == (22, 30)
+        values = np.asarray(out)
+    # 16-bit precision survives: values are not all multiples of 257 (what an 8-bit detour gives).
+    assert np.any(values % 257 != 0)
+
+
+def test_exif_orientation_is_applied(generator, tmp_path):
+    stored = (random_photo(24, 40) * 255).astype(np.uint8)  # 40 wide, 24 high as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": the photo is 24 wide, 40 high upright
+    _save(tmp_path / "r.jpg", stored, exif=exif.tobytes())
+    deblur_file(generator, tmp_path / "r.jpg", tmp_path / "out" / "r.jpg")
+    with Image.open(tmp_path / "out" / "r.jpg") as out:
+        assert out.size == (24, 40)
+        assert out.getexif().get(0x0112, 1) == 1  # written upright, no rotation left to apply
+
+
+def test_side_by_side_is_blurred_then_restored(generator, tmp_path):
+    photo = (random_photo(20, 28) * 255).astype(np.uint8)
+    _save(tmp_path / "p.png", photo)
+    deblur_file(generator, tmp_path / "p.png", tmp_path / "o.png", side_by_side=True)
+    with Image.open(tmp_path / "o.png") as out:
+        pair = np.asarray(out)
+    assert pair.shape == (20, 56, 3)
+    np.testing.assert_array_equal(pair[:, :28], photo)
+
+
+def test_corrupt_file_is_skipped_and_reported(generator, tmp_path):
+    for name in ("a.png", "c.png"):
+        _save(tmp_path / "in" / name, (random_photo(16, 16) * 255).astype(np.uint8))
+    (tmp_path / "in" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    summary = deblur_folder(generator, tmp_path / "in", tmp_path / "out", progress=False)
+    assert not summary.ok
+    assert [p.name for p, _ in summary.failed] == ["b.png"]
+    assert sorted(p.name for p in summary.written) == ["a.png", "c.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_outputs_never_overwrite_inputs(tmp_path):
+    _save(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DeblurGANError, match="--output_dir"):
+        plan_outputs(tmp_path, tmp_path)
+    with pytest.raises(DeblurGANError, match="overwrite"):
+        plan_outputs(tmp_path / "a.png", tmp_path)
+    with pytest.raises(DeblurGANError, match="no such"):
+        plan_outputs(tmp_path / "missing", tmp_path / "out")
+    # Outputs kept inside the input folder are not taken as inputs on a rerun.
+    _save(tmp_path / "out" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    pairs = plan_outputs(tmp_path, tmp_path / "out")
+    assert pairs == [(tmp_path / "a.png", tmp_path / "out" / "a.png")]
+
+
+def test_16_bit_rgb_stays_16_bit(generator, tmp_path):
+    from deblurgan.io import read_image, write_image
+
+    write_image(tmp_path / "in" / "c.png", random_photo(26, 30), bit_depth=16)
+    assert read_image(tmp_path / "in" / "c.png").bit_depth == 16
+    deblur_file(generator, tmp_path / "in" / "c.png", tmp_path / "out" / "c.png")
+    restored = read_image(tmp_path / "out" / "c.png")
+    assert restored.bit_depth == 16 and restored.pixels.shape == (26, 30, 3)
+    assert np.any(np.round(restored.pixels * 65535) % 257 != 0)  # not an 8-bit detour
