@@ -21,7 +21,9 @@ setup(
         "scipy>=1.11",  # FFT convolution for blur synthesis, Gaussian windows for SSIM
     ],
     extras_require={
-        "test": ["pytest>=7", "scikit-image>=0.22", "ruff>=0.4"],
+        # scikit-image: reference metrics and sample photos; scikit-learn: two more sample photos;
+        # tifffile: 16-bit TIFF fixtures
+        "test": ["pytest>=7", "scikit-image>=0.22", "scikit-learn>=1.0", "tifffile", "ruff>=0.4"],
         "jax": ["jax>=0.4.30"],
         # Newest release tested; a newer one may pull several GB of CUDA packages on Linux.
         "torch": ["torch>=2.2,<2.14"],

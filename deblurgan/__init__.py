@@ -11,8 +11,25 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deblurgan import losses  # noqa: E402
+from deblurgan.blur import (  # noqa: E402
+    blur_image,
+    linear_motion_kernel,
+    psf_from_trajectory,
+    random_blur,
+    random_psfs,
+    trajectory,
+)
+from deblurgan.blur_dataset import make_blur_dataset  # noqa: E402
 from deblurgan.checkpoints import export_keras, load_critic, load_generator, save_model  # noqa: E402
+from deblurgan.data import PairedImageDataset, load_images, organize_gopro, pair_images  # noqa: E402
 from deblurgan.errors import DeblurGANError  # noqa: E402
+from deblurgan.evaluate import evaluate_folder  # noqa: E402
+from deblurgan.inference import (  # noqa: E402
+    deblur_array,
+    deblur_file,
+    deblur_folder,
+    receptive_field_radius,
+)
 from deblurgan.io import (  # noqa: E402
     deprocess_image,
     list_images,
@@ -22,34 +39,63 @@ from deblurgan.io import (  # noqa: E402
 )
 from deblurgan.layer_utils import GlobalSkip, ReflectionPadding2D  # noqa: E402
 from deblurgan.losses import PerceptualLoss, perceptual_loss, wasserstein_loss  # noqa: E402
+from deblurgan.metrics import laplacian_variance, psnr, psnr_ops, ssim, ssim_ops  # noqa: E402
 from deblurgan.model import (  # noqa: E402
     discriminator_model,
     generator_containing_discriminator_multiple_outputs,
     generator_model,
     patchgan_critic_model,
 )
+from deblurgan.training import DeblurGANTrainer, gradient_penalty  # noqa: E402
+from deblurgan.training_loop import TrainingOptions, resume_training, train  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "blur_image",
+    "deblur_array",
+    "deblur_file",
+    "deblur_folder",
     "DeblurGANError",
-    "PerceptualLoss",
-    "GlobalSkip",
-    "ReflectionPadding2D",
+    "DeblurGANTrainer",
     "deprocess_image",
     "discriminator_model",
+    "evaluate_folder",
     "export_keras",
     "generator_containing_discriminator_multiple_outputs",
     "generator_model",
+    "GlobalSkip",
+    "gradient_penalty",
+    "laplacian_variance",
+    "linear_motion_kernel",
     "list_images",
     "load_critic",
-    "losses",
     "load_generator",
+    "load_images",
+    "losses",
+    "make_blur_dataset",
+    "organize_gopro",
+    "pair_images",
+    "PairedImageDataset",
     "patchgan_critic_model",
     "perceptual_loss",
+    "PerceptualLoss",
     "preprocess_image",
+    "psf_from_trajectory",
+    "psnr",
+    "psnr_ops",
+    "random_blur",
+    "random_psfs",
     "read_image",
+    "receptive_field_radius",
+    "ReflectionPadding2D",
+    "resume_training",
     "save_model",
+    "ssim",
+    "ssim_ops",
+    "train",
+    "TrainingOptions",
+    "trajectory",
     "wasserstein_loss",
     "write_image",
 ]
