@@ -126,9 +126,7 @@ def _list_photos(input_dir, output_dir):
     for photo in photos:
         stem = _output_stem(photo.relative_to(input_dir).as_posix())
         if stem in stems:
-            raise DeblurGANError(
-                f"{photo}: gives the same output name as {stems[stem]}; rename one of them"
-            )
+            raise DeblurGANError(f"{photo}: gives the same output name as {stems[stem]}; rename one of them")
         stems[stem] = photo
     return photos
 

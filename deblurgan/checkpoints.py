@@ -87,9 +87,7 @@ def _load(path, expect):
             f"{path}: Keras cannot load this model ({message}); check that it was saved by "
             "deblurgan and is complete"
         ) from None
-    is_generator = len(model.outputs) == 1 and tuple(model.output_shape[1:]) == tuple(
-        model.input_shape[1:]
-    )
+    is_generator = len(model.outputs) == 1 and tuple(model.output_shape[1:]) == tuple(model.input_shape[1:])
     if expect == "generator" and not is_generator:
         raise DeblurGANError(
             f"{path}: this is a critic (discriminator) file, not a generator "

@@ -23,9 +23,16 @@ log = logging.getLogger(__name__)
 
 PSNR_CAP = 100.0  # identical images have infinite PSNR; JSON and means need a finite number
 COLUMNS = (
-    "name", "height", "width",
-    "psnr_blurred", "psnr_restored", "ssim_blurred", "ssim_restored",
-    "sharpness_blurred", "sharpness_restored", "sharpness_sharp",
+    "name",
+    "height",
+    "width",
+    "psnr_blurred",
+    "psnr_restored",
+    "ssim_blurred",
+    "ssim_restored",
+    "sharpness_blurred",
+    "sharpness_restored",
+    "sharpness_sharp",
 )
 METRICS = ("psnr", "ssim", "sharpness")
 
@@ -63,10 +70,14 @@ def _pair_folder(input_dir):
         keyed[side] = {p.relative_to(folder).with_suffix("").as_posix(): p for p in list_images(folder)}
     common = sorted(keyed["A"].keys() & keyed["B"].keys())
     unmatched = sorted(
-        [f"A/{keyed['A'][k].relative_to(folders['A']).as_posix()} (no B/ partner)"
-         for k in keyed["A"].keys() - keyed["B"].keys()]
-        + [f"B/{keyed['B'][k].relative_to(folders['B']).as_posix()} (no A/ partner)"
-           for k in keyed["B"].keys() - keyed["A"].keys()]
+        [
+            f"A/{keyed['A'][k].relative_to(folders['A']).as_posix()} (no B/ partner)"
+            for k in keyed["A"].keys() - keyed["B"].keys()
+        ]
+        + [
+            f"B/{keyed['B'][k].relative_to(folders['B']).as_posix()} (no A/ partner)"
+            for k in keyed["B"].keys() - keyed["A"].keys()
+        ]
     )
     if not common:
         raise DeblurGANError(

@@ -266,8 +266,9 @@ def _deblur_tiled(model, padded, tile, overlap, radius, batch_size):
     half_width = overlap - radius if overlap > radius else overlap // 2
     half_width = max(0, min(half_width, min(cores) // 2))
     if overlap < radius:
-        log.warning("overlap %d is below the receptive-field radius %d; tile borders may show",
-                    overlap, radius)
+        log.warning(
+            "overlap %d is below the receptive-field radius %d; tile borders may show", overlap, radius
+        )
     log.debug("tiling %dx%d into %dx%d tiles of %d px", height, width, len(rows), len(cols), tile)
     output = np.zeros(padded.shape, dtype=np.float32)
     total = np.zeros(padded.shape[:2] + (1,), dtype=np.float32)

@@ -43,9 +43,7 @@ class Photo:
 def list_images(folder):
     """Image files under ``folder`` (recursively), sorted, by extension (case-insensitive)."""
     folder = Path(folder)
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def read_image(path):
@@ -75,7 +73,10 @@ def read_image(path):
 # for the other byte order keep the *low* byte instead, with the same scanline unfiltering, so
 # decoding twice and combining gives the exact 16-bit values (PNG and uncompressed TIFF).
 _SWAPPED_RAWMODES = {
-    "RGB;16B": "RGB;16L", "RGB;16L": "RGB;16B", "RGBA;16B": "RGBA;16L", "RGBA;16L": "RGBA;16B",
+    "RGB;16B": "RGB;16L",
+    "RGB;16L": "RGB;16B",
+    "RGBA;16B": "RGBA;16L",
+    "RGBA;16L": "RGBA;16B",
 }
 
 
@@ -210,8 +211,10 @@ def _encode_png16(pixels, alpha=None):
     color_type = 2 if depth == 3 else 6
     header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6))
+        + chunk(b"IEND", b"")
     )
 
 

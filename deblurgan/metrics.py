@@ -117,9 +117,7 @@ def laplacian_variance(image):
     gray = image @ LUMA_WEIGHTS if image.ndim == 3 else image
     if min(gray.shape) < 3:
         raise ValueError(f"laplacian_variance needs at least 3x3 pixels, got {gray.shape}")
-    laplacian = (
-        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
-    )
+    laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
     return float(laplacian.var())
 
 

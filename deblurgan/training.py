@@ -231,6 +231,39 @@ class DeblurGANTrainer:
             self.rng.bit_generator.state = json.loads(str(state["trainer/rng"]))
 
 
+def recalibrate_batch_norm(model, batches):
+    """Sets every BatchNormalization layer's moving statistics from ``batches`` ("precise BN").
+
+    Moving averages (momentum 0.99) lag behind weights that change every step, so a network
+    trained with batch statistics can do much worse in inference mode than in training mode.
+    This recomputes them with the current weights: each layer's moving mean and variance become
+    the average of its batch statistics over ``batches`` (an iterable of input batches).
+    Trainable weights are untouched. Returns the number of batches used.
+    """
+    norms = list(_batch_norm_layers(model))
+    if not norms:
+        return 0
+    momenta = [layer.momentum for layer in norms]
+    count = 0
+    try:
+        for count, batch in enumerate(batches, start=1):
+            for layer in norms:  # moving <- running mean of the batch statistics seen so far
+                layer.momentum = (count - 1) / count
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
+    return count
+
+
+def _batch_norm_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            yield layer
+        elif hasattr(layer, "layers"):  # a nested model
+            yield from _batch_norm_layers(layer)
+
+
 def gradient_penalty(critic_fn, real, fake, alpha):
     """WGAN-GP penalty ``mean((||grad critic(x_hat)||_2 - 1)^2)``, ``x_hat = alpha real + (1-alpha) fake``.
 

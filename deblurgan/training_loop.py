@@ -30,7 +30,13 @@ from deblurgan.inference import deblur_array
 from deblurgan.io import atomic_path, read_image
 from deblurgan.metrics import psnr, ssim
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
-from deblurgan.training import GAN_MODES, DeblurGANTrainer, default_optimizers, linear_decay_learning_rate
+from deblurgan.training import (
+    GAN_MODES,
+    DeblurGANTrainer,
+    default_optimizers,
+    linear_decay_learning_rate,
+    recalibrate_batch_norm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,7 @@ class TrainingOptions:
     steps_per_epoch: int | None = None
     val_dir: str | None = "auto"
     val_images: int = 8
+    bn_recalibration_batches: int = 20
     workers: int = 2
     progress: bool = True
 
@@ -295,6 +302,7 @@ class _Run:
             bar.close()
             means = {name: value / max(1, batch_index - start) for name, value in sums.items()}
             row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": lr, **means}
+            self._recalibrate(epoch, n_batches)
             row.update(self._validate(epoch))
             self._save_epoch(epoch, means)
             self._log(row, epoch)
@@ -306,6 +314,13 @@ class _Run:
                 f"warning: {self.dataset.n_skipped} unreadable image pairs were skipped (see the log above)"
             )
         return rows
+
+    def _recalibrate(self, epoch, n_batches):
+        """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
+        count = min(self.options.bn_recalibration_batches, n_batches)
+        if count > 0:
+            batches = (self.dataset.get_batch(i, epoch)[0] for i in range(count))
+            recalibrate_batch_norm(self.trainer.generator, batches)
 
     def _validate(self, epoch):
         if not self.val_pairs:

@@ -19,31 +19,67 @@ from deblurgan.inference import (
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--weight_path", default="weights/generator.h5", show_default=True,
-              help="Generator file (.h5 or .keras).")
-@click.option("--input_dir", default="images/demo", show_default=True,
-              help="Folder of blurred photos (searched recursively) or a single photo.")
-@click.option("--output_dir", default="deblurred", show_default=True,
-              help="Where to write the results (created; must not be the input folder).")
+@click.option(
+    "--weight_path", default="weights/generator.h5", show_default=True, help="Generator file (.h5 or .keras)."
+)
+@click.option(
+    "--input_dir",
+    default="images/demo",
+    show_default=True,
+    help="Folder of blurred photos (searched recursively) or a single photo.",
+)
+@click.option(
+    "--output_dir",
+    default="deblurred",
+    show_default=True,
+    help="Where to write the results (created; must not be the input folder).",
+)
 @click.option("--side_by_side", is_flag=True, help="Write blurred | restored side by side (Sicara demo).")
-@click.option("--tile_size", type=click.IntRange(min=8), default=None,
-              help="Tile side in pixels; default: tile only photos above --max_pixels.")
-@click.option("--overlap", type=click.IntRange(min=0), default=None,
-              help="Context pixels around each tile; default: the receptive-field radius + 8.")
-@click.option("--max_pixels", type=click.IntRange(min=64), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Pixel budget of one forward pass (bounds memory).")
-@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Tiles per forward pass.")
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
-              help="bf16 is faster on CPUs with AVX512_BF16/AMX and on recent GPUs.")
+@click.option(
+    "--tile_size",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Tile side in pixels; default: tile only photos above --max_pixels.",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Context pixels around each tile; default: the receptive-field radius + 8.",
+)
+@click.option(
+    "--max_pixels",
+    type=click.IntRange(min=64),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Pixel budget of one forward pass (bounds memory).",
+)
+@click.option(
+    "--batch_size", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per forward pass."
+)
+@click.option(
+    "--precision",
+    type=click.Choice(list(PRECISIONS)),
+    default="fp32",
+    show_default=True,
+    help="bf16 is faster on CPUs with AVX512_BF16/AMX and on recent GPUs.",
+)
 @main_guard
-def main(weight_path, input_dir, output_dir, side_by_side, tile_size, overlap, max_pixels, batch_size,
-         precision):
+def main(
+    weight_path, input_dir, output_dir, side_by_side, tile_size, overlap, max_pixels, batch_size, precision
+):
     """Deblur every photo of INPUT_DIR into OUTPUT_DIR with a trained DeblurGAN generator."""
     generator = load_inference_generator(weight_path)
     summary = deblur_folder(
-        generator, input_dir, output_dir, side_by_side=side_by_side, tile_size=tile_size,
-        overlap=overlap, max_pixels=max_pixels, batch_size=batch_size, precision=precision,
+        generator,
+        input_dir,
+        output_dir,
+        side_by_side=side_by_side,
+        tile_size=tile_size,
+        overlap=overlap,
+        max_pixels=max_pixels,
+        batch_size=batch_size,
+        precision=precision,
     )
     print(format_summary(summary, output_dir))
     if not summary.ok:

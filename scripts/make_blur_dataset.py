@@ -23,21 +23,51 @@ def _floats(text):
 @click.option("--blurs_per_image", default=1, show_default=True, help="Pairs made from each photo.")
 @click.option("--crop_size", default=None, type=int, help="Square crop side in px [default: whole photo].")
 @click.option("--max_side", default=None, type=int, help="Downscale photos to this longer side first.")
-@click.option("--test_fraction", default=0.0, show_default=True,
-              help="Fraction of photos for OUT/test (then OUT/train gets the rest), split by photo.")
-@click.option("--exposures", default=",".join(f"{e:g}" for e in DEFAULT_EXPOSURES), show_default=True,
-              help="Comma-separated exposure fractions of the camera-shake trajectories.")
-@click.option("--linear_probability", default=0.25, show_default=True,
-              help="Chance of a straight motion kernel instead of a camera shake.")
+@click.option(
+    "--test_fraction",
+    default=0.0,
+    show_default=True,
+    help="Fraction of photos for OUT/test (then OUT/train gets the rest), split by photo.",
+)
+@click.option(
+    "--exposures",
+    default=",".join(f"{e:g}" for e in DEFAULT_EXPOSURES),
+    show_default=True,
+    help="Comma-separated exposure fractions of the camera-shake trajectories.",
+)
+@click.option(
+    "--linear_probability",
+    default=0.25,
+    show_default=True,
+    help="Chance of a straight motion kernel instead of a camera shake.",
+)
 @click.option("--linear_length", default="3,25", show_default=True, help="min,max straight motion in px.")
-@click.option("--noise_sigma", default="0,0", show_default=True,
-              help="min,max gaussian noise std in [0, 1] units added after blurring.")
+@click.option(
+    "--noise_sigma",
+    default="0,0",
+    show_default=True,
+    help="min,max gaussian noise std in [0, 1] units added after blurring.",
+)
 @click.option("--jpeg_quality", default=None, help="min,max JPEG re-compression quality [default: none].")
 @click.option("--overwrite", is_flag=True, help="Delete images already in the output's A/ and B/ first.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @main_guard
-def main(input_dir, output_dir, seed, blurs_per_image, crop_size, max_side, test_fraction, exposures,
-         linear_probability, linear_length, noise_sigma, jpeg_quality, overwrite, quiet):
+def main(
+    input_dir,
+    output_dir,
+    seed,
+    blurs_per_image,
+    crop_size,
+    max_side,
+    test_fraction,
+    exposures,
+    linear_probability,
+    linear_length,
+    noise_sigma,
+    jpeg_quality,
+    overwrite,
+    quiet,
+):
     """Blurs every photo in INPUT_DIR into OUTPUT_DIR/A with its sharp crop in OUTPUT_DIR/B."""
     rows = make_blur_dataset(
         input_dir,

@@ -11,17 +11,26 @@ from deblurgan.sample_data import gather_sample_photos, make_sample_dataset
 
 
 @click.command()
-@click.option("--output_dir", default="images", show_default=True, type=click.Path(),
-              help="Dataset root: train/, test/, holdout/ ({A,B} each), demo/, demo_sharp/.")
+@click.option(
+    "--output_dir",
+    default="images",
+    show_default=True,
+    type=click.Path(),
+    help="Dataset root: train/, test/, holdout/ ({A,B} each), demo/, demo_sharp/.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives identical files.")
 @click.option("--crop_size", default=256, show_default=True, help="Side of the square crops in px.")
 @click.option("--train_blurs", default=8, show_default=True, help="Pairs per training photo.")
 @click.option("--eval_blurs", default=3, show_default=True, help="Pairs per test and holdout photo.")
 @click.option("--overwrite", is_flag=True, help="Replace existing split folders under --output_dir.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--sources_only", default=None, type=click.Path(),
-              help="Only copy the sharp source photos into this folder's train/, test/, holdout/ and stop "
-                   "(e.g. to build a larger training set with make_blur_dataset.py).")
+@click.option(
+    "--sources_only",
+    default=None,
+    type=click.Path(),
+    help="Only copy the sharp source photos into this folder's train/, test/, holdout/ and stop "
+    "(e.g. to build a larger training set with make_blur_dataset.py).",
+)
 @main_guard
 def main(output_dir, seed, crop_size, train_blurs, eval_blurs, overwrite, quiet, sources_only):
     """Gathers the source photos into per-split folders and blurs them into OUTPUT_DIR."""

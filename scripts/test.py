@@ -15,28 +15,51 @@ from deblurgan.inference import DEFAULT_MAX_PIXELS, PRECISIONS, load_inference_g
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--weight_path", default="weights/generator.h5", show_default=True,
-              help="Generator file (.h5 or .keras).")
-@click.option("--input_dir", default="images/test", show_default=True,
-              help="Folder holding A/ (blurred) and B/ (sharp) with the same file names.")
-@click.option("--output_dir", default="results/test", show_default=True,
-              help="Where per_image.csv, summary.json and the panels go.")
+@click.option(
+    "--weight_path", default="weights/generator.h5", show_default=True, help="Generator file (.h5 or .keras)."
+)
+@click.option(
+    "--input_dir",
+    default="images/test",
+    show_default=True,
+    help="Folder holding A/ (blurred) and B/ (sharp) with the same file names.",
+)
+@click.option(
+    "--output_dir",
+    default="results/test",
+    show_default=True,
+    help="Where per_image.csv, summary.json and the panels go.",
+)
 @click.option("--save_images", is_flag=True, help="Also write sharp | blurred | restored panels.")
 @click.option("--tile_size", type=click.IntRange(min=8), default=None, help="Tile side (see deblur.py).")
 @click.option("--overlap", type=click.IntRange(min=0), default=None, help="Tile context (see deblur.py).")
-@click.option("--max_pixels", type=click.IntRange(min=64), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Pixel budget of one forward pass.")
-@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Tiles per forward pass.")
+@click.option(
+    "--max_pixels",
+    type=click.IntRange(min=64),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Pixel budget of one forward pass.",
+)
+@click.option(
+    "--batch_size", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per forward pass."
+)
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
 @main_guard
-def main(weight_path, input_dir, output_dir, save_images, tile_size, overlap, max_pixels, batch_size,
-         precision):
+def main(
+    weight_path, input_dir, output_dir, save_images, tile_size, overlap, max_pixels, batch_size, precision
+):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
     generator = load_inference_generator(weight_path)
     report = evaluate_folder(
-        generator, input_dir, output_dir, save_images=save_images, tile_size=tile_size,
-        overlap=overlap, max_pixels=max_pixels, batch_size=batch_size, precision=precision,
+        generator,
+        input_dir,
+        output_dir,
+        save_images=save_images,
+        tile_size=tile_size,
+        overlap=overlap,
+        max_pixels=max_pixels,
+        batch_size=batch_size,
+        precision=precision,
     )
     print(format_summary_table(report.summary))
     print(f"reports written to {output_dir}/per_image.csv and {output_dir}/summary.json")

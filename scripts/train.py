@@ -106,6 +106,13 @@ DEFAULTS = TrainingOptions()
 @click.option("--steps_per_epoch", default=None, type=int, help="Cap the batches per epoch.")
 @click.option("--val_dir", default=DEFAULTS.val_dir, help="'auto' = DATA_DIR/test when present; '' = none.")
 @click.option("--val_images", default=DEFAULTS.val_images, type=int, help="Validation pairs per epoch.")
+@click.option(
+    "--bn_recalibration_batches",
+    default=DEFAULTS.bn_recalibration_batches,
+    type=int,
+    help="Re-estimate the generator's batch-norm statistics on N training batches before each "
+    "checkpoint (precise BN; 0 = keep Keras' moving averages).",
+)
 @click.option("--workers", default=DEFAULTS.workers, type=int, help="Image-decoding threads.")
 @click.option("--resume", is_flag=True, help="Continue the run in --weights_dir from its saved state.")
 @click.option("--progress/--no_progress", default=True, help="Show the tqdm bar.")

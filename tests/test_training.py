@@ -12,6 +12,7 @@ from deblurgan.training import (
     default_optimizers,
     gradient_penalty,
     linear_decay_learning_rate,
+    recalibrate_batch_norm,
 )
 
 
@@ -229,3 +230,36 @@ def test_state_round_trip_restores_networks_optimizers_and_random_draws():
     # by position: the dropout seed variable's name carries a process-wide counter
     restored = list(_snapshot(other.generator).values())
     assert all(np.array_equal(a, b) for a, b in zip(expected, restored, strict=True))
+
+
+@pytest.mark.backend
+def test_batch_norm_recalibration_makes_inference_match_the_batch_statistics():
+    keras.utils.set_random_seed(0)
+    generator = generator_model(n_filters=4, n_blocks=1, dropout_rate=0)
+    trainable = [keras.ops.convert_to_numpy(v.value).copy() for v in generator.trainable_variables]
+    blurred, _ = _pairs(n=3)
+    # untouched moving statistics (mean 0, variance 1) give an output unlike the batch's own
+    inference = keras.ops.convert_to_numpy(generator(blurred, training=False))
+    training = keras.ops.convert_to_numpy(generator(blurred, training=True))
+    assert np.abs(inference - training).max() > 1e-2
+
+    assert recalibrate_batch_norm(generator, [blurred]) == 1
+    inference = keras.ops.convert_to_numpy(generator(blurred, training=False))
+    np.testing.assert_allclose(inference, training, atol=1e-4)
+    for before, variable in zip(trainable, generator.trainable_variables, strict=True):
+        np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(variable.value))
+    assert generator.get_layer("head_norm").momentum == 0.99  # restored
+
+
+@pytest.mark.backend
+def test_batch_norm_recalibration_averages_the_batch_statistics():
+    inputs = keras.Input((4, 4, 2))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="norm")(inputs))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc=k, size=(2, 4, 4, 2)).astype("float32") for k in range(3)]
+    recalibrate_batch_norm(model, batches)
+    expected_mean = np.mean([b.mean(axis=(0, 1, 2)) for b in batches], axis=0)
+    expected_variance = np.mean([b.var(axis=(0, 1, 2)) for b in batches], axis=0)
+    norm = model.get_layer("norm")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(norm.moving_mean), expected_mean, rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(norm.moving_variance), expected_variance, rtol=1e-5)

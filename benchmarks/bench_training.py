@@ -1,0 +1,188 @@
+"""Training throughput of the full networks at 256x256 crops, per GAN mode and batch size.
+
+    python benchmarks/bench_training.py                       # all modes, batch 1 and 16
+    python benchmarks/bench_training.py --modes wgan-gp --batch_sizes 1 --torch_reference
+
+One iteration is ``critic_updates`` critic steps and one generator step (what scripts/train.py
+does per batch). Image-steps per second = batch size / seconds per iteration. With
+``--torch_reference`` the same generator and PatchGAN critic written directly in PyTorch run the
+same WGAN-GP iteration on the same CPU, for comparison. The data loader's images per second come
+from bench_data.measure_loader on generated 1280x720 pairs.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from deblurgan import losses  # noqa: E402
+from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model  # noqa: E402
+from deblurgan.training import DeblurGANTrainer  # noqa: E402
+
+
+def keras_iteration_seconds(gan_mode, batch_size, crop, critic_updates, content, runs):
+    keras.utils.set_random_seed(0)
+    generator = generator_model()
+    critic = None
+    if gan_mode == "wgan":
+        critic = discriminator_model(input_shape=(crop, crop, 3))
+    elif gan_mode != "none":
+        critic = patchgan_critic_model()
+    content_loss = (
+        losses.PerceptualLoss(weights=None) if content == "perceptual" else losses.content_loss(content)
+    )
+    trainer = DeblurGANTrainer(
+        generator, critic, gan_mode=gan_mode, content_loss=content_loss, critic_updates=critic_updates
+    )
+    rng = np.random.default_rng(0)
+    blurred = rng.uniform(-1, 1, (batch_size, crop, crop, 3)).astype("float32")
+    sharp = rng.uniform(-1, 1, (batch_size, crop, crop, 3)).astype("float32")
+    trainer.train_on_batch(blurred, sharp)  # compile / warm up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        trainer.train_on_batch(blurred, sharp)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def torch_reference_seconds(batch_size, crop, critic_updates, runs):
+    """The same ResNet generator and PatchGAN critic in plain PyTorch, WGAN-GP, L1 content loss."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    def res_block(ch):
+        return nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.BatchNorm2d(ch), nn.ReLU(True), nn.Dropout(0.5),
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.BatchNorm2d(ch),
+        )  # fmt: skip
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, 64, 7), nn.BatchNorm2d(64), nn.ReLU(True)]
+            layers += [nn.Conv2d(64, 128, 3, 2, 1), nn.BatchNorm2d(128), nn.ReLU(True)]
+            layers += [nn.Conv2d(128, 256, 3, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True)]
+            self.head = nn.Sequential(*layers)
+            self.blocks = nn.ModuleList(res_block(256) for _ in range(9))
+            tail = [
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(256, 128, 3, padding=1),
+                nn.BatchNorm2d(128),
+                nn.ReLU(True),
+            ]
+            tail += [
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(128, 64, 3, padding=1),
+                nn.BatchNorm2d(64),
+                nn.ReLU(True),
+            ]
+            tail += [nn.ReflectionPad2d(3), nn.Conv2d(64, 3, 7), nn.Tanh()]
+            self.tail = nn.Sequential(*tail)
+
+        def forward(self, x):
+            h = self.head(x)
+            for block in self.blocks:
+                h = h + block(h)
+            return torch.clamp(x + self.tail(h), -1, 1)
+
+    def critic():
+        layers, ch = [nn.Conv2d(3, 64, 4, 2, 1), nn.LeakyReLU(0.2, True)], 64
+        for n in range(1, 4):
+            out = 64 * min(2**n, 8)
+            layers += [
+                nn.Conv2d(ch, out, 4, 2, 1),
+                nn.InstanceNorm2d(out, affine=True),
+                nn.LeakyReLU(0.2, True),
+            ]
+            ch = out
+        layers += [nn.Conv2d(ch, 512, 4, 1, 1), nn.InstanceNorm2d(512, affine=True), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(512, 1, 4, 1, 1)]
+        return nn.Sequential(*layers)
+
+    g, d = Generator(), critic()
+    g_opt = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.5, 0.999))
+    d_opt = torch.optim.Adam(d.parameters(), 1e-4, betas=(0.5, 0.999))
+    blurred = torch.rand(batch_size, 3, crop, crop) * 2 - 1
+    sharp = torch.rand(batch_size, 3, crop, crop) * 2 - 1
+
+    def iteration():
+        with torch.no_grad():
+            fake = g(blurred)
+        for _ in range(critic_updates):
+            d_opt.zero_grad()
+            alpha = torch.rand(batch_size, 1, 1, 1)
+            x_hat = (alpha * sharp + (1 - alpha) * fake).requires_grad_(True)
+            grads = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)[0]
+            penalty = ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
+            loss = d(fake).mean() - d(sharp).mean() + 10 * penalty
+            loss.backward()
+            d_opt.step()
+        g_opt.zero_grad()
+        restored = g(blurred)
+        loss = 100 * (restored - sharp).abs().mean() - d(restored).mean()
+        loss.backward()
+        g_opt.step()
+
+    iteration()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        iteration()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--modes", default="none,wgan,wgan-gp,wgan-clip")
+    parser.add_argument("--batch_sizes", default="1,16")
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--critic_updates", type=int, default=5)
+    parser.add_argument("--content_loss", default="l1", choices=["l1", "mse", "perceptual"])
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--torch_reference", action="store_true")
+    parser.add_argument("--loader", action="store_true", help="also measure the data loader")
+    args = parser.parse_args()
+
+    print(
+        f"backend {keras.backend.backend()}, {os.cpu_count()} CPUs, crop {args.crop}, "
+        f"critic_updates {args.critic_updates}, content {args.content_loss}, median of {args.runs}"
+    )
+    print(f"{'mode':<10} {'batch':>5} {'s/iteration':>12} {'image-steps/s':>14}")
+    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+        for mode in args.modes.split(","):
+            seconds = keras_iteration_seconds(
+                mode, batch_size, args.crop, args.critic_updates, args.content_loss, args.runs
+            )
+            print(f"{mode:<10} {batch_size:>5} {seconds:>12.2f} {batch_size / seconds:>14.3f}", flush=True)
+        if args.torch_reference:
+            seconds = torch_reference_seconds(batch_size, args.crop, args.critic_updates, args.runs)
+            print(
+                f"{'torch-gp':<10} {batch_size:>5} {seconds:>12.2f} {batch_size / seconds:>14.3f}  "
+                "(plain PyTorch, same networks, WGAN-GP, L1)",
+                flush=True,
+            )
+    if args.loader:
+        from bench_data import measure_loader, write_photo_like_pairs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write_photo_like_pairs(Path(tmp), 12, 720, 1280)
+            rate = measure_loader(Path(tmp), batch_size=1, crop_size=256, workers=2)
+        print(f"data loader: {rate:.1f} images/s (256 crops from 1280x720 PNG pairs, 2 threads)")
+
+
+if __name__ == "__main__":
+    main()
