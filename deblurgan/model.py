@@ -28,6 +28,7 @@ def generator_model(
     upsampling="nearest",
     dropout_rate=0.5,
     preset=None,
+    zero_init_output=False,
     name="generator",
 ):
     """The DeblurGAN generator: a fully convolutional ResNet with a global skip connection.
@@ -47,6 +48,9 @@ def generator_model(
         dropout_rate: dropout inside each residual block (0.5 in both; 0 removes the layer).
         preset: ``"sicara"`` or ``"paper"``: sets norm, output_mode and upsampling together,
             overriding those three arguments.
+        zero_init_output: start the last convolution at zero, so that with ``output_mode="clip"``
+            the untrained generator returns its input and training starts from the identity
+            (with random init it first has to unlearn a large random residual).
         name: model name; ``"generator"`` lets the loaders tell generators from critics.
 
     Example:
@@ -87,7 +91,8 @@ def generator_model(
         x = layers.Activation("relu", name=f"up_{i}_relu")(x)
 
     x = ReflectionPadding2D(3, name="tail_pad")(x)
-    x = layers.Conv2D(3, 7, name="tail_conv")(x)
+    tail_init = "zeros" if zero_init_output else "glorot_uniform"
+    x = layers.Conv2D(3, 7, kernel_initializer=tail_init, name="tail_conv")(x)
     residual = layers.Activation("tanh", name="tail_tanh")(x)
     outputs = GlobalSkip(output_mode, name="global_skip")([inputs, residual])
     return keras.Model(inputs, outputs, name=name)

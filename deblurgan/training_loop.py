@@ -65,6 +65,7 @@ RESUME_MUST_MATCH = (
     "n_filters",
     "n_blocks",
     "dropout_rate",
+    "zero_init_output",
     "critic_filters",
     "critic_updates",
     "steps_per_epoch",
@@ -110,6 +111,7 @@ class TrainingOptions:
     n_filters: int = 64
     n_blocks: int = 9
     dropout_rate: float = 0.5
+    zero_init_output: bool = False
     critic_filters: int = 64
     init_generator: str | None = None
     steps_per_epoch: int | None = None
@@ -186,7 +188,12 @@ class _Run:
 
     def _build_trainer(self):
         o = self.options
-        generator_kwargs = dict(n_filters=o.n_filters, n_blocks=o.n_blocks, dropout_rate=o.dropout_rate)
+        generator_kwargs = dict(
+            n_filters=o.n_filters,
+            n_blocks=o.n_blocks,
+            dropout_rate=o.dropout_rate,
+            zero_init_output=o.zero_init_output,
+        )
         preset = dict(
             norm=o.norm or ("instance" if o.preset == "paper" else "batch"),
             output_mode=o.output_mode or ("clip" if o.preset == "paper" else "average"),

@@ -99,6 +99,11 @@ DEFAULTS = TrainingOptions()
 @click.option("--n_filters", default=DEFAULTS.n_filters, type=int)
 @click.option("--n_blocks", default=DEFAULTS.n_blocks, type=int)
 @click.option("--dropout_rate", default=DEFAULTS.dropout_rate, type=float)
+@click.option(
+    "--zero_init_output",
+    is_flag=True,
+    help="Start the generator's last convolution at zero (with --output_mode clip: start from the identity).",
+)
 @click.option("--critic_filters", default=DEFAULTS.critic_filters, type=int)
 @click.option(
     "--init_generator", default=None, help="Start the generator from this .h5 (e.g. a pre-trained one)."

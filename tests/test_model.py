@@ -278,3 +278,10 @@ def test_combined_model_with_patchgan_takes_any_size():
     gd = generator_containing_discriminator_multiple_outputs(g, c)
     restored, scores = gd(_inputs((1, 48, 64, 3)))
     assert tuple(restored.shape) == (1, 48, 64, 3) and tuple(scores.shape) == (1, 3, 4, 1)
+
+
+@pytest.mark.backend
+def test_zero_init_output_with_clip_starts_as_the_identity():
+    g = generator_model(n_filters=4, n_blocks=1, output_mode="clip", zero_init_output=True)
+    x = _inputs((2, 32, 36, 3))
+    np.testing.assert_array_equal(_numpy(g(x, training=False)), _numpy(x))
