@@ -65,7 +65,7 @@ def test_same_weights_same_outputs_on_every_backend(tmp_path, run_python):
     for name in ("generator", "generator_paper", "critic_sicara", "critic_patchgan"):
         expected_shape = {
             "critic_sicara": (2, 1),
-            "critic_patchgan": (2, 8, 8, 1),
+            "critic_patchgan": (2, 4, 4, 1),
         }.get(name, (2, 64, 64, 3))
         assert outputs["tensorflow"][name].shape == expected_shape
         assert np.ptp(outputs["tensorflow"][name]) > 1e-3, f"{name}: constant output, weak comparison"
