@@ -4,7 +4,10 @@ import functools
 import logging
 import sys
 
+import click
+
 from deblurgan.errors import DeblurGANError
+from deblurgan.inference import DEFAULT_MAX_PIXELS, PRECISIONS
 
 
 def main_guard(command):
@@ -20,3 +23,48 @@ def main_guard(command):
             sys.exit(2)
 
     return wrapper
+
+
+def inference_options(command):
+    """The tiling, batching and precision options shared by deblur.py and test.py.
+
+    They reach the command as keyword arguments named as ``deblurgan.inference.deblur_array``'s.
+    """
+    options = [
+        click.option(
+            "--tile_size",
+            type=click.IntRange(min=8),
+            default=None,
+            help="Tile side in pixels; default: tile only photos above --max_pixels.",
+        ),
+        click.option(
+            "--overlap",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Context pixels around each tile; default: the receptive-field radius + 8.",
+        ),
+        click.option(
+            "--max_pixels",
+            type=click.IntRange(min=64),
+            default=DEFAULT_MAX_PIXELS,
+            show_default=True,
+            help="Pixel budget of one forward pass (bounds memory).",
+        ),
+        click.option(
+            "--batch_size",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Tiles per forward pass.",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(list(PRECISIONS)),
+            default="fp32",
+            show_default=True,
+            help="bf16 is faster on CPUs with AVX512_BF16/AMX and on recent GPUs.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

@@ -8,10 +8,8 @@ import sys
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import inference_options, main_guard
 from deblurgan.inference import (
-    DEFAULT_MAX_PIXELS,
-    PRECISIONS,
     deblur_folder,
     format_summary,
     load_inference_generator,
@@ -35,39 +33,9 @@ from deblurgan.inference import (
     help="Where to write the results (created; must not be the input folder).",
 )
 @click.option("--side_by_side", is_flag=True, help="Write blurred | restored side by side (Sicara demo).")
-@click.option(
-    "--tile_size",
-    type=click.IntRange(min=8),
-    default=None,
-    help="Tile side in pixels; default: tile only photos above --max_pixels.",
-)
-@click.option(
-    "--overlap",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Context pixels around each tile; default: the receptive-field radius + 8.",
-)
-@click.option(
-    "--max_pixels",
-    type=click.IntRange(min=64),
-    default=DEFAULT_MAX_PIXELS,
-    show_default=True,
-    help="Pixel budget of one forward pass (bounds memory).",
-)
-@click.option(
-    "--batch_size", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per forward pass."
-)
-@click.option(
-    "--precision",
-    type=click.Choice(list(PRECISIONS)),
-    default="fp32",
-    show_default=True,
-    help="bf16 is faster on CPUs with AVX512_BF16/AMX and on recent GPUs.",
-)
+@inference_options
 @main_guard
-def main(
-    weight_path, input_dir, output_dir, side_by_side, tile_size, overlap, max_pixels, batch_size, precision
-):
+def main(weight_path, input_dir, output_dir, side_by_side, **inference):
     """Deblur every photo of INPUT_DIR into OUTPUT_DIR with a trained DeblurGAN generator."""
     generator = load_inference_generator(weight_path)
     summary = deblur_folder(
@@ -75,11 +43,7 @@ def main(
         input_dir,
         output_dir,
         side_by_side=side_by_side,
-        tile_size=tile_size,
-        overlap=overlap,
-        max_pixels=max_pixels,
-        batch_size=batch_size,
-        precision=precision,
+        **inference,
     )
     print(format_summary(summary, output_dir))
     if not summary.ok:

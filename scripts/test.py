@@ -9,9 +9,9 @@ import sys
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import inference_options, main_guard
 from deblurgan.evaluate import evaluate_folder, format_summary_table
-from deblurgan.inference import DEFAULT_MAX_PIXELS, PRECISIONS, load_inference_generator
+from deblurgan.inference import load_inference_generator
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,23 +31,9 @@ from deblurgan.inference import DEFAULT_MAX_PIXELS, PRECISIONS, load_inference_g
     help="Where per_image.csv, summary.json and the panels go.",
 )
 @click.option("--save_images", is_flag=True, help="Also write sharp | blurred | restored panels.")
-@click.option("--tile_size", type=click.IntRange(min=8), default=None, help="Tile side (see deblur.py).")
-@click.option("--overlap", type=click.IntRange(min=0), default=None, help="Tile context (see deblur.py).")
-@click.option(
-    "--max_pixels",
-    type=click.IntRange(min=64),
-    default=DEFAULT_MAX_PIXELS,
-    show_default=True,
-    help="Pixel budget of one forward pass.",
-)
-@click.option(
-    "--batch_size", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per forward pass."
-)
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True)
+@inference_options
 @main_guard
-def main(
-    weight_path, input_dir, output_dir, save_images, tile_size, overlap, max_pixels, batch_size, precision
-):
+def main(weight_path, input_dir, output_dir, save_images, **inference):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
     generator = load_inference_generator(weight_path)
     report = evaluate_folder(
@@ -55,11 +41,7 @@ def main(
         input_dir,
         output_dir,
         save_images=save_images,
-        tile_size=tile_size,
-        overlap=overlap,
-        max_pixels=max_pixels,
-        batch_size=batch_size,
-        precision=precision,
+        **inference,
     )
     print(format_summary_table(report.summary))
     print(f"reports written to {output_dir}/per_image.csv and {output_dir}/summary.json")
