@@ -107,15 +107,19 @@ def normalization(norm, name):
     raise ValueError(f"norm must be one of {NORMALIZATIONS}, got {norm!r}")
 
 
-def res_block(x, filters, name, norm="batch", dropout_rate=0.5):
-    """ReflPad 1, Conv 3x3, norm, ReLU, Dropout, ReflPad 1, Conv 3x3, norm, add the input."""
+def res_block(x, filters, name, norm="batch", dropout_rate=0.5, dropout_seed=None):
+    """ReflPad 1, Conv 3x3, norm, ReLU, Dropout, ReflPad 1, Conv 3x3, norm, add the input.
+
+    A seeded Dropout draws its masks from its own seed state on every backend (unseeded, Keras'
+    PyTorch backend uses torch's global generator, which a saved training state cannot restore).
+    """
     shortcut = x
     x = ReflectionPadding2D(1, name=f"{name}_pad1")(x)
     x = layers.Conv2D(filters, 3, name=f"{name}_conv1")(x)
     x = normalization(norm, f"{name}_norm1")(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     if dropout_rate:
-        x = layers.Dropout(dropout_rate, name=f"{name}_dropout")(x)
+        x = layers.Dropout(dropout_rate, seed=dropout_seed, name=f"{name}_dropout")(x)
     x = ReflectionPadding2D(1, name=f"{name}_pad2")(x)
     x = layers.Conv2D(filters, 3, name=f"{name}_conv2")(x)
     x = normalization(norm, f"{name}_norm2")(x)

@@ -6,6 +6,8 @@ The defaults reproduce the Sicara Keras port layer for layer (11,399,171 generat
 ``preset="paper"``.
 """
 
+import random
+
 import keras
 from keras import layers
 
@@ -78,8 +80,17 @@ def generator_model(
         x = normalization(norm, f"down_{i}_norm")(x)
         x = layers.Activation("relu", name=f"down_{i}_relu")(x)
 
+    # Seeded from Python's generator, which keras.utils.set_random_seed also seeds.
+    dropout_seed = random.randrange(2**30)
     for i in range(1, n_blocks + 1):
-        x = res_block(x, n_filters * 4, f"res_block_{i}", norm=norm, dropout_rate=dropout_rate)
+        x = res_block(
+            x,
+            n_filters * 4,
+            f"res_block_{i}",
+            norm=norm,
+            dropout_rate=dropout_rate,
+            dropout_seed=dropout_seed + i,
+        )
 
     for i, mult in enumerate((2, 1), start=1):
         if upsampling == "nearest":
