@@ -276,51 +276,60 @@ class _Run:
             return rows
         if self.resume:
             print(f"resuming at epoch {self.start_epoch}, batch {self.start_batch}")
-        for epoch in range(self.start_epoch, o.n_epochs):
-            lr = linear_decay_learning_rate(self.base_lr, epoch, o.n_epochs) if o.lr_decay else self.base_lr
-            self.trainer.set_learning_rate(lr)
-            start = self.start_batch if epoch == self.start_epoch else 0
-            sums, started = {}, time.time()
-            bar = tqdm(
-                total=n_batches, initial=start, desc=f"epoch {epoch}", disable=not o.progress, unit="batch"
-            )
-            batch_index = start
-            try:
-                for blurred, sharp in self.dataset.prefetch_iter(epoch, start=start):
-                    if batch_index >= n_batches:
-                        break
-                    step_logs = self.trainer.train_on_batch(blurred, sharp)
-                    _check_finite(step_logs, epoch, batch_index, self.weights_dir)
-                    for name, value in step_logs.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                    batch_index += 1
-                    bar.update(1)
-                    bar.set_postfix(
-                        {
-                            k.split("/")[0][0] + ":" + k.split("/")[1]: f"{v / (batch_index - start):.4g}"
-                            for k, v in sums.items()
-                            if k.endswith(("total", "content"))
-                        }
-                    )
-            except KeyboardInterrupt:
-                bar.close()
-                self._save_interrupted(epoch, batch_index)
-                raise
-            bar.close()
-            means = {name: value / max(1, batch_index - start) for name, value in sums.items()}
-            row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": lr, **means}
-            self._recalibrate(epoch, n_batches)
-            row.update(self._validate(epoch))
-            self._save_epoch(epoch, means)
-            self._log(row, epoch)
-            rows.append(row)
-            summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch",))
-            print(f"epoch {epoch}: {summary}")
+        # Where a Ctrl-C would leave the run, and whether that point is already saved.
+        self.position, self.position_saved = (self.start_epoch, self.start_batch), True
+        try:
+            for epoch in range(self.start_epoch, o.n_epochs):
+                rows.append(self._run_epoch(epoch, n_batches))
+        except KeyboardInterrupt:
+            if not self.position_saved:
+                self._save_interrupted(*self.position)
+            else:
+                print(f"\ninterrupted; {self.weights_dir} holds the state after epoch {self.position[0] - 1}")
+            raise
         if self.dataset.n_skipped:
             print(
                 f"warning: {self.dataset.n_skipped} unreadable image pairs were skipped (see the log above)"
             )
         return rows
+
+    def _run_epoch(self, epoch, n_batches):
+        o = self.options
+        lr = linear_decay_learning_rate(self.base_lr, epoch, o.n_epochs) if o.lr_decay else self.base_lr
+        self.trainer.set_learning_rate(lr)
+        start = self.start_batch if epoch == self.start_epoch else 0
+        sums, started, batch_index = {}, time.time(), start
+        bar = tqdm(
+            total=n_batches, initial=start, desc=f"epoch {epoch}", disable=not o.progress, unit="batch"
+        )
+        with bar:
+            for blurred, sharp in self.dataset.prefetch_iter(epoch, start=start):
+                if batch_index >= n_batches:
+                    break
+                step_logs = self.trainer.train_on_batch(blurred, sharp)
+                _check_finite(step_logs, epoch, batch_index, self.weights_dir)
+                for name, value in step_logs.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                batch_index += 1
+                self.position, self.position_saved = (epoch, batch_index), False
+                bar.update(1)
+                bar.set_postfix(
+                    {
+                        k.split("/")[0][0] + ":" + k.split("/")[1]: f"{v / (batch_index - start):.4g}"
+                        for k, v in sums.items()
+                        if k.endswith(("total", "content"))
+                    }
+                )
+        means = {name: value / max(1, batch_index - start) for name, value in sums.items()}
+        row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": lr, **means}
+        self._recalibrate(epoch, n_batches)
+        row.update(self._validate(epoch))
+        self._save_epoch(epoch, means)
+        self.position, self.position_saved = (epoch + 1, 0), True
+        self._log(row, epoch)
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch",))
+        print(f"epoch {epoch}: {summary}")
+        return row
 
     def _recalibrate(self, epoch, n_batches):
         """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
