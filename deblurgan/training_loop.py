@@ -141,7 +141,7 @@ class _Run:
         self.weights_dir = Path(options.weights_dir)
         self.log_dir = Path(options.log_dir)
         self.resume = resume
-        self.start_epoch, self.start_batch = 0, 0
+        self.start_epoch, self.start_batch, self.start_sums = 0, 0, {}
         state = None
         if resume:
             state = self._load_state()
@@ -257,6 +257,7 @@ class _Run:
             state = dict(archive)
         self.start_epoch = int(state.pop("run/epoch"))
         self.start_batch = int(state.pop("run/batch"))
+        self.start_sums = json.loads(str(state.pop("run/sums", "{}")))
         return state
 
     # -- the loop -------------------------------------------------------------------------------
@@ -298,7 +299,9 @@ class _Run:
         lr = linear_decay_learning_rate(self.base_lr, epoch, o.n_epochs) if o.lr_decay else self.base_lr
         self.trainer.set_learning_rate(lr)
         start = self.start_batch if epoch == self.start_epoch else 0
-        sums, started, batch_index = {}, time.time(), start
+        # loss sums of the batches before an interruption, so the epoch's means cover all of it
+        self.sums = dict(self.start_sums) if epoch == self.start_epoch else {}
+        sums, started, batch_index = self.sums, time.time(), start
         bar = tqdm(
             total=n_batches, initial=start, desc=f"epoch {epoch}", disable=not o.progress, unit="batch"
         )
@@ -315,12 +318,12 @@ class _Run:
                 bar.update(1)
                 bar.set_postfix(
                     {
-                        k.split("/")[0][0] + ":" + k.split("/")[1]: f"{v / (batch_index - start):.4g}"
+                        k.split("/")[0][0] + ":" + k.split("/")[1]: f"{v / batch_index:.4g}"
                         for k, v in sums.items()
                         if k.endswith(("total", "content"))
                     }
                 )
-        means = {name: value / max(1, batch_index - start) for name, value in sums.items()}
+        means = {name: value / max(1, batch_index) for name, value in sums.items()}
         row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": lr, **means}
         self._recalibrate(epoch, n_batches)
         row.update(self._validate(epoch))
@@ -372,16 +375,17 @@ class _Run:
     def _save_interrupted(self, epoch, batch_index):
         trainer = self.trainer
         save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_interrupted.h5")
-        self._save_state(epoch, batch_index)
+        self._save_state(epoch, batch_index, sums=self.sums)
         print(
             f"\ninterrupted at epoch {epoch}, batch {batch_index}: state saved in {self.weights_dir}; "
             "continue with the same command and --resume"
         )
 
-    def _save_state(self, epoch, batch):
+    def _save_state(self, epoch, batch, sums=None):
         state = self.trainer.get_state()
         state["run/epoch"] = np.array(epoch)
         state["run/batch"] = np.array(batch)
+        state["run/sums"] = np.array(json.dumps(sums or {}))
         with atomic_path(self.weights_dir / STATE_FILE) as tmp:
             np.savez(tmp, **state)
 

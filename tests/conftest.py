@@ -70,8 +70,7 @@ def run_python(code, backend="tensorflow", cwd=None, timeout=600):
     )
     if result.returncode != 0:
         pytest.fail(
-            f"subprocess (KERAS_BACKEND={backend}) exited {result.returncode}:\n"
-            f"{result.stderr[-4000:]}",
+            f"subprocess (KERAS_BACKEND={backend}) exited {result.returncode}:\n{result.stderr[-4000:]}",
             pytrace=False,
         )
     return result.stdout

@@ -12,9 +12,7 @@ MISSING = [name for name in ("jax", "torch") if importlib.util.find_spec(name) i
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        bool(MISSING), reason=f"not installed: {MISSING}; pip install -e '.[jax,torch]'"
-    ),
+    pytest.mark.skipif(bool(MISSING), reason=f"not installed: {MISSING}; pip install -e '.[jax,torch]'"),
 ]
 
 # Tiny but non-trivial networks: two residual blocks, and every weight (BN moving statistics

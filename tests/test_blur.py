@@ -81,9 +81,7 @@ def test_blur_matches_direct_convolution_and_keeps_the_mean():
     blurred = blur.blur_image(image, kernel)
     # Independent reference: direct correlation with the flipped kernel, reflect borders (numpy's
     # "reflect" is scipy's "mirror"); odd linear kernels are centred on their middle pixel.
-    reference = np.stack(
-        [ndimage.convolve(image[..., c], kernel, mode="mirror") for c in range(3)], axis=-1
-    )
+    reference = np.stack([ndimage.convolve(image[..., c], kernel, mode="mirror") for c in range(3)], axis=-1)
     np.testing.assert_allclose(blurred, reference, atol=1e-5)
     assert abs(blurred.mean() - image.mean()) < 0.01
     np.testing.assert_allclose(blurred.mean(axis=(0, 1)), image.mean(axis=(0, 1)), atol=0.01)

@@ -40,8 +40,10 @@ def test_pairs_have_matching_names_sizes_and_are_blurred(photos, tmp_path):
     rows = make_blur_dataset(photos, out, seed=1, blurs_per_image=2, crop_size=32, progress=False)
     names_a = [p.name for p in list_images(out / "A")]
     names_b = [p.name for p in list_images(out / "B")]
-    assert names_a == names_b == sorted(
-        ["a_00.png", "a_01.png", "b_00.png", "b_01.png", "sub__c_00.png", "sub__c_01.png"]
+    assert (
+        names_a
+        == names_b
+        == sorted(["a_00.png", "a_01.png", "b_00.png", "b_01.png", "sub__c_00.png", "sub__c_01.png"])
     )
     assert len(rows) == 6
     manifest = list(csv.DictReader((out / "pairs.csv").open()))
@@ -131,9 +133,24 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
     script = [sys.executable, str(REPO / "scripts" / "make_blur_dataset.py")]
     out = tmp_path / "out"
     done = subprocess.run(
-        script + ["--input_dir", str(photos), "--output_dir", str(out), "--crop_size", "32",
-                  "--blurs_per_image", "2", "--seed", "3", "--quiet"],
-        capture_output=True, text=True, env=env, check=False,
+        script
+        + [
+            "--input_dir",
+            str(photos),
+            "--output_dir",
+            str(out),
+            "--crop_size",
+            "32",
+            "--blurs_per_image",
+            "2",
+            "--seed",
+            "3",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "wrote 6 blurred/sharp pairs" in done.stdout
@@ -141,7 +158,10 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
     (photos / "broken.png").write_bytes(b"not a png")
     done = subprocess.run(
         script + ["--input_dir", str(photos), "--output_dir", str(tmp_path / "out2"), "--quiet"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ")

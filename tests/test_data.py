@@ -231,7 +231,7 @@ def full_image_dataset(root, write):
 def test_grayscale_rgba_and_16_bit_decode_to_rgb(tmp_path):
     gray = np.arange(HEIGHT * WIDTH, dtype=np.uint8).reshape(HEIGHT, WIDTH)
     rgba = np.dstack([sharp_pixels(0), np.full((HEIGHT, WIDTH), 7, np.uint8)])
-    deep = (np.arange(HEIGHT * WIDTH, dtype=np.uint16).reshape(HEIGHT, WIDTH) * 31)
+    deep = np.arange(HEIGHT * WIDTH, dtype=np.uint16).reshape(HEIGHT, WIDTH) * 31
 
     def write(folder):
         Image.fromarray(gray, mode="L").save(folder / "gray.png")

@@ -17,7 +17,11 @@ def _run(script, *args, cwd=REPO):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / script), *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -37,8 +41,19 @@ def test_corrupt_file_gives_summary_and_exit_1_while_good_ones_are_written(weigh
     _photo(tmp_path / "in" / "sub" / "c.jpg", 64, 40, seed=1)
     (tmp_path / "in" / "b.png").write_bytes(b"not a png at all")
     before = {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
-    result = _run("deblur.py", "--weight_path", weights, "--input_dir", tmp_path / "in",
-                  "--output_dir", tmp_path / "out", "--tile_size", 96, "--precision", "bf16")
+    result = _run(
+        "deblur.py",
+        "--weight_path",
+        weights,
+        "--input_dir",
+        tmp_path / "in",
+        "--output_dir",
+        tmp_path / "out",
+        "--tile_size",
+        96,
+        "--precision",
+        "bf16",
+    )
     assert result.returncode == 1, result.stderr
     assert "deblurred 2 photo(s)" in result.stdout and "b.png" in result.stdout
     assert "Traceback" not in result.stderr
@@ -53,8 +68,16 @@ def test_corrupt_file_gives_summary_and_exit_1_while_good_ones_are_written(weigh
 @pytest.mark.slow
 def test_sicara_name_side_by_side_and_created_output_folder(weights, tmp_path):
     _photo(tmp_path / "one.png", 20, 24)
-    result = _run("deblur_image.py", "--weight_path", weights, "--input_dir", tmp_path / "one.png",
-                  "--output_dir", tmp_path / "deep" / "new", "--side_by_side")
+    result = _run(
+        "deblur_image.py",
+        "--weight_path",
+        weights,
+        "--input_dir",
+        tmp_path / "one.png",
+        "--output_dir",
+        tmp_path / "deep" / "new",
+        "--side_by_side",
+    )
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "deep" / "new" / "one.png") as out:
         assert out.size == (48, 20)
@@ -66,7 +89,14 @@ def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
     same = _run("deblur.py", "--weight_path", weights, "--input_dir", tmp_path, "--output_dir", tmp_path)
     assert same.returncode == 2
     assert same.stderr.strip().splitlines()[-1].startswith("error: --output_dir")
-    missing = _run("deblur.py", "--weight_path", tmp_path / "none.h5", "--input_dir", tmp_path,
-                   "--output_dir", tmp_path / "out")
+    missing = _run(
+        "deblur.py",
+        "--weight_path",
+        tmp_path / "none.h5",
+        "--input_dir",
+        tmp_path,
+        "--output_dir",
+        tmp_path / "out",
+    )
     assert missing.returncode == 2
     assert "scripts/train.py" in missing.stderr and "Traceback" not in missing.stderr

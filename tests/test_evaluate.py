@@ -47,8 +47,15 @@ def test_identity_generator_scores_equal_the_input_and_match_skimage(tmp_path):
     for row in report.rows:
         sharp, blurred = arrays[row["name"][:-4]]
         assert row["psnr_blurred"] == pytest.approx(peak_signal_noise_ratio(sharp, blurred, data_range=255))
-        expected_ssim = structural_similarity(sharp, blurred, gaussian_weights=True, sigma=1.5,
-                                              use_sample_covariance=False, channel_axis=-1, data_range=255)
+        expected_ssim = structural_similarity(
+            sharp,
+            blurred,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=-1,
+            data_range=255,
+        )
         assert row["ssim_blurred"] == pytest.approx(expected_ssim, abs=1e-6)
         assert row["psnr_restored"] == pytest.approx(row["psnr_blurred"])
         assert row["sharpness_sharp"] > row["sharpness_blurred"]
@@ -98,9 +105,21 @@ def test_script_end_to_end(tmp_path):
     weights = save_model(tiny_generator(), tmp_path / "g.keras")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "test.py"), "--weight_path", str(weights),
-         "--input_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "res"), "--save_images"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "test.py"),
+            "--weight_path",
+            str(weights),
+            "--input_dir",
+            str(tmp_path / "data"),
+            "--output_dir",
+            str(tmp_path / "res"),
+            "--save_images",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "PSNR (dB)" in result.stdout and "SSIM" in result.stdout

@@ -34,8 +34,9 @@ def _png16(samples, filter_type, orientation=None):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16,
-                                                            2 if depth == 3 else 6, 0, 0, 0))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(
+        b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2 if depth == 3 else 6, 0, 0, 0)
+    )
     if orientation:
         exif = Image.Exif()
         exif[0x0112] = orientation
