@@ -216,11 +216,11 @@ class DeblurGANTrainer:
         return state
 
     def set_state(self, state):
-        names = [name for name, _ in self.state_variables()]
-        missing = [n for n in names if n not in state]
+        named = self.state_variables()
+        missing = [name for name, _ in named if name not in state]
         if missing:
             raise ValueError(f"training state lacks {len(missing)} variables, e.g. {missing[0]}")
-        for name, variable in self.state_variables():
+        for name, variable in named:
             if tuple(state[name].shape) != tuple(variable.shape):
                 raise ValueError(
                     f"training state {name} ({variable.path}) has shape {state[name].shape}, "

@@ -29,7 +29,12 @@ from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
 from deblurgan.io import atomic_path, read_image
 from deblurgan.metrics import psnr, ssim
-from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
+from deblurgan.model import (
+    GENERATOR_PRESETS,
+    discriminator_model,
+    generator_model,
+    patchgan_critic_model,
+)
 from deblurgan.training import (
     GAN_MODES,
     DeblurGANTrainer,
@@ -123,10 +128,7 @@ class TrainingOptions:
 
 
 def train(options):
-    """Runs (or, with ``resume=True`` semantics handled by :func:`resume_training`) a training run.
-
-    Returns the list of per-epoch log rows (dicts).
-    """
+    """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows."""
     return _Run(options, resume=False).fit()
 
 
@@ -194,13 +196,10 @@ class _Run:
             dropout_rate=o.dropout_rate,
             zero_init_output=o.zero_init_output,
         )
-        preset = dict(
-            norm=o.norm or ("instance" if o.preset == "paper" else "batch"),
-            output_mode=o.output_mode or ("clip" if o.preset == "paper" else "average"),
-            upsampling=o.upsampling or ("transpose" if o.preset == "paper" else "nearest"),
-        )
+        overrides = {"norm": o.norm, "output_mode": o.output_mode, "upsampling": o.upsampling}
+        variant = {**GENERATOR_PRESETS[o.preset], **{k: v for k, v in overrides.items() if v is not None}}
         keras.utils.set_random_seed(o.seed)
-        generator = generator_model(**generator_kwargs, **preset)
+        generator = generator_model(**generator_kwargs, **variant)
         critic = None
         if o.gan_mode != "none":
             if o.critic == "sicara":
@@ -391,15 +390,14 @@ class _Run:
 
     def _log(self, row, epoch):
         csv_path = self.log_dir / "losses.csv"
-        fields = list(row)
-        if csv_path.is_file():
+        fields, rows = list(row), []
+        if csv_path.is_file():  # a resumed run: keep the earlier epochs' rows and columns
             with open(csv_path, newline="") as f:
-                fields = next(csv.reader(f), fields) or fields
-            fields += [k for k in row if k not in fields]
-        rows = []
-        if csv_path.is_file():
-            with open(csv_path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
+                reader = csv.DictReader(f)
+                rows = [r for r in reader if int(r["epoch"]) < epoch]
+                fields = list(reader.fieldnames or []) + [
+                    k for k in row if k not in (reader.fieldnames or [])
+                ]
         with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
@@ -408,9 +406,7 @@ class _Run:
 
 
 def _auto_content_loss(network, vgg_weights):
-    if vgg_weights is None:
-        return "perceptual"
-    if vgg_weights != "imagenet":
+    if vgg_weights != "imagenet":  # random init (None) or a local file: nothing to download
         return "perceptual"
     try:
         losses.imagenet_weights_path(network)

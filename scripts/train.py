@@ -8,15 +8,12 @@ the same command with --resume continues.
 """
 
 import sys
-from pathlib import Path
 
 import click
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout too
-
-from deblurgan.cli import main_guard  # noqa: E402
-from deblurgan.training import GAN_MODES  # noqa: E402
-from deblurgan.training_loop import CONTENT_LOSSES, TrainingOptions, resume_training, train  # noqa: E402
+from deblurgan.cli import main_guard
+from deblurgan.training import GAN_MODES
+from deblurgan.training_loop import CONTENT_LOSSES, TrainingOptions, resume_training, train
 
 DEFAULTS = TrainingOptions()
 
