@@ -11,7 +11,7 @@ import numbers
 import keras
 from keras import layers, ops
 
-NORMALIZATIONS = ("batch", "instance")
+NORMALIZATIONS = ("batch", "instance", "none")
 
 
 @keras.saving.register_keras_serializable(package="deblurgan")
@@ -99,11 +99,15 @@ def normalization(norm, name):
 
     Instance norm is ``GroupNormalization`` with one group per channel (per-sample statistics,
     learned scale and offset), which is what ``nn.InstanceNorm2d(affine=True)`` computes.
+    ``"none"`` is an ``Identity`` layer (EDSR / DeblurGAN-v2 style restoration networks drop
+    normalization); keeping a named layer keeps the layer names of every variant the same.
     """
     if norm == "batch":
         return layers.BatchNormalization(name=name)
     if norm == "instance":
         return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+    if norm == "none":
+        return layers.Identity(name=name)
     raise ValueError(f"norm must be one of {NORMALIZATIONS}, got {norm!r}")
 
 

@@ -42,7 +42,7 @@ def generator_model(
         input_shape: ``(height, width, 3)``; ``None`` for any size.
         n_filters: filters of the first convolution (64); doubled at each downsampling.
         n_blocks: residual blocks at ``4 * n_filters`` channels (9).
-        norm: ``"batch"`` (Sicara) or ``"instance"`` (paper).
+        norm: ``"batch"`` (Sicara), ``"instance"`` (paper) or ``"none"``.
         output_mode: ``"average"`` = ``(input + tanh) / 2`` (Sicara) or ``"clip"`` =
             ``clip(input + tanh, -1, 1)`` (paper).
         upsampling: ``"nearest"`` = UpSampling2D then Conv 3x3 (Sicara) or ``"transpose"`` =

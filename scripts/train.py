@@ -90,7 +90,7 @@ DEFAULTS = TrainingOptions()
     type=click.Choice(["sicara", "paper"]),
     help="Generator variant; --norm/--output_mode/--upsampling override parts of it.",
 )
-@click.option("--norm", default=None, type=click.Choice(["batch", "instance"]))
+@click.option("--norm", default=None, type=click.Choice(["batch", "instance", "none"]))
 @click.option("--output_mode", default=None, type=click.Choice(["average", "clip"]))
 @click.option("--upsampling", default=None, type=click.Choice(["nearest", "transpose"]))
 @click.option("--n_filters", default=DEFAULTS.n_filters, type=int)

@@ -163,6 +163,26 @@ def test_generator_options_one_at_a_time():
     assert transpose.get_layer("up_1_conv").strides == (2, 2)
 
 
+@pytest.mark.backend
+def test_generator_without_normalization(tmp_path):
+    batch = generator_model(n_filters=8, n_blocks=2, dropout_rate=0)
+    plain = generator_model(n_filters=8, n_blocks=2, dropout_rate=0, norm="none")
+    assert [layer.name for layer in plain.layers] == [layer.name for layer in batch.layers]
+    kinds = {type(layer).__name__ for layer in plain.layers}
+    assert not kinds & {"BatchNormalization", "GroupNormalization"}
+    assert plain.count_params() < batch.count_params()
+    # no statistics: one image's output does not depend on the others in the batch, in training
+    # mode too, so tiling and batching cannot change results
+    x = _inputs((2, 32, 32, 3))
+    alone = keras.ops.convert_to_numpy(plain(x[:1], training=True))
+    together = keras.ops.convert_to_numpy(plain(x, training=True))
+    np.testing.assert_allclose(together[:1], alone, atol=1e-6)
+    path = str(tmp_path / "plain.h5")
+    plain.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(plain(x)))
+
+
 @pytest.mark.parametrize(
     "kwargs, word",
     [
