@@ -1,0 +1,77 @@
+"""Draws the README's before/after figure: blurred | deblurred | sharp, per demo photo.
+
+Each row is a crop of one photo of images/demo (the blurred input), its deblurred version from
+the given generator and the sharp original from images/demo_sharp, with the crop's PSNR against
+the sharp original under the first two panels. Deblurring runs on the whole photo, then the same
+crop is taken from all three.
+
+    python benchmarks/make_result_figure.py --weight_path weights/generator.h5 \
+        --names chelsea_00.png,flower_00.png --output images/readme/deblur_example.png
+"""
+
+from pathlib import Path
+
+import click
+import numpy as np
+from PIL import Image, ImageDraw
+
+from deblurgan.inference import deblur_array, load_inference_generator
+from deblurgan.io import read_image, write_image
+from deblurgan.metrics import psnr
+
+CAPTION_HEIGHT = 16
+
+
+def _to_8bit(unit):
+    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def centre_crop(image, size):
+    top = max((image.shape[0] - size) // 2, 0)
+    left = max((image.shape[1] - size) // 2, 0)
+    return image[top : top + size, left : left + size]
+
+
+def captioned(panel8, text):
+    image = Image.new("RGB", (panel8.shape[1], panel8.shape[0] + CAPTION_HEIGHT), "white")
+    image.paste(Image.fromarray(panel8), (0, 0))
+    ImageDraw.Draw(image).text((4, panel8.shape[0] + 2), text, fill="black")
+    return np.asarray(image)
+
+
+def figure_row(generator, blurred_path, sharp_path, crop, gap):
+    blurred = read_image(blurred_path).pixels
+    sharp = read_image(sharp_path).pixels
+    restored = deblur_array(generator, blurred)
+    crops = [_to_8bit(centre_crop(image, crop)) for image in (blurred, restored, sharp)]
+    labels = [
+        f"blurred  {psnr(crops[2], crops[0]):.2f} dB",
+        f"deblurred  {psnr(crops[2], crops[1]):.2f} dB",
+        "sharp",
+    ]
+    panels = [captioned(c, text) for c, text in zip(crops, labels, strict=True)]
+    spacer = np.full((panels[0].shape[0], gap, 3), 255, np.uint8)
+    return np.concatenate([panels[0], spacer, panels[1], spacer, panels[2]], axis=1)
+
+
+@click.command()
+@click.option("--weight_path", default="weights/generator.h5", show_default=True)
+@click.option("--demo_dir", default="images/demo", show_default=True)
+@click.option("--sharp_dir", default="images/demo_sharp", show_default=True)
+@click.option("--names", default="chelsea_00.png,flower_00.png", show_default=True)
+@click.option("--crop", default=240, show_default=True, help="Side of the centre crop shown.")
+@click.option("--output", default="images/readme/deblur_example.png", show_default=True)
+def main(weight_path, demo_dir, sharp_dir, names, crop, output, gap=6):
+    generator = load_inference_generator(weight_path)
+    rows = [
+        figure_row(generator, Path(demo_dir) / name, Path(sharp_dir) / name, crop, gap)
+        for name in names.split(",")
+    ]
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
+    write_image(output, np.concatenate(rows, axis=0)[:-gap].astype(np.float32) / 255.0)
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
