@@ -99,7 +99,7 @@ def normalization(norm, name):
 
     Instance norm is ``GroupNormalization`` with one group per channel (per-sample statistics,
     learned scale and offset), which is what ``nn.InstanceNorm2d(affine=True)`` computes.
-    ``"none"`` is an ``Identity`` layer (EDSR / DeblurGAN-v2 style restoration networks drop
+    ``"none"`` is an ``Identity`` layer (EDSR and Nah et al.'s DeepDeblur drop batch
     normalization); keeping a named layer keeps the layer names of every variant the same.
     """
     if norm == "batch":
