@@ -60,7 +60,9 @@ def test_default_weights_deblur_the_sample_sets(generator, split):
             - peak_signal_noise_ratio(sharp8, blurred8, data_range=255)
         )
         ssim = [
-            structural_similarity(sharp8, x, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5)
+            structural_similarity(
+                sharp8, x, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5
+            )
             for x in (restored8, blurred8)
         ]
         ssim_gains.append(ssim[0] - ssim[1])
