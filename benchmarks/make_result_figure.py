@@ -16,14 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from deblurgan.inference import deblur_array, load_inference_generator
-from deblurgan.io import read_image, write_image
+from deblurgan.io import read_image, to_uint8, write_image
 from deblurgan.metrics import psnr
 
 CAPTION_HEIGHT = 16
-
-
-def _to_8bit(unit):
-    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def centre_crop(image, size):
@@ -43,7 +39,7 @@ def figure_row(generator, blurred_path, sharp_path, crop, gap):
     blurred = read_image(blurred_path).pixels
     sharp = read_image(sharp_path).pixels
     restored = deblur_array(generator, blurred)
-    crops = [_to_8bit(centre_crop(image, crop)) for image in (blurred, restored, sharp)]
+    crops = [to_uint8(centre_crop(image, crop)) for image in (blurred, restored, sharp)]
     labels = [
         f"blurred  {psnr(crops[2], crops[0]):.2f} dB",
         f"deblurred  {psnr(crops[2], crops[1]):.2f} dB",

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
-from deblurgan.io import atomic_path, list_images, read_image, write_image
+from deblurgan.io import atomic_path, list_images, read_image, to_uint8, write_image
 from deblurgan.metrics import laplacian_variance, psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,6 @@ def _pair_folder(input_dir):
     return pairs, unmatched
 
 
-def _to_8bit(unit):
-    return np.round(np.clip(unit, 0.0, 1.0) * 255.0)
-
-
 def _score_pair(blurred8, restored8, sharp8):
     return {
         "psnr_blurred": min(psnr(sharp8, blurred8), PSNR_CAP),
@@ -162,7 +158,7 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
             failed.append((name, str(error)))
             continue
         restored = deblur_array(generator, blurred.pixels, **options)
-        blurred8, restored8, sharp8 = (_to_8bit(x) for x in (blurred.pixels, restored, sharp.pixels))
+        blurred8, restored8, sharp8 = (to_uint8(x) for x in (blurred.pixels, restored, sharp.pixels))
         height, width = sharp8.shape[:2]
         scores = _score_pair(blurred8, restored8, sharp8)
         rows.append({"name": name, "height": height, "width": width, **scores})

@@ -181,12 +181,12 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8):
             image = Image.fromarray(np.round(gray * 65535).astype(np.uint16))
             alpha = None
         else:
-            image = Image.fromarray(_to_uint8(gray), mode="L")
+            image = Image.fromarray(to_uint8(gray), mode="L")
     else:
-        image = Image.fromarray(_to_uint8(pixels), mode="RGB")
+        image = Image.fromarray(to_uint8(pixels), mode="RGB")
     if alpha is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
         image = image.convert("LA" if grayscale else "RGBA")
-        image.putalpha(Image.fromarray(_to_uint8(alpha), mode="L"))
+        image.putalpha(Image.fromarray(to_uint8(alpha), mode="L"))
     if path.suffix.lower() in (".jpg", ".jpeg"):
         save_kwargs = {"quality": 95}
     else:
@@ -218,7 +218,8 @@ def _encode_png16(pixels, alpha=None):
     )
 
 
-def _to_uint8(unit):
+def to_uint8(unit):
+    """[0, 1] floats -> 8-bit pixels (clipped, rounded to the nearest level)."""
     return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
