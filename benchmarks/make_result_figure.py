@@ -15,6 +15,7 @@ import click
 import numpy as np
 from PIL import Image, ImageDraw
 
+from deblurgan.cli import main_guard, weight_path_option
 from deblurgan.inference import deblur_array, load_inference_generator
 from deblurgan.io import read_image, to_uint8, write_image
 from deblurgan.metrics import psnr
@@ -51,12 +52,13 @@ def figure_row(generator, blurred_path, sharp_path, crop, gap):
 
 
 @click.command()
-@click.option("--weight_path", default="weights/generator.h5", show_default=True)
+@weight_path_option
 @click.option("--demo_dir", default="images/demo", show_default=True)
 @click.option("--sharp_dir", default="images/demo_sharp", show_default=True)
 @click.option("--names", default="chelsea_00.png,flower_00.png", show_default=True)
 @click.option("--crop", default=240, show_default=True, help="Side of the centre crop shown.")
 @click.option("--output", default="images/readme/deblur_example.png", show_default=True)
+@main_guard
 def main(weight_path, demo_dir, sharp_dir, names, crop, output, gap=6):
     generator = load_inference_generator(weight_path)
     rows = [

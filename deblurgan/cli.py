@@ -7,7 +7,7 @@ import sys
 import click
 
 from deblurgan.errors import DeblurGANError
-from deblurgan.inference import DEFAULT_MAX_PIXELS, PRECISIONS
+from deblurgan.inference import DEFAULT_MAX_PIXELS, DEFAULT_WEIGHTS, PRECISIONS
 
 
 def main_guard(command):
@@ -23,6 +23,11 @@ def main_guard(command):
             sys.exit(2)
 
     return wrapper
+
+
+weight_path_option = click.option(
+    "--weight_path", default=DEFAULT_WEIGHTS, show_default=True, help="Generator file (.h5 or .keras)."
+)
 
 
 def inference_options(command):

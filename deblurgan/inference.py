@@ -41,6 +41,7 @@ ALIGN = 4  # two stride-2 downsamplings
 MIN_SIDE = 8
 # 1.6 megapixels per forward pass keeps the full generator under 4 GiB on CPU (TensorFlow, fp32);
 # a 1280x720 photo still runs in one pass. See benchmarks/bench_inference.py.
+DEFAULT_WEIGHTS = "weights/generator.h5"  # the shipped default generator, relative to the repository
 DEFAULT_MAX_PIXELS = 1_600_000
 FEATHER = 8  # extra overlap beyond the receptive-field radius, used to cross-fade tiles
 # Layers whose output pixel depends on the whole image (per-image statistics).

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from deblurgan.cli import inference_options, main_guard
+from deblurgan.cli import inference_options, main_guard, weight_path_option
 from deblurgan.inference import (
     deblur_folder,
     format_summary,
@@ -17,9 +17,7 @@ from deblurgan.inference import (
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--weight_path", default="weights/generator.h5", show_default=True, help="Generator file (.h5 or .keras)."
-)
+@weight_path_option
 @click.option(
     "--input_dir",
     default="images/demo",

@@ -9,15 +9,13 @@ import sys
 
 import click
 
-from deblurgan.cli import inference_options, main_guard
+from deblurgan.cli import inference_options, main_guard, weight_path_option
 from deblurgan.evaluate import evaluate_folder, format_summary_table
 from deblurgan.inference import load_inference_generator
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--weight_path", default="weights/generator.h5", show_default=True, help="Generator file (.h5 or .keras)."
-)
+@weight_path_option
 @click.option(
     "--input_dir",
     default="images/test",
