@@ -9,6 +9,19 @@ import click
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import DEFAULT_MAX_PIXELS, DEFAULT_WEIGHTS, PRECISIONS
 
+# Flags whose name differs from the library parameter they set; every other flag is --<parameter>.
+FLAG_NAMES = {"gradient_penalty_weight": "gp_weight"}
+
+
+def flag_message(error):
+    """The message of a DeblurGANError as a command-line user reads it: ``--name value`` for
+    the ``name=value`` of the parameter it is about."""
+    message = str(error)
+    if error.parameter:
+        flag = FLAG_NAMES.get(error.parameter, error.parameter)
+        message = message.replace(f"{error.parameter}=", f"--{flag} ", 1)
+    return message
+
 
 def main_guard(command):
     """Wraps a click command's callback: DeblurGANError -> ``error: ...`` on stderr, exit 2."""
@@ -19,7 +32,7 @@ def main_guard(command):
         try:
             return command(*args, **kwargs)
         except DeblurGANError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {flag_message(error)}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

@@ -1,10 +1,21 @@
 """The one exception type for user errors.
 
-Library code raises :class:`DeblurGANError` with a one-line message that names the file (or
-option) at fault and says how to fix it; the scripts print that line and exit non-zero instead of
-showing a traceback.
+Library code raises :class:`DeblurGANError` with a one-line message that names the file or the
+parameter at fault and says how to fix it; the scripts print that line and exit non-zero instead of
+showing a traceback. A message about a parameter names it as Python does (``batch_size=0: ...``)
+and passes ``parameter="batch_size"``; :func:`deblurgan.cli.main_guard` then shows the command-line
+flag instead (``--batch_size 0: ...``), so the library never has to know its flags.
 """
 
 
 class DeblurGANError(Exception):
-    """A problem with the user's input (file, folder, option) that the user can fix."""
+    """A problem with the user's input (file, folder, parameter) that the user can fix.
+
+    Args:
+        message: one line naming the file or parameter and the fix.
+        parameter: the parameter the message is about, written ``parameter=value`` in it, or None.
+    """
+
+    def __init__(self, message, parameter=None):
+        super().__init__(message)
+        self.parameter = parameter
