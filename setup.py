@@ -22,8 +22,15 @@ setup(
     ],
     extras_require={
         # scikit-image: reference metrics and sample photos; scikit-learn: two more sample photos;
-        # tifffile: 16-bit TIFF fixtures
-        "test": ["pytest>=7", "scikit-image>=0.22", "scikit-learn>=1.0", "tifffile", "ruff>=0.4"],
+        # tifffile: 16-bit TIFF fixtures; matplotlib: one more photo (scripts/fetch_photos.py)
+        "test": [
+            "pytest>=7",
+            "scikit-image>=0.22",
+            "scikit-learn>=1.0",
+            "matplotlib>=3.5",
+            "tifffile",
+            "ruff>=0.4",
+        ],
         "jax": ["jax>=0.4.30"],
         # Newest release tested; a newer one may pull several GB of CUDA packages on Linux.
         "torch": ["torch>=2.2,<2.14"],
