@@ -262,3 +262,42 @@ def test_options_dataclass_matches_the_script_defaults():
         "wgan",
     )
     assert keras.backend.backend() in ("tensorflow", "jax", "torch")
+
+
+FLAT_RUN = REPO / "tests" / "data" / "flat_run"
+FLAT_RUN_ARGS = [
+    "--steps_per_epoch", "2", "--batch_size", "2", "--crop_size", "64", "--n_filters", "4", "--n_blocks", "1",
+    "--gan_mode", "none", "--content_loss", "l1", "--norm", "none", "--output_mode", "clip",
+    "--dropout_rate", "0", "--zero_init_output", "--no_progress", "--workers", "0",
+]  # fmt: skip
+
+
+def _write_flat_run_pairs(folder):
+    """The four 64x72 pairs the checked-in flat run was trained on."""
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        sharp = np.kron(rng.integers(0, 256, (8, 9, 3), dtype=np.uint8), np.ones((8, 8, 1), dtype=np.uint8))
+        blurred = ((sharp.astype(np.float32) + np.roll(sharp, 3, axis=1)) / 2).astype(np.uint8)
+        for sub, image in (("A", blurred), ("B", sharp)):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / sub / f"pair_{i:02d}.png")
+
+
+def test_a_run_written_with_flat_options_resumes_bit_identically(tmp_path):
+    """A run directory of the flat-options era (tests/data/flat_run) continues exactly as it did then."""
+    _write_flat_run_pairs(tmp_path / "data")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("options.json", "training_state.npz"):
+        shutil.copy(FLAT_RUN / name, weights / name)
+    result = _run_script(
+        "--data_dir", str(tmp_path / "data"), "--weights_dir", str(weights),
+        "--log_dir", str(tmp_path / "logs"), "--n_epochs", "2", "--resume", *FLAT_RUN_ARGS,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "resuming at epoch 1" in result.stdout
+    expected = np.load(FLAT_RUN / "expected_after_epoch_1.npz")
+    state = np.load(weights / "training_state.npz")
+    assert int(state["run/epoch"]) == 2
+    for name in expected.files:
+        np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
