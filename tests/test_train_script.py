@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -9,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 import deblurgan
+from deblurgan.config import FLAT_NAMES, SECTIONS, TrainingConfig
 from deblurgan.errors import DeblurGANError
 from deblurgan.training import DeblurGANTrainer
 from deblurgan.training_loop import TrainingOptions, resume_training, train
@@ -95,7 +96,8 @@ def test_two_epoch_run_writes_exactly_the_expected_files_then_resume_continues(d
         assert deblurgan.load_generator(weights / name).output_shape == (None, None, None, 3)
     deblurgan.load_critic(weights / "discriminator_1.h5")
     options = json.loads((weights / "options.json").read_text())
-    assert options["gan_mode"] == "wgan" and options["critic"] == "sicara" and options["content_loss"] == "l1"
+    assert options["critic"]["gan_mode"] == "wgan" and options["critic"]["architecture"] == "sicara"
+    assert options["loss"]["content"] == "l1" and options["generator"]["n_filters"] == 4
     with open(logs / "losses.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["0", "1"]
@@ -177,7 +179,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     options = _options(data_dir, tmp_path, n_epochs=3, gan_mode="none")
     with pytest.raises(DeblurGANError, match=r"generator/content became nan at epoch 1, batch 0"):
         train(options)
-    weights = Path(options.weights_dir)
+    weights = Path(options.run.weights_dir)
     assert [p.name.split("_")[1] for p in weights.glob("generator_*.h5")] == ["0"]
     assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
 
@@ -190,7 +192,8 @@ def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
 
 def test_resume_with_other_options_is_refused(data_dir, tmp_path):
     train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
-    with pytest.raises(DeblurGANError, match=r"options.json: the run was started with crop_size=32"):
+    match = r"options.json: the run was started with data.crop_size=32 \(now 24\)"
+    with pytest.raises(DeblurGANError, match=match):
         resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none", crop_size=24))
 
 
@@ -252,16 +255,40 @@ def test_readme_command_runs_on_the_embedded_dataset(tmp_path):
     assert (tmp_path / "logs" / "losses.csv").is_file()
 
 
-def test_options_dataclass_matches_the_script_defaults():
-    """train.py shows TrainingOptions' defaults; a drift between them would mislead users."""
-    defaults = dataclasses.asdict(TrainingOptions())
+def test_the_script_defaults_are_the_config_defaults():
+    """train.py's click defaults, read from the command itself, give exactly TrainingConfig()."""
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    defaults = {p.name: p.default for p in script.main.params if p.name not in ("resume", "help")}
+    assert TrainingConfig.from_flags(**defaults) == TrainingConfig()
     assert (defaults["n_epochs"], defaults["batch_size"], defaults["critic_updates"]) == (50, 2, 5)
-    assert (defaults["data_dir"], defaults["weights_dir"], defaults["gan_mode"]) == (
-        "images",
-        "weights",
-        "wgan",
-    )
-    assert keras.backend.backend() in ("tensorflow", "jax", "torch")
+    # and every config field has its flag (but the generator's input shape and model name)
+    flat = {place: name for name, place in FLAT_NAMES.items()}
+    fields = {flat.get((s, f.name), f.name) for s, c in SECTIONS.items() for f in dataclasses.fields(c)}
+    assert set(defaults) == fields - {"input_shape", "name"}
+
+
+def test_every_flag_reaches_its_config_field():
+    flags = {"critic_filters": 8, "critic_updates": 3, "content_loss": "mse", "gradient_penalty_weight": 5.0}
+    flags.update(vgg_input_scaling="none", preset="paper", norm="batch", sharp_dir="photos", n_epochs=3)
+    config = TrainingConfig.from_flags(**flags)
+    assert (config.critic.n_filters, config.critic.updates, config.loss.content) == (8, 3, "mse")
+    assert (config.loss.gradient_penalty_weight, config.loss.vgg_input_scaling) == (5.0, "none")
+    # the paper preset, with its norm overridden
+    assert (config.generator.norm, config.generator.output_mode, config.generator.upsampling) == (
+        "batch", "clip", "transpose",
+    )  # fmt: skip
+    assert (config.data.sharp_dir, config.run.n_epochs) == ("photos", 3)
+    with pytest.raises(DeblurGANError, match="not a training option"):
+        TrainingConfig.from_flags(n_epoch=3)
+
+
+def test_bad_option_values_name_the_flag(data_dir, tmp_path):
+    result = _run_script("--data_dir", str(data_dir), "--batch_size", "0", *TINY_ARGS[2:])
+    assert _one_line_error(result) == "error: --batch_size 0: must be at least 1"
+    result = _run_script("--data_dir", str(data_dir), "--critic_updates", "0")
+    assert _one_line_error(result) == "error: --critic_updates 0: must be at least 1"
 
 
 FLAT_RUN = REPO / "tests" / "data" / "flat_run"
