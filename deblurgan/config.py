@@ -4,146 +4,148 @@
 :func:`deblurgan.model.generator_model`'s keyword arguments; ``critic``, ``loss`` and ``data`` define
 what is trained; ``run`` says where files go and how long to train. A resumed run must match the
 first four; its ``run`` part may change. ``TrainingConfig.from_flags(**flags)`` takes the flat
-names of ``scripts/train.py`` (and of the ``options.json`` of earlier versions).
+names of ``scripts/train.py`` (and of the ``options.json`` of earlier versions). A field with a
+``help`` is a ``scripts/train.py`` option.
 """
 
 import dataclasses
+from typing import ClassVar
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
-from deblurgan.model import GENERATOR_PRESETS
+from deblurgan.model import GENERATOR_PRESETS, UPSAMPLINGS
 from deblurgan.training import GAN_MODES
 
-CRITICS = ("auto", "sicara", "patchgan")
 AUTO = "auto"
+CRITICS = (AUTO, "sicara", "patchgan")
+# Checked by every config and offered by scripts/train.py.
+CHOICES = {
+    "generator.norm": ("batch", "instance", "none"),
+    "generator.output_mode": ("average", "clip"),
+    "generator.upsampling": UPSAMPLINGS,
+    "critic.gan_mode": GAN_MODES,
+    "critic.architecture": CRITICS,
+    "loss.content": (AUTO, *CONTENT_LOSSES),
+    "loss.vgg_network": VGG_NETWORKS,
+    "loss.vgg_input_scaling": PerceptualLoss.INPUT_SCALINGS,
+}
+MINIMA = {
+    **dict.fromkeys(("generator.n_filters", "critic.n_filters", "critic.updates", "run.n_epochs"), 1),
+    **dict.fromkeys(("data.batch_size", "data.crop_size", "data.resize", "data.n_images"), 1),
+    **dict.fromkeys(("data.steps_per_epoch",), 1),
+    **dict.fromkeys(
+        ("generator.n_blocks", "run.val_images", "run.workers", "run.bn_recalibration_batches"), 0
+    ),
+}
 
 
-def _check(section, name, value, ok, why):
-    if not ok:
-        raise DeblurGANError(f"{section}.{name}={value!r}: {why}", parameter=f"{section}.{name}")
+def _option(default, help, *flags):
+    return dataclasses.field(default=default, metadata={"help": help, "flags": flags})
 
 
-def _check_choice(section, name, value, choices):
-    _check(section, name, value, value in choices, f"choose one of {', '.join(map(str, choices))}")
+class _Section:
+    section: ClassVar[str]
 
-
-def _check_at_least(section, name, value, low):
-    _check(section, name, value, value is None or value >= low, f"must be at least {low}")
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            key, value = f"{self.section}.{field.name}", getattr(self, field.name)
+            if key in CHOICES and value not in CHOICES[key]:
+                raise DeblurGANError(f"{key}={value}: choose one of {', '.join(CHOICES[key])}", parameter=key)
+            if key in MINIMA and value is not None and value < MINIMA[key]:
+                raise DeblurGANError(f"{key}={value}: must be at least {MINIMA[key]}", parameter=key)
 
 
 @dataclasses.dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(_Section):
     """``generator_model``'s keyword arguments, with its defaults (the Sicara generator)."""
 
+    section: ClassVar[str] = "generator"
     input_shape: tuple = (None, None, 3)
-    n_filters: int = 64
-    n_blocks: int = 9
-    norm: str = "batch"
-    output_mode: str = "average"
-    upsampling: str = "nearest"
-    dropout_rate: float = 0.5
+    n_filters: int = _option(64, "Generator filters (first convolution).")
+    n_blocks: int = _option(9, "Residual blocks.")
+    norm: str = _option("batch", "Overrides --preset's normalisation.")
+    output_mode: str = _option("average", "Overrides --preset's output: (x + tanh) / 2 or clip(x + tanh).")
+    upsampling: str = _option("nearest", "Overrides --preset's upsampling.")
+    dropout_rate: float = _option(0.5, "Dropout in each residual block.")
     preset: str | None = None
-    zero_init_output: bool = False
+    zero_init_output: bool = _option(False, "Start the last convolution at zero (identity with clip).")
     name: str = "generator"
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(self.input_shape))  # JSON gives a list
-        _check_at_least("generator", "n_filters", self.n_filters, 1)
-        _check_at_least("generator", "n_blocks", self.n_blocks, 0)
+        super().__post_init__()
 
 
 @dataclasses.dataclass(frozen=True)
-class CriticConfig:
+class CriticConfig(_Section):
     """The adversarial part: GAN mode (a row of ``training.RECIPES``), critic network, its steps."""
 
-    gan_mode: str = "wgan"
-    architecture: str = AUTO  # sicara for wgan, patchgan otherwise
-    n_filters: int = 64
-    updates: int = 5  # critic steps per generator step
-    clip_value: float = 0.01  # wgan-clip weight bound
-
-    def __post_init__(self):
-        _check_choice("critic", "gan_mode", self.gan_mode, GAN_MODES)
-        _check_choice("critic", "architecture", self.architecture, CRITICS)
-        _check_at_least("critic", "n_filters", self.n_filters, 1)
-        _check_at_least("critic", "updates", self.updates, 1)
+    section: ClassVar[str] = "critic"
+    gan_mode: str = _option("wgan", "wgan (Sicara), wgan-gp (paper), wgan-clip, none (content loss only).")
+    architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.")
+    n_filters: int = _option(64, "Critic filters.")
+    updates: int = _option(5, "Critic steps per generator step.")
+    clip_value: float = _option(0.01, "wgan-clip weight bound.")
 
 
 @dataclasses.dataclass(frozen=True)
-class LossConfig:
-    """Generator and critic loss terms and their weights; ``content="auto"`` is perceptual when the
-    VGG weights can be had, else L1 with a warning."""
+class LossConfig(_Section):
+    """Loss terms and weights; ``content="auto"``: perceptual if VGG weights can be had, else L1."""
 
-    content: str = AUTO
-    content_weight: float = 100.0
-    adversarial_weight: float = 1.0
-    gradient_penalty_weight: float = 10.0
-    vgg_network: str = "vgg16"
-    vgg_weights: str | None = "imagenet"
-    vgg_input_scaling: str = "caffe"  # "none" feeds [-1, 1] to VGG unscaled, as Sicara did
-
-    def __post_init__(self):
-        _check_choice("loss", "content", self.content, (AUTO, *CONTENT_LOSSES))
-        _check_choice("loss", "vgg_network", self.vgg_network, VGG_NETWORKS)
-        _check_choice("loss", "vgg_input_scaling", self.vgg_input_scaling, PerceptualLoss.INPUT_SCALINGS)
+    section: ClassVar[str] = "loss"
+    content: str = _option(AUTO, "auto: perceptual if the VGG weights can be had, else l1 (warned).")
+    content_weight: float = _option(100.0, "Weight of the content loss.")
+    adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.")
+    gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight")
+    vgg_network: str = _option("vgg16", "vgg16 block3_conv3 (Sicara) or vgg19 conv3_3 before ReLU (paper).")
+    vgg_weights: str | None = _option("imagenet", "'imagenet' (downloaded by Keras) or a local notop .h5.")
+    vgg_input_scaling: str = _option("caffe", "caffe: as the Keras VGG weights expect; none: as Sicara.")
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """The training stream: which batches, in which order. ``sharp_dir``: sharp photos to blur on
-    the fly instead of pairs (carried for the on-the-fly dataset)."""
+class DataConfig(_Section):
+    """The training stream: which batches, in which order."""
 
-    batch_size: int = 2
-    crop_size: int | None = 256
-    resize: int | None = None
-    n_images: int | None = None
-    steps_per_epoch: int | None = None
-    seed: int = 0  # data order and crops, network initialisation, gradient-penalty draws
-    sharp_dir: str | None = None
-
-    def __post_init__(self):
-        for name in ("batch_size", "crop_size", "resize", "n_images", "steps_per_epoch"):
-            _check_at_least("data", name, getattr(self, name), 1)
+    section: ClassVar[str] = "data"
+    batch_size: int = _option(2, "Pairs per batch.")
+    crop_size: int | None = _option(256, "Random crop taken from both images.")
+    resize: int | None = _option(None, "Resize whole images to N x N instead of cropping (Sicara).")
+    n_images: int | None = _option(None, "Use only the first N training pairs.")
+    steps_per_epoch: int | None = _option(None, "Cap the batches per epoch.")
+    seed: int = _option(0, "Data order and crops, network initialisation, gradient-penalty draws.")
+    sharp_dir: str | None = _option(None, "Sharp photos to blur on the fly instead of pairs.")
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
+class RunConfig(_Section):
     """Where the files are and how long to train: free to change when a run is resumed."""
 
-    data_dir: str = "images"
-    weights_dir: str = "weights"
-    log_dir: str = "logs"
-    n_epochs: int = 50
-    lr: float | None = None  # None: the GAN mode's recipe
-    lr_decay: bool = False
-    init_generator: str | None = None
-    val_dir: str | None = AUTO  # DATA_DIR/test when present; "" or None: no validation
-    val_images: int = 8
-    bn_recalibration_batches: int = 20
-    workers: int = 2
-    progress: bool = True
-
-    def __post_init__(self):
-        _check_at_least("run", "n_epochs", self.n_epochs, 1)
-        for name in ("val_images", "bn_recalibration_batches", "workers"):
-            _check_at_least("run", name, getattr(self, name), 0)
+    section: ClassVar[str] = "run"
+    data_dir: str = _option("images", "Holds train/{A,B} (and test/{A,B} for validation), or A/ and B/.")
+    weights_dir: str = _option("weights", "Checkpoints and the training state.")
+    log_dir: str = _option("logs", "TensorBoard events and losses.csv.")
+    n_epochs: int = _option(50, "Epochs to train.", "--n_epochs", "--epoch_num")
+    lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).")
+    lr_decay: bool = _option(False, "Linear decay to zero over the second half of training (paper).")
+    init_generator: str | None = _option(None, "Start the generator from this .h5 file.")
+    val_dir: str | None = _option(AUTO, "auto: DATA_DIR/test when present; '': no validation.")
+    val_images: int = _option(8, "Validation pairs per epoch.")
+    bn_recalibration_batches: int = _option(
+        20, "Batches to re-estimate batch-norm statistics before a checkpoint."
+    )
+    workers: int = _option(2, "Image-decoding threads.")
+    progress: bool = _option(True, "Show the tqdm bar.")
 
 
-SECTIONS = {
-    "generator": GeneratorConfig,
-    "critic": CriticConfig,
-    "loss": LossConfig,
-    "data": DataConfig,
-    "run": RunConfig,
-}
-# Flat names (scripts/train.py flags) that differ from section.field; the rest are field names.
+SECTIONS = {c.section: c for c in (GeneratorConfig, CriticConfig, LossConfig, DataConfig, RunConfig)}
+# Flat names (scripts/train.py parameters) that differ from the field name; the rest are the same.
 FLAT_NAMES = {
     "critic": ("critic", "architecture"),
     "critic_filters": ("critic", "n_filters"),
     "critic_updates": ("critic", "updates"),
     "content_loss": ("loss", "content"),
 }
-_GENERATOR_VARIANT = ("norm", "output_mode", "upsampling")
+GENERATOR_VARIANT = ("norm", "output_mode", "upsampling")  # flags that override --preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,19 +160,17 @@ class TrainingConfig:
 
     @classmethod
     def from_flags(cls, preset="sicara", **flags):
-        """A config from flat names: ``n_epochs=2, critic_filters=8, norm="none", ...``.
-
-        ``preset`` picks norm, output mode and upsampling; ``norm``/``output_mode``/``upsampling``
-        that are not None override it, as ``scripts/train.py --preset`` does.
-        """
-        _check_choice("generator", "preset", preset, tuple(GENERATOR_PRESETS))
-        variant = {k: flags.pop(k) for k in _GENERATOR_VARIANT if k in flags}
+        """A config from flat names (``n_epochs=2, critic_filters=8, ...``); ``preset`` picks norm,
+        output mode and upsampling, and ``norm``/``output_mode``/``upsampling`` not None override it."""
+        if preset not in GENERATOR_PRESETS:
+            message = f"preset={preset}: choose one of {', '.join(GENERATOR_PRESETS)}"
+            raise DeblurGANError(message, parameter="preset")
         sections = {name: {} for name in SECTIONS}
         sections["generator"].update(GENERATOR_PRESETS[preset])
-        sections["generator"].update({k: v for k, v in variant.items() if v is not None})
         for flat, value in flags.items():
             section, field = FLAT_NAMES.get(flat) or _section_of(flat)
-            sections[section][field] = value
+            if value is not None or flat not in GENERATOR_VARIANT:
+                sections[section][field] = value
         return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
 
     @classmethod
@@ -191,26 +191,23 @@ def _section_of(flat):
     raise DeblurGANError(f"{flat}: not a training option", parameter=flat)
 
 
-_FLAT_FIELDS = {"preset", *FLAT_NAMES} | {
-    f.name for section in SECTIONS.values() for f in dataclasses.fields(section)
-}
+_FLAT_FIELDS = {"preset", *FLAT_NAMES} | {f.name for c in SECTIONS.values() for f in dataclasses.fields(c)}
 
 
 def resumed_config(current, saved, source):
-    """The config a resumed run continues with: ``saved`` apart from ``current``'s run part.
+    """The config a resumed run continues with: ``saved``, with ``current``'s run part.
 
     Every other field must match; one left at ``"auto"`` or None in ``current`` takes the saved
     value (the saved run resolved it). ``source`` (the options file) is named in the error.
     """
-    differing = []
-    for name in SECTIONS:
-        if name == "run":
-            continue
-        now, then = getattr(current, name), getattr(saved, name)
-        for field in dataclasses.fields(now):
-            value, saved_value = getattr(now, field.name), getattr(then, field.name)
-            if value != saved_value and value not in (AUTO, None):
-                differing.append(f"{name}.{field.name}={saved_value!r} (now {value!r})")
+    differing = [
+        f"{name}.{field.name}={getattr(getattr(saved, name), field.name)!r} (now {value!r})"
+        for name in SECTIONS
+        if name != "run"
+        for field in dataclasses.fields(getattr(current, name))
+        if (value := getattr(getattr(current, name), field.name)) not in (AUTO, None)
+        and value != getattr(getattr(saved, name), field.name)
+    ]
     if differing:
         raise DeblurGANError(
             f"{source}: the run was started with {'; '.join(differing)}; resume with the same "

@@ -1,19 +1,11 @@
 """The DeblurGAN update: ``critic_updates`` critic steps, then one generator step.
 
-GAN modes:
-
-- ``"wgan"``: the Sicara recipe. Critic scores with Wasserstein loss ``mean(y_true * y_pred)``,
-  real target +1 and fake target -1 (so a low score means "real"); the generator minimises
-  ``content_weight * content + adversarial_weight * mean(+1 * critic(G(x)))``, which is exactly the
-  two outputs of ``generator_containing_discriminator_multiple_outputs`` with loss weights
-  [100, 1]. Adam 1e-4, betas 0.9/0.999. (Sicara ran two critic updates per critic iteration, one
-  on the real and one on the fake batch; here one update minimises the sum of both terms.)
-- ``"wgan-gp"``: the paper. Critic loss ``mean(D(fake)) - mean(D(real)) + 10 * GP`` with one
-  ``alpha ~ U(0, 1)`` per sample and the gradient norm over all non-batch dimensions; generator
-  adversarial term ``-mean(D(G(x)))``. Adam 1e-4, betas 0.5/0.999.
-- ``"wgan-clip"``: the original WGAN: critic weights clipped to +-0.01 after every critic step,
-  RMSprop 5e-5.
-- ``"none"``: content loss only, no critic (a pre-training phase before adversarial fine-tuning).
+GAN modes are rows of ``RECIPES`` (the README's table lists them): ``"wgan"`` is the Sicara
+recipe (Sicara critic, real target +1 under ``mean(y_true * y_pred)``, Adam 1e-4 betas 0.9/0.999;
+Sicara ran separate real and fake critic updates, here one update minimises their sum),
+``"wgan-gp"`` the paper's (PatchGAN, ``mean D(fake) - mean D(real) + 10 GP``, Adam betas 0.5/0.999),
+``"wgan-clip"`` the original WGAN (weights clipped to +-0.01, RMSprop 5e-5), and ``"none"`` content
+loss only (pre-training).
 
 Correct updates: every loss is written as a pure function of variable *values* (``stateless_call``),
 and each step differentiates and updates only its own network's trainable values and writes back
@@ -37,12 +29,9 @@ from deblurgan.errors import DeblurGANError
 
 @dataclasses.dataclass(frozen=True)
 class GanRecipe:
-    """What a GAN mode changes: the critic's score convention, its regulariser, the optimizer.
-
-    ``real_target`` is the label of real images under ``mean(y_true * y_pred)``: Sicara's critic
-    scores real images low (+1), the paper's high (-1); fake images get the opposite label, and the
-    generator's adversarial term uses the real label.
-    """
+    """What a GAN mode changes. ``real_target``: the label of real images under
+    ``mean(y_true * y_pred)`` (Sicara's critic scores them low, +1; the paper's high, -1); fakes get
+    the opposite label and the generator's adversarial term the real one."""
 
     real_target: float
     gradient_penalty: bool
@@ -114,20 +103,10 @@ class DeblurGANTrainer:
     """
 
     def __init__(
-        self,
-        generator,
-        critic,
-        gan_mode="wgan",
-        content_loss=None,
-        content_weight=100.0,
-        adversarial_weight=1.0,
-        gradient_penalty_weight=10.0,
-        clip_value=0.01,
-        critic_updates=5,
-        generator_optimizer=None,
-        critic_optimizer=None,
-        seed=0,
-    ):
+        self, generator, critic, gan_mode="wgan", content_loss=None, content_weight=100.0,
+        adversarial_weight=1.0, gradient_penalty_weight=10.0, clip_value=0.01, critic_updates=5,
+        generator_optimizer=None, critic_optimizer=None, seed=0,
+    ):  # fmt: skip
         self.recipe = recipe(gan_mode)
         if self.recipe.uses_critic and critic is None:
             raise DeblurGANError(f"gan_mode={gan_mode!r}: needs a critic", parameter="gan_mode")
