@@ -6,8 +6,10 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -328,3 +330,70 @@ def test_a_run_written_with_flat_options_resumes_bit_identically(tmp_path):
     assert int(state["run/epoch"]) == 2
     for name in expected.files:
         np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
+
+
+def _start_script(*args, ignore_sigint=False):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # A shell starts background jobs with SIGINT ignored; the child inherits that.
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "train.py"), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("signum", "ignore_sigint"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigterm", "sigint-in-background"],
+)
+def test_a_signal_saves_the_position_like_ctrl_c(data_dir, tmp_path, signum, ignore_sigint):
+    weights = tmp_path / "weights"
+    process = _start_script(
+        "--data_dir", str(data_dir), "--weights_dir", str(weights), "--log_dir", str(tmp_path / "logs"),
+        "--n_epochs", "1000", "--gan_mode", "none", "--val_images", "0", "--bn_recalibration_batches", "0",
+        *TINY_ARGS, ignore_sigint=ignore_sigint,
+    )  # fmt: skip
+    for line in process.stdout:  # wait until the run is training (its first epoch is done)
+        if line.startswith("epoch 0:"):
+            break
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stdout
+    state = np.load(weights / "training_state.npz")
+    assert (int(state["run/epoch"]), int(state["run/batch"])) >= (1, 0)
+
+
+def test_a_run_killed_while_writing_its_state_resumes_from_the_last_complete_one(data_dir, tmp_path):
+    """SIGKILL halfway through writing epoch 1's training_state.npz: epoch 0's state survives."""
+    options = _options(data_dir, tmp_path, n_epochs=2, gan_mode="none")
+    code = f"""
+        import os, signal
+        import numpy as np
+        from deblurgan import run_directory
+        from deblurgan.training_loop import TrainingOptions, train
+        savez, calls = np.savez, []
+
+        def savez_then_die(path, **arrays):
+            calls.append(path)
+            if len(calls) == 2:  # epoch 1's state: half a file, then the kill
+                with open(path, "wb") as f:
+                    f.write(b"PK" + bytes(1000))
+                os.kill(os.getpid(), signal.SIGKILL)
+            savez(path, **arrays)
+
+        run_directory.np.savez = savez_then_die
+        train(TrainingOptions(**{options.run.__dict__ | TINY | dict(gan_mode="none", n_epochs=2)!r}))
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    weights = Path(options.run.weights_dir)
+    assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
+    assert list(weights.glob("generator_1_*.h5"))  # written before the state, superseded on resume
+
+    resume_training(options)
+    assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 2
+    assert len(list(weights.glob("generator_1_*.h5"))) >= 1
