@@ -18,29 +18,12 @@ from deblurgan.training import GAN_MODES
 
 AUTO = "auto"
 CRITICS = (AUTO, "sicara", "patchgan")
-# Checked by every config and offered by scripts/train.py.
-CHOICES = {
-    "generator.norm": ("batch", "instance", "none"),
-    "generator.output_mode": ("average", "clip"),
-    "generator.upsampling": UPSAMPLINGS,
-    "critic.gan_mode": GAN_MODES,
-    "critic.architecture": CRITICS,
-    "loss.content": (AUTO, *CONTENT_LOSSES),
-    "loss.vgg_network": VGG_NETWORKS,
-    "loss.vgg_input_scaling": PerceptualLoss.INPUT_SCALINGS,
-}
-MINIMA = {
-    **dict.fromkeys(("generator.n_filters", "critic.n_filters", "critic.updates", "run.n_epochs"), 1),
-    **dict.fromkeys(("data.batch_size", "data.crop_size", "data.resize", "data.n_images"), 1),
-    **dict.fromkeys(("data.steps_per_epoch",), 1),
-    **dict.fromkeys(
-        ("generator.n_blocks", "run.val_images", "run.workers", "run.bn_recalibration_batches"), 0
-    ),
-}
 
 
-def _option(default, help, *flags):
-    return dataclasses.field(default=default, metadata={"help": help, "flags": flags})
+def _option(default, help, *flags, choices=None, minimum=None):
+    """A field that is a scripts/train.py option; the config checks ``choices`` and ``minimum``."""
+    metadata = {"help": help, "flags": flags, "choices": choices, "minimum": minimum}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 class _Section:
@@ -49,10 +32,11 @@ class _Section:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             key, value = f"{self.section}.{field.name}", getattr(self, field.name)
-            if key in CHOICES and value not in CHOICES[key]:
-                raise DeblurGANError(f"{key}={value}: choose one of {', '.join(CHOICES[key])}", parameter=key)
-            if key in MINIMA and value is not None and value < MINIMA[key]:
-                raise DeblurGANError(f"{key}={value}: must be at least {MINIMA[key]}", parameter=key)
+            choices, minimum = field.metadata.get("choices"), field.metadata.get("minimum")
+            if choices and value not in choices:
+                raise DeblurGANError(f"{key}={value}: choose one of {', '.join(choices)}", parameter=key)
+            if minimum is not None and value is not None and value < minimum:
+                raise DeblurGANError(f"{key}={value}: must be at least {minimum}", parameter=key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +45,13 @@ class GeneratorConfig(_Section):
 
     section: ClassVar[str] = "generator"
     input_shape: tuple = (None, None, 3)
-    n_filters: int = _option(64, "Generator filters (first convolution).")
-    n_blocks: int = _option(9, "Residual blocks.")
-    norm: str = _option("batch", "Overrides --preset's normalisation.")
-    output_mode: str = _option("average", "Overrides --preset's output: (x + tanh) / 2 or clip(x + tanh).")
-    upsampling: str = _option("nearest", "Overrides --preset's upsampling.")
+    n_filters: int = _option(64, "Generator filters (first convolution).", minimum=1)
+    n_blocks: int = _option(9, "Residual blocks.", minimum=0)
+    norm: str = _option("batch", "Overrides --preset's normalisation.", choices=("batch", "instance", "none"))
+    output_mode: str = _option(
+        "average", "Overrides --preset: average (Sicara) or clip.", choices=("average", "clip")
+    )
+    upsampling: str = _option("nearest", "Overrides --preset's upsampling.", choices=UPSAMPLINGS)
     dropout_rate: float = _option(0.5, "Dropout in each residual block.")
     preset: str | None = None
     zero_init_output: bool = _option(False, "Start the last convolution at zero (identity with clip).")
@@ -81,10 +67,10 @@ class CriticConfig(_Section):
     """The adversarial part: GAN mode (a row of ``training.RECIPES``), critic network, its steps."""
 
     section: ClassVar[str] = "critic"
-    gan_mode: str = _option("wgan", "wgan (Sicara), wgan-gp (paper), wgan-clip, none (content loss only).")
-    architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.")
-    n_filters: int = _option(64, "Critic filters.")
-    updates: int = _option(5, "Critic steps per generator step.")
+    gan_mode: str = _option("wgan", "wgan (Sicara), wgan-gp (paper), wgan-clip, none.", choices=GAN_MODES)
+    architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.", choices=CRITICS)
+    n_filters: int = _option(64, "Critic filters.", minimum=1)
+    updates: int = _option(5, "Critic steps per generator step.", minimum=1)
     clip_value: float = _option(0.01, "wgan-clip weight bound.")
 
 
@@ -93,13 +79,19 @@ class LossConfig(_Section):
     """Loss terms and weights; ``content="auto"``: perceptual if VGG weights can be had, else L1."""
 
     section: ClassVar[str] = "loss"
-    content: str = _option(AUTO, "auto: perceptual if the VGG weights can be had, else l1 (warned).")
+    content: str = _option(
+        AUTO, "auto: perceptual if VGG weights can be had, else l1.", choices=(AUTO, *CONTENT_LOSSES)
+    )
     content_weight: float = _option(100.0, "Weight of the content loss.")
     adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.")
     gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight")
-    vgg_network: str = _option("vgg16", "vgg16 block3_conv3 (Sicara) or vgg19 conv3_3 before ReLU (paper).")
+    vgg_network: str = _option(
+        "vgg16", "vgg16 block3_conv3 (Sicara), vgg19 conv3_3 (paper).", choices=VGG_NETWORKS
+    )
     vgg_weights: str | None = _option("imagenet", "'imagenet' (downloaded by Keras) or a local notop .h5.")
-    vgg_input_scaling: str = _option("caffe", "caffe: as the Keras VGG weights expect; none: as Sicara.")
+    vgg_input_scaling: str = _option(
+        "caffe", "caffe: as Keras' VGG expects; none: Sicara's.", choices=PerceptualLoss.INPUT_SCALINGS
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +99,11 @@ class DataConfig(_Section):
     """The training stream: which batches, in which order."""
 
     section: ClassVar[str] = "data"
-    batch_size: int = _option(2, "Pairs per batch.")
-    crop_size: int | None = _option(256, "Random crop taken from both images.")
-    resize: int | None = _option(None, "Resize whole images to N x N instead of cropping (Sicara).")
-    n_images: int | None = _option(None, "Use only the first N training pairs.")
-    steps_per_epoch: int | None = _option(None, "Cap the batches per epoch.")
+    batch_size: int = _option(2, "Pairs per batch.", minimum=1)
+    crop_size: int | None = _option(256, "Random crop taken from both images.", minimum=1)
+    resize: int | None = _option(None, "Resize whole images to N x N instead (Sicara).", minimum=1)
+    n_images: int | None = _option(None, "Use only the first N training pairs.", minimum=1)
+    steps_per_epoch: int | None = _option(None, "Cap the batches per epoch.", minimum=1)
     seed: int = _option(0, "Data order and crops, network initialisation, gradient-penalty draws.")
     sharp_dir: str | None = _option(None, "Sharp photos to blur on the fly instead of pairs.")
 
@@ -124,16 +116,14 @@ class RunConfig(_Section):
     data_dir: str = _option("images", "Holds train/{A,B} (and test/{A,B} for validation), or A/ and B/.")
     weights_dir: str = _option("weights", "Checkpoints and the training state.")
     log_dir: str = _option("logs", "TensorBoard events and losses.csv.")
-    n_epochs: int = _option(50, "Epochs to train.", "--n_epochs", "--epoch_num")
+    n_epochs: int = _option(50, "Epochs to train.", "--n_epochs", "--epoch_num", minimum=1)
     lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).")
     lr_decay: bool = _option(False, "Linear decay to zero over the second half of training (paper).")
     init_generator: str | None = _option(None, "Start the generator from this .h5 file.")
     val_dir: str | None = _option(AUTO, "auto: DATA_DIR/test when present; '': no validation.")
-    val_images: int = _option(8, "Validation pairs per epoch.")
-    bn_recalibration_batches: int = _option(
-        20, "Batches to re-estimate batch-norm statistics before a checkpoint."
-    )
-    workers: int = _option(2, "Image-decoding threads.")
+    val_images: int = _option(8, "Validation pairs per epoch.", minimum=0)
+    bn_recalibration_batches: int = _option(20, "Batches re-estimating batch-norm statistics.", minimum=0)
+    workers: int = _option(2, "Image-decoding threads.", minimum=0)
     progress: bool = _option(True, "Show the tqdm bar.")
 
 

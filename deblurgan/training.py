@@ -346,8 +346,9 @@ def _assign(variables, values):
 # ------------------------------------------------------------------------------------------------
 
 
-def value_and_grad(fn, trainable, *args):
-    """``(aux, gradients)`` of ``fn(trainable, *args) -> (loss, aux)`` with respect to ``trainable``."""
+def value_and_grad(fn, trainable, *args, create_graph=False):
+    """``(aux, gradients)`` of ``fn(trainable, *args) -> (loss, aux)`` with respect to ``trainable``;
+    ``create_graph``: the gradients themselves stay differentiable (for the gradient penalty)."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -365,9 +366,12 @@ def value_and_grad(fn, trainable, *args):
         import torch
 
         detach = lambda t: t.detach() if isinstance(t, torch.Tensor) else t  # noqa: E731
+        leaf = lambda t: t if t.requires_grad else t.detach().requires_grad_(True)  # noqa: E731
+        trainable = keras.tree.map_structure(leaf, trainable)
         loss, aux = fn(trainable, *keras.tree.map_structure(detach, args))
-        grads = torch.autograd.grad(loss, trainable)
-        return keras.tree.map_structure(detach, aux), list(grads)
+        grads = torch.autograd.grad(loss, keras.tree.flatten(trainable), create_graph=create_graph)
+        grads = keras.tree.pack_sequence_as(trainable, list(grads))
+        return (aux if create_graph else keras.tree.map_structure(detach, aux)), grads
     raise NotImplementedError(f"backend {backend!r} is not supported")
 
 
@@ -397,25 +401,7 @@ def _compile(fn):
 
 def input_gradient(fn, x):
     """Gradient of ``sum(fn(x))`` with respect to ``x``, itself differentiable (for the penalty)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.grad(lambda inputs: ops.sum(fn(inputs)))(x)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total = ops.sum(fn(x))
-        return tape.gradient(total, x)
-    if backend == "torch":
-        import torch
-
-        x = x.detach().requires_grad_(True)
-        total = ops.sum(fn(x))
-        return torch.autograd.grad(total, x, create_graph=True)[0]
-    raise NotImplementedError(f"backend {backend!r} is not supported")
+    return value_and_grad(lambda inputs: (ops.sum(fn(inputs)), ()), x, create_graph=True)[1]
 
 
 def _compiled_inference(model):

@@ -50,9 +50,9 @@ def resolve(config):
         and not (config.data.crop_size or config.data.resize)
     ):
         raise DeblurGANError(
-            "critic.architecture=sicara: the Sicara critic needs a fixed image size; "
+            "data.crop_size=None: the Sicara critic needs a fixed image size; "
             "set a crop_size or resize, or use the patchgan critic",
-            parameter="critic.architecture",
+            parameter="data.crop_size",
         )
     return dataclasses.replace(config, critic=critic, loss=loss)
 

@@ -16,7 +16,7 @@ import typing
 import click
 
 from deblurgan.cli import main_guard
-from deblurgan.config import CHOICES, FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig
+from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig
 from deblurgan.model import GENERATOR_PRESETS
 from deblurgan.training_loop import resume_training, train
 
@@ -33,7 +33,7 @@ def config_options(command):
             kwargs = dict(
                 default=None if name in GENERATOR_VARIANT else field.default, help=field.metadata["help"]
             )
-            choices = CHOICES.get(f"{section}.{field.name}")
+            choices = field.metadata["choices"]
             kind = next(t for t in (*typing.get_args(field.type), field.type) if t is not type(None))
             if kind is bool:
                 flags = (f"--{name}/--no_{name}",)
