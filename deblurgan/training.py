@@ -405,26 +405,9 @@ def input_gradient(fn, x):
 
 
 def _compiled_inference(model):
-    """``images -> model(images, training=False)`` compiled for the backend (jit / tf.function)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        @jax.jit
-        def predict(trainable, non_trainable, images):
-            return model.stateless_call(trainable, non_trainable, images, training=False)[0]
-
-        return lambda images: predict(
-            _values(model.trainable_variables), _values(model.non_trainable_variables), images
-        )
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
-    import torch
-
-    def predict(images):
-        with torch.no_grad():
-            return model(images, training=False)
-
-    return predict
+    """``images -> model(images, training=False)``, compiled for the backend, without gradients."""
+    predict = _compile(lambda trainable, non_trainable, images: model.stateless_call(
+        trainable, non_trainable, images, training=False)[0])  # fmt: skip
+    return lambda images: ops.stop_gradient(
+        predict(_values(model.trainable_variables), _values(model.non_trainable_variables), images)
+    )
