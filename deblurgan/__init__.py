@@ -21,6 +21,7 @@ from deblurgan.blur import (  # noqa: E402
 )
 from deblurgan.blur_dataset import make_blur_dataset  # noqa: E402
 from deblurgan.checkpoints import export_keras, load_critic, load_generator, save_model  # noqa: E402
+from deblurgan.config import TrainingConfig  # noqa: E402
 from deblurgan.data import PairedImageDataset, load_images, organize_gopro, pair_images  # noqa: E402
 from deblurgan.errors import DeblurGANError  # noqa: E402
 from deblurgan.evaluate import evaluate_folder  # noqa: E402
@@ -47,12 +48,13 @@ from deblurgan.model import (  # noqa: E402
     patchgan_critic_model,
 )
 from deblurgan.training import DeblurGANTrainer, gradient_penalty  # noqa: E402
-from deblurgan.training_loop import TrainingOptions, resume_training, train  # noqa: E402
+from deblurgan.training_loop import TrainingOptions, build_trainer, resume_training, train  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "blur_image",
+    "build_trainer",
     "deblur_array",
     "deblur_file",
     "deblur_folder",
@@ -94,6 +96,7 @@ __all__ = [
     "ssim",
     "ssim_ops",
     "train",
+    "TrainingConfig",
     "TrainingOptions",
     "trajectory",
     "wasserstein_loss",

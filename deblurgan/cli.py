@@ -6,11 +6,17 @@ import sys
 
 import click
 
+from deblurgan.config import FLAT_NAMES
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import DEFAULT_MAX_PIXELS, DEFAULT_WEIGHTS, PRECISIONS
 
-# Flags whose name differs from the library parameter they set; every other flag is --<parameter>.
-FLAG_NAMES = {"gradient_penalty_weight": "gp_weight"}
+# Flags whose name differs from the library parameter they set; every other flag is --<parameter>,
+# and a training-config parameter "section.field" is --<field> (deblurgan.config.FLAT_NAMES).
+FLAG_NAMES = {
+    "gradient_penalty_weight": "gp_weight",
+    "loss.gradient_penalty_weight": "gp_weight",
+    **{f"{section}.{field}": flag for flag, (section, field) in FLAT_NAMES.items()},
+}
 
 
 def flag_message(error):
@@ -18,7 +24,7 @@ def flag_message(error):
     the ``name=value`` of the parameter it is about."""
     message = str(error)
     if error.parameter:
-        flag = FLAG_NAMES.get(error.parameter, error.parameter)
+        flag = FLAG_NAMES.get(error.parameter, error.parameter.rsplit(".", 1)[-1])
         message = message.replace(f"{error.parameter}=", f"--{flag} ", 1)
     return message
 

@@ -110,40 +110,19 @@ def generator_model(
 
 
 def discriminator_model(
-    input_shape=None,
-    n_filters=64,
-    n_layers=3,
-    norm=None,
-    architecture="sicara",
-    name=None,
+    input_shape=(256, 256, 3), n_filters=64, n_layers=3, norm="batch", name="discriminator"
 ):
-    """A critic. ``architecture="sicara"`` (default) or ``"patchgan"`` (the paper's).
+    """The Sicara critic (named as in the Sicara port); the paper's is :func:`patchgan_critic_model`.
 
-    The Sicara critic: Conv 4x4/2 with 64, 64, 128, 256 filters (norm from the second on,
-    LeakyReLU 0.2), Conv 4x4/1 to 512 with norm and LeakyReLU, Conv 4x4/1 to 1, Flatten,
-    Dense 1024 tanh, Dense 1 sigmoid. Its Dense layers fix the input size (256x256 by default).
-    ``norm`` defaults to ``"batch"`` here.
-
-    For ``"patchgan"`` this returns :func:`patchgan_critic_model` (``input_shape`` defaults to any
-    size there, and ``norm`` to instance norm unless given).
+    Conv 4x4/2 with 64, 64, 128, 256 filters (norm from the second on, LeakyReLU 0.2), Conv 4x4/1
+    to 512 with norm and LeakyReLU, Conv 4x4/1 to 1, Flatten, Dense 1024 tanh, Dense 1 sigmoid. Its
+    Dense layers fix the input size (256x256 by default).
 
     Example:
         >>> discriminator_model().count_params()
         3098370
     """
-    if architecture == "patchgan":
-        return patchgan_critic_model(
-            input_shape=input_shape or (None, None, 3),
-            n_filters=n_filters,
-            n_layers=n_layers,
-            norm=norm or "instance",
-            name=name or "critic",
-        )
-    if architecture != "sicara":
-        raise ValueError(f"architecture must be 'sicara' or 'patchgan', got {architecture!r}")
-
-    norm = norm or "batch"
-    inputs = keras.Input(shape=input_shape or (256, 256, 3), name="image")
+    inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(n_filters, 4, strides=2, padding="same", name="conv_1")(inputs)
     x = layers.LeakyReLU(0.2, name="lrelu_1")(x)
     for n in range(n_layers):
@@ -159,7 +138,7 @@ def discriminator_model(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(1024, activation="tanh", name="dense_1")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="dense_score")(x)
-    return keras.Model(inputs, outputs, name=name or "discriminator")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def patchgan_critic_model(

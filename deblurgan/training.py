@@ -1,19 +1,11 @@
 """The DeblurGAN update: ``critic_updates`` critic steps, then one generator step.
 
-GAN modes:
-
-- ``"wgan"``: the Sicara recipe. Critic scores with Wasserstein loss ``mean(y_true * y_pred)``,
-  real target +1 and fake target -1 (so a low score means "real"); the generator minimises
-  ``content_weight * content + adversarial_weight * mean(+1 * critic(G(x)))``, which is exactly the
-  two outputs of ``generator_containing_discriminator_multiple_outputs`` with loss weights
-  [100, 1]. Adam 1e-4, betas 0.9/0.999. (Sicara ran two critic updates per critic iteration, one
-  on the real and one on the fake batch; here one update minimises the sum of both terms.)
-- ``"wgan-gp"``: the paper. Critic loss ``mean(D(fake)) - mean(D(real)) + 10 * GP`` with one
-  ``alpha ~ U(0, 1)`` per sample and the gradient norm over all non-batch dimensions; generator
-  adversarial term ``-mean(D(G(x)))``. Adam 1e-4, betas 0.5/0.999.
-- ``"wgan-clip"``: the original WGAN: critic weights clipped to +-0.01 after every critic step,
-  RMSprop 5e-5.
-- ``"none"``: content loss only, no critic (a pre-training phase before adversarial fine-tuning).
+GAN modes are rows of ``RECIPES`` (the README's table lists them): ``"wgan"`` is the Sicara
+recipe (Sicara critic, real target +1 under ``mean(y_true * y_pred)``, Adam 1e-4 betas 0.9/0.999;
+Sicara ran separate real and fake critic updates, here one update minimises their sum),
+``"wgan-gp"`` the paper's (PatchGAN, ``mean D(fake) - mean D(real) + 10 GP``, Adam betas 0.5/0.999),
+``"wgan-clip"`` the original WGAN (weights clipped to +-0.01, RMSprop 5e-5), and ``"none"`` content
+loss only (pre-training).
 
 Correct updates: every loss is written as a pure function of variable *values* (``stateless_call``),
 and each step differentiates and updates only its own network's trainable values and writes back
@@ -24,34 +16,62 @@ only that network's state. A generator step reads the critic's values without ch
 Backend-specific gradient code lives in the section marked below and nowhere else.
 """
 
+import dataclasses
 import json
-import logging
 
 import keras
 import numpy as np
 from keras import ops
 
 from deblurgan import losses
+from deblurgan.errors import DeblurGANError
 
-log = logging.getLogger(__name__)
 
-GAN_MODES = ("wgan", "wgan-gp", "wgan-clip", "none")
+@dataclasses.dataclass(frozen=True)
+class GanRecipe:
+    """What a GAN mode changes. ``real_target``: the label of real images under
+    ``mean(y_true * y_pred)`` (Sicara's critic scores them low, +1; the paper's high, -1); fakes get
+    the opposite label and the generator's adversarial term the real one."""
+
+    real_target: float
+    gradient_penalty: bool
+    clip_weights: bool
+    optimizer: type
+    optimizer_kwargs: dict
+    learning_rate: float
+    critic: str  # the critic architecture of critic="auto"
+    uses_critic: bool = True
+
+
+_ADAM, _RMSPROP = keras.optimizers.Adam, keras.optimizers.RMSprop
+_SICARA_BETAS, _PAPER_BETAS = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8), dict(beta_1=0.5, beta_2=0.999)
+# fmt: off
+RECIPES = {  # real_target, gradient penalty, clipping, optimizer, its kwargs, learning rate, critic
+    "wgan":      GanRecipe(1.0,  False, False, _ADAM,    _SICARA_BETAS, 1e-4, "sicara"),
+    "wgan-gp":   GanRecipe(-1.0, True,  False, _ADAM,    _PAPER_BETAS,  1e-4, "patchgan"),
+    "wgan-clip": GanRecipe(-1.0, False, True,  _RMSPROP, {},            5e-5, "patchgan"),
+    "none":      GanRecipe(-1.0, False, False, _ADAM,    _SICARA_BETAS, 1e-4, "patchgan", uses_critic=False),
+}
+# fmt: on
+GAN_MODES = tuple(RECIPES)
+
+
+def recipe(gan_mode):
+    """The :class:`GanRecipe` of ``gan_mode``; a clear error for an unknown one."""
+    if gan_mode not in RECIPES:
+        raise DeblurGANError(
+            f"gan_mode={gan_mode!r}: choose one of {', '.join(GAN_MODES)}", parameter="gan_mode"
+        )
+    return RECIPES[gan_mode]
 
 
 def default_optimizers(gan_mode, learning_rate=None):
     """(generator optimizer, critic optimizer) of the recipe for ``gan_mode``."""
-    if gan_mode == "wgan-gp":
-        lr = learning_rate or 1e-4
-        make = lambda name: keras.optimizers.Adam(lr, beta_1=0.5, beta_2=0.999, name=name)  # noqa: E731
-    elif gan_mode == "wgan-clip":
-        lr = learning_rate or 5e-5
-        make = lambda name: keras.optimizers.RMSprop(lr, name=name)  # noqa: E731
-    elif gan_mode in ("wgan", "none"):
-        lr = learning_rate or 1e-4
-        make = lambda name: keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, name=name)  # noqa: E731
-    else:
-        raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
-    return make("generator_optimizer"), make("critic_optimizer")
+    r = recipe(gan_mode)
+    return tuple(
+        r.optimizer(learning_rate or r.learning_rate, name=name, **r.optimizer_kwargs)
+        for name in ("generator_optimizer", "critic_optimizer")
+    )
 
 
 def linear_decay_learning_rate(base_lr, epoch, n_epochs):
@@ -67,7 +87,7 @@ class DeblurGANTrainer:
 
     Args:
         generator, critic: Keras models (``critic`` may be None for ``gan_mode="none"``).
-        gan_mode: one of ``GAN_MODES``.
+        gan_mode: one of ``GAN_MODES`` (a row of ``RECIPES``).
         content_loss: callable ``(sharp, restored) -> scalar`` (e.g. ``losses.content_loss("l1")``).
         content_weight, adversarial_weight: generator loss weights (100 and 1, as Sicara and the paper).
         gradient_penalty_weight: lambda of WGAN-GP (10).
@@ -83,26 +103,15 @@ class DeblurGANTrainer:
     """
 
     def __init__(
-        self,
-        generator,
-        critic,
-        gan_mode="wgan",
-        content_loss=None,
-        content_weight=100.0,
-        adversarial_weight=1.0,
-        gradient_penalty_weight=10.0,
-        clip_value=0.01,
-        critic_updates=5,
-        generator_optimizer=None,
-        critic_optimizer=None,
-        seed=0,
-    ):
-        if gan_mode not in GAN_MODES:
-            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
-        if gan_mode != "none" and critic is None:
-            raise ValueError(f"gan_mode {gan_mode!r} needs a critic")
+        self, generator, critic, gan_mode="wgan", content_loss=None, content_weight=100.0,
+        adversarial_weight=1.0, gradient_penalty_weight=10.0, clip_value=0.01, critic_updates=5,
+        generator_optimizer=None, critic_optimizer=None, seed=0,
+    ):  # fmt: skip
+        self.recipe = recipe(gan_mode)
+        if self.recipe.uses_critic and critic is None:
+            raise DeblurGANError(f"gan_mode={gan_mode!r}: needs a critic", parameter="gan_mode")
         self.generator = generator
-        self.critic = critic if gan_mode != "none" else None
+        self.critic = critic if self.recipe.uses_critic else None
         self.gan_mode = gan_mode
         self.content_loss = content_loss or losses.content_loss("l1")
         self.content_weight = float(content_weight)
@@ -110,22 +119,16 @@ class DeblurGANTrainer:
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.clip_value = float(clip_value)
         self.critic_updates = int(critic_updates)
-        # Sicara's convention scores real images low (target +1 under mean(y_true * y_pred));
-        # the paper's critic scores real images high. Everything else is shared.
-        self.real_target = 1.0 if gan_mode == "wgan" else -1.0
         default_g, default_d = default_optimizers(gan_mode)
         self.generator_optimizer = generator_optimizer or default_g
         self.critic_optimizer = critic_optimizer or default_d
         self.rng = np.random.default_rng(seed)
-
-        self.generator_optimizer.build(generator.trainable_variables)
         self._generator_step = _Updater(
             self._generator_loss, generator, self.generator_optimizer, other=self.critic
         )
         self._predict = _compiled_inference(generator)
         if self.critic is not None:
-            self.critic_optimizer.build(self.critic.trainable_variables)
-            post = self._clip_weights if gan_mode == "wgan-clip" else None
+            post = self._clip_weights if self.recipe.clip_weights else None
             self._critic_step = _Updater(
                 self._critic_loss, self.critic, self.critic_optimizer, post_update=post
             )
@@ -145,15 +148,15 @@ class DeblurGANTrainer:
         return {name: float(value) for name, value in logs.items()}
 
     def _critic_loss(self, trainable, non_trainable, _, sharp, restored, alpha):
-        critic = self.critic
+        critic, real_target = self.critic, self.recipe.real_target
         real_score, non_trainable = critic.stateless_call(trainable, non_trainable, sharp, training=True)
         fake_score, non_trainable = critic.stateless_call(trainable, non_trainable, restored, training=True)
-        wasserstein = losses.wasserstein_loss(self.real_target, real_score) + losses.wasserstein_loss(
-            -self.real_target, fake_score
+        wasserstein = losses.wasserstein_loss(real_target, real_score) + losses.wasserstein_loss(
+            -real_target, fake_score
         )
         logs = {"critic/wasserstein": wasserstein}
         total = wasserstein
-        if self.gan_mode == "wgan-gp":
+        if self.recipe.gradient_penalty:
             penalty = gradient_penalty(
                 lambda x: critic.stateless_call(trainable, non_trainable, x, training=True)[0],
                 sharp,
@@ -178,7 +181,7 @@ class DeblurGANTrainer:
             score, _ = self.critic.stateless_call(
                 critic_trainable, critic_non_trainable, restored, training=True
             )
-            adversarial = losses.wasserstein_loss(self.real_target, score)
+            adversarial = losses.wasserstein_loss(self.recipe.real_target, score)
             logs["generator/adversarial"] = adversarial
             total = total + self.adversarial_weight * adversarial
         logs["generator/total"] = total
@@ -187,48 +190,57 @@ class DeblurGANTrainer:
     def _clip_weights(self, values):
         return [ops.clip(v, -self.clip_value, self.clip_value) for v in values]
 
-    # -- learning rates ----------------------------------------------------------------------------
-
-    def set_learning_rate(self, generator_lr, critic_lr=None):
-        self.generator_optimizer.learning_rate = generator_lr
-        self.critic_optimizer.learning_rate = generator_lr if critic_lr is None else critic_lr
-
-    # -- state for exact resume --------------------------------------------------------------------
-
-    def state_variables(self):
-        """Every variable whose value defines the training state, with a stable name for each."""
-        named = []
-        for prefix, owner in (
-            ("generator", self.generator),
-            ("critic", self.critic),
-            ("generator_optimizer", self.generator_optimizer),
-            ("critic_optimizer", self.critic_optimizer if self.critic is not None else None),
-        ):
-            if owner is not None:
-                # By position: Keras numbers seed-generator names process-wide, so paths can differ
-                # between the run that saved and the one that resumes.
-                named += [(f"{prefix}/{i}", v) for i, v in enumerate(owner.variables)]
-        return named
+    def set_learning_rate(self, learning_rate):
+        """Sets both optimizers' learning rate (the schedule moves them together)."""
+        self.generator_optimizer.learning_rate = learning_rate
+        self.critic_optimizer.learning_rate = learning_rate
 
     def get_state(self):
-        state = {name: keras.ops.convert_to_numpy(v.value) for name, v in self.state_variables()}
-        state["trainer/rng"] = np.array(json.dumps(self.rng.bit_generator.state))
-        return state
+        """Every variable of both networks and optimizers, and the random state (for exact resume)."""
+        return trainer_state(self)
 
     def set_state(self, state):
-        named = self.state_variables()
-        missing = [name for name, _ in named if name not in state]
-        if missing:
-            raise ValueError(f"training state lacks {len(missing)} variables, e.g. {missing[0]}")
-        for name, variable in named:
-            if tuple(state[name].shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"training state {name} ({variable.path}) has shape {state[name].shape}, "
-                    f"the network has {tuple(variable.shape)}"
-                )
-            variable.assign(state[name])
-        if "trainer/rng" in state:
-            self.rng.bit_generator.state = json.loads(str(state["trainer/rng"]))
+        restore_trainer_state(self, state)
+
+
+def _state_variables(trainer):
+    """Every variable whose value defines the training state, with a stable name for each."""
+    named = []
+    for prefix, owner in (
+        ("generator", trainer.generator),
+        ("critic", trainer.critic),
+        ("generator_optimizer", trainer.generator_optimizer),
+        ("critic_optimizer", trainer.critic_optimizer if trainer.critic is not None else None),
+    ):
+        if owner is not None:
+            # By position: Keras numbers seed-generator names process-wide, so paths can differ
+            # between the run that saved and the one that resumes.
+            named += [(f"{prefix}/{i}", v) for i, v in enumerate(owner.variables)]
+    return named
+
+
+def trainer_state(trainer):
+    """``{name: array}`` of the trainer's networks, optimizers and random state."""
+    state = {name: keras.ops.convert_to_numpy(v.value) for name, v in _state_variables(trainer)}
+    state["trainer/rng"] = np.array(json.dumps(trainer.rng.bit_generator.state))
+    return state
+
+
+def restore_trainer_state(trainer, state):
+    """Sets the trainer from a :func:`trainer_state` dict; a clear error when it does not fit."""
+    named = _state_variables(trainer)
+    missing = [name for name, _ in named if name not in state]
+    if missing:
+        raise DeblurGANError(f"training state lacks {len(missing)} variables, e.g. {missing[0]}")
+    for name, variable in named:
+        if tuple(state[name].shape) != tuple(variable.shape):
+            raise DeblurGANError(
+                f"training state {name} ({variable.path}) has shape {state[name].shape}, "
+                f"the network has {tuple(variable.shape)}"
+            )
+        variable.assign(state[name])
+    if "trainer/rng" in state:
+        trainer.rng.bit_generator.state = json.loads(str(state["trainer/rng"]))
 
 
 def recalibrate_batch_norm(model, batches):
@@ -276,118 +288,52 @@ def gradient_penalty(critic_fn, real, fake, alpha):
     return losses.gradient_penalty_from_gradients(gradients)
 
 
-# ------------------------------------------------------------------------------------------------
-# Backend-specific gradient code: the only place that knows about TensorFlow, JAX or PyTorch.
-# ------------------------------------------------------------------------------------------------
-
-
-def input_gradient(fn, x):
-    """Gradient of ``sum(fn(x))`` with respect to ``x``, itself differentiable (for the penalty)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.grad(lambda inputs: ops.sum(fn(inputs)))(x)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total = ops.sum(fn(x))
-        return tape.gradient(total, x)
-    if backend == "torch":
-        import torch
-
-        x = x.detach().requires_grad_(True)
-        total = ops.sum(fn(x))
-        return torch.autograd.grad(total, x, create_graph=True)[0]
-    raise NotImplementedError(f"backend {backend!r} is not supported")
-
-
 class _Updater:
-    """One optimisation step of ``model`` on ``loss_fn``, compiled for the current backend.
+    """One optimisation step of ``model`` on ``loss_fn``, the same on every backend.
 
     ``loss_fn(trainable, non_trainable, other, *inputs) -> (loss, (logs, new_non_trainable))`` is
-    pure; ``other`` holds the values of the other network (read-only). The step differentiates
-    with respect to ``trainable`` only, applies ``optimizer``, optionally maps the new trainable
-    values through ``post_update`` (weight clipping), and writes back ``model``'s state only.
+    pure; ``other`` holds the values of the other network (read-only). The compiled step maps
+    values to new values: it differentiates with respect to ``trainable`` only, applies
+    ``optimizer``, optionally maps the new trainable values through ``post_update`` (weight
+    clipping); then only ``model``'s and ``optimizer``'s variables are written back.
     """
 
     def __init__(self, loss_fn, model, optimizer, other=None, post_update=None):
         self.loss_fn, self.model, self.optimizer = loss_fn, model, optimizer
         self.other, self.post_update = other, post_update
-        self.backend = keras.backend.backend()
-        if self.backend == "jax":
-            import jax
-
-            self._step = jax.jit(self._jax_step)
-        elif self.backend == "tensorflow":
-            import tensorflow as tf
-
-            self._step = tf.function(self._stateful_step, reduce_retracing=True)
-        else:
-            self._step = self._stateful_step
+        optimizer.build(model.trainable_variables)
+        self._step = _compile(self._values_step)
 
     def __call__(self, *inputs):
         inputs = tuple(ops.convert_to_tensor(x) for x in inputs)
         other = None
         if self.other is not None:
-            other = (
-                [v.value for v in self.other.trainable_variables],
-                [v.value for v in self.other.non_trainable_variables],
-            )
-        if self.backend == "jax":
-            new_trainable, new_non_trainable, new_optimizer, logs = self._step(
-                [v.value for v in self.model.trainable_variables],
-                [v.value for v in self.model.non_trainable_variables],
-                [v.value for v in self.optimizer.variables],
-                other,
-                *inputs,
-            )
-            _assign(self.model.trainable_variables, new_trainable)
-            _assign(self.model.non_trainable_variables, new_non_trainable)
-            _assign(self.optimizer.variables, new_optimizer)
-            return logs
-        return self._step(other, *inputs)
+            other = (_values(self.other.trainable_variables), _values(self.other.non_trainable_variables))
+        model = self.model
+        trainable, non_trainable, optimizer_values, logs = self._step(
+            _values(model.trainable_variables),
+            _values(model.non_trainable_variables),
+            _values(self.optimizer.variables),
+            other,
+            *inputs,
+        )
+        _assign(model.trainable_variables, trainable)
+        _assign(model.non_trainable_variables, non_trainable)
+        _assign(self.optimizer.variables, optimizer_values)
+        return logs
 
-    def _jax_step(self, trainable, non_trainable, optimizer_values, other, *inputs):
-        import jax
-
-        grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
-        (_, (logs, non_trainable)), grads = grad_fn(trainable, non_trainable, other, *inputs)
-        trainable, optimizer_values = self.optimizer.stateless_apply(optimizer_values, grads, trainable)
+    def _values_step(self, trainable, non_trainable, optimizer_values, other, *inputs):
+        (logs, non_trainable), grads = value_and_grad(self.loss_fn, trainable, non_trainable, other, *inputs)
+        trainable, optimizer_values = _optimizer_step(
+            self.optimizer, optimizer_values, grads, trainable, self.model.trainable_variables
+        )
         if self.post_update is not None:
             trainable = self.post_update(trainable)
         return trainable, non_trainable, optimizer_values, logs
 
-    def _stateful_step(self, other, *inputs):
-        trainable_vars = self.model.trainable_variables
-        if self.backend == "tensorflow":
-            import tensorflow as tf
 
-            trainable = [v.value for v in trainable_vars]
-            with tf.GradientTape() as tape:
-                tape.watch(trainable)
-                loss, (logs, non_trainable) = self.loss_fn(
-                    trainable, [v.value for v in self.model.non_trainable_variables], other, *inputs
-                )
-            grads = tape.gradient(loss, trainable)
-        else:  # torch
-            import torch
-
-            trainable = [v.value for v in trainable_vars]
-            if other is not None:
-                other = tuple([t.detach() for t in values] for values in other)
-            non_trainable = [v.value.detach() for v in self.model.non_trainable_variables]
-            loss, (logs, non_trainable) = self.loss_fn(trainable, non_trainable, other, *inputs)
-            grads = torch.autograd.grad(loss, trainable)
-            logs = {name: value.detach() for name, value in logs.items()}
-            non_trainable = [t.detach() for t in non_trainable]
-        self.optimizer.apply(grads, trainable_vars)
-        if self.post_update is not None:
-            _assign(trainable_vars, self.post_update([v.value for v in trainable_vars]))
-        _assign(self.model.non_trainable_variables, non_trainable)
-        return logs
+def _values(variables):
+    return [v.value for v in variables]
 
 
 def _assign(variables, values):
@@ -395,29 +341,73 @@ def _assign(variables, values):
         variable.assign(value)
 
 
-def _compiled_inference(model):
-    """``images -> model(images, training=False)`` compiled for the backend (jit / tf.function)."""
+# ------------------------------------------------------------------------------------------------
+# Backend-specific gradient code: the only place that knows about TensorFlow, JAX or PyTorch.
+# ------------------------------------------------------------------------------------------------
+
+
+def value_and_grad(fn, trainable, *args, create_graph=False):
+    """``(aux, gradients)`` of ``fn(trainable, *args) -> (loss, aux)`` with respect to ``trainable``;
+    ``create_graph``: the gradients themselves stay differentiable (for the gradient penalty)."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        @jax.jit
-        def predict(trainable, non_trainable, images):
-            return model.stateless_call(trainable, non_trainable, images, training=False)[0]
-
-        return lambda images: predict(
-            [v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-            images,
-        )
+        (_, aux), grads = jax.value_and_grad(fn, has_aux=True)(trainable, *args)
+        return aux, grads
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
-    import torch
+        with tf.GradientTape() as tape:
+            tape.watch(trainable)
+            loss, aux = fn(trainable, *args)
+        return aux, tape.gradient(loss, trainable)
+    if backend == "torch":
+        import torch
 
-    def predict(images):
-        with torch.no_grad():
-            return model(images, training=False)
+        detach = lambda t: t.detach() if isinstance(t, torch.Tensor) else t  # noqa: E731
+        leaf = lambda t: t if t.requires_grad else t.detach().requires_grad_(True)  # noqa: E731
+        trainable = keras.tree.map_structure(leaf, trainable)
+        loss, aux = fn(trainable, *keras.tree.map_structure(detach, args))
+        grads = torch.autograd.grad(loss, keras.tree.flatten(trainable), create_graph=create_graph)
+        grads = keras.tree.pack_sequence_as(trainable, list(grads))
+        return (aux if create_graph else keras.tree.map_structure(detach, aux)), grads
+    raise NotImplementedError(f"backend {backend!r} is not supported")
 
-    return predict
+
+def _optimizer_step(optimizer, optimizer_values, grads, trainable, variables):
+    """New (trainable, optimizer) values after one step of ``optimizer``."""
+    if keras.backend.backend() != "tensorflow":
+        return optimizer.stateless_apply(optimizer_values, grads, trainable)
+    # Keras refuses stateless_apply on TensorFlow (tf.distribute); the values are the variables'
+    # own, read inside this same tf.function, so applying to the variables is the same step.
+    optimizer.apply(grads, variables)
+    return _values(variables), _values(optimizer.variables)
+
+
+def _compile(fn):
+    """``fn`` compiled for the backend: jax.jit, tf.function, or eager PyTorch."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    return fn
+
+
+def input_gradient(fn, x):
+    """Gradient of ``sum(fn(x))`` with respect to ``x``, itself differentiable (for the penalty)."""
+    return value_and_grad(lambda inputs: (ops.sum(fn(inputs)), ()), x, create_graph=True)[1]
+
+
+def _compiled_inference(model):
+    """``images -> model(images, training=False)``, compiled for the backend, without gradients."""
+    predict = _compile(lambda trainable, non_trainable, images: model.stateless_call(
+        trainable, non_trainable, images, training=False)[0])  # fmt: skip
+    return lambda images: ops.stop_gradient(
+        predict(_values(model.trainable_variables), _values(model.non_trainable_variables), images)
+    )

@@ -3,128 +3,89 @@
     python scripts/train.py --n_epochs 50 --batch_size 2 --critic_updates 5
 
 Reads DATA_DIR/train/{A,B} (and DATA_DIR/test/{A,B} for validation), writes per-epoch checkpoints
-to --weights_dir and logs (tqdm, TensorBoard, losses.csv) to --log_dir. Ctrl-C saves the state;
-the same command with --resume continues.
+to --weights_dir and logs (tqdm, TensorBoard, losses.csv) to --log_dir. Ctrl-C or SIGTERM saves the
+state; the same command with --resume continues. Each option is a field of deblurgan.config.
 """
 
+import dataclasses
+import logging
+import signal
 import sys
+import typing
 
 import click
 
 from deblurgan.cli import main_guard
-from deblurgan.training import GAN_MODES
-from deblurgan.training_loop import CONTENT_LOSSES, TrainingOptions, resume_training, train
+from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig
+from deblurgan.model import GENERATOR_PRESETS
+from deblurgan.training_loop import resume_training, train
 
-DEFAULTS = TrainingOptions()
+
+def config_options(command):
+    """One option per config field with a help text, named by its flat name (``--critic_filters``)."""
+    flat_names = {place: flat for flat, place in FLAT_NAMES.items()}
+    for section, config_class in reversed(SECTIONS.items()):
+        for field in reversed(dataclasses.fields(config_class)):
+            if "help" not in field.metadata:
+                continue
+            name = flat_names.get((section, field.name), field.name)
+            flags = field.metadata["flags"] or (f"--{name}",)
+            kwargs = dict(
+                default=None if name in GENERATOR_VARIANT else field.default, help=field.metadata["help"]
+            )
+            choices = field.metadata["choices"]
+            kind = next(t for t in (*typing.get_args(field.type), field.type) if t is not type(None))
+            if kind is bool:
+                flags = (f"--{name}/--no_{name}",)
+            elif choices:
+                kwargs["type"] = click.Choice(choices)
+            elif kind in (int, float):
+                kwargs["type"] = kind
+            command = click.option(*flags, name, **kwargs)(command)
+    return command
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option(
-    "--data_dir", default=DEFAULTS.data_dir, help="Holds train/{A,B} (and test/{A,B} for validation)."
-)
-@click.option(
-    "--weights_dir", default=DEFAULTS.weights_dir, help="Where checkpoints and the training state go."
-)
-@click.option("--log_dir", default=DEFAULTS.log_dir, help="TensorBoard events and losses.csv.")
-@click.option(
-    "--n_epochs", "--epoch_num", "n_epochs", default=DEFAULTS.n_epochs, type=int, help="Epochs to train."
-)
-@click.option("--batch_size", default=DEFAULTS.batch_size, type=int)
-@click.option(
-    "--critic_updates", default=DEFAULTS.critic_updates, type=int, help="Critic steps per generator step."
-)
-@click.option("--n_images", default=None, type=int, help="Use only the first N training pairs.")
-@click.option("--crop_size", default=DEFAULTS.crop_size, type=int, help="Random crop taken from both images.")
-@click.option(
-    "--resize", default=None, type=int, help="Resize whole images to N x N instead of cropping (Sicara)."
-)
-@click.option(
-    "--gan_mode",
-    default=DEFAULTS.gan_mode,
-    type=click.Choice(GAN_MODES),
-    help="wgan (Sicara), wgan-gp (paper), wgan-clip, or none (content loss only).",
-)
-@click.option(
-    "--critic",
-    default=DEFAULTS.critic,
-    type=click.Choice(["auto", "sicara", "patchgan"]),
-    help="auto: Sicara critic for wgan, PatchGAN otherwise.",
-)
-@click.option(
-    "--content_loss",
-    default=DEFAULTS.content_loss,
-    type=click.Choice(CONTENT_LOSSES),
-    help="auto: perceptual if the VGG weights can be had, else l1 (with a warning).",
-)
-@click.option("--content_weight", default=DEFAULTS.content_weight, type=float)
-@click.option("--adversarial_weight", default=DEFAULTS.adversarial_weight, type=float)
-@click.option(
-    "--gp_weight",
-    "gradient_penalty_weight",
-    default=DEFAULTS.gradient_penalty_weight,
-    type=float,
-    help="WGAN-GP lambda.",
-)
-@click.option("--clip_value", default=DEFAULTS.clip_value, type=float, help="wgan-clip weight bound.")
-@click.option(
-    "--vgg_network",
-    default=DEFAULTS.vgg_network,
-    type=click.Choice(["vgg16", "vgg19"]),
-    help="vgg16 block3_conv3 (Sicara) or vgg19 conv3_3 before ReLU (paper).",
-)
-@click.option(
-    "--vgg_weights",
-    default=DEFAULTS.vgg_weights,
-    help="'imagenet' (downloaded and cached by Keras) or a local notop .h5 file.",
-)
-@click.option("--lr", default=None, type=float, help="Learning rate (default: the GAN mode's recipe).")
-@click.option(
-    "--lr_decay/--no_lr_decay",
-    default=DEFAULTS.lr_decay,
-    help="Linear decay to zero over the second half of training (paper).",
-)
-@click.option("--seed", default=DEFAULTS.seed, type=int)
+@config_options
 @click.option(
     "--preset",
-    default=DEFAULTS.preset,
-    type=click.Choice(["sicara", "paper"]),
+    default="sicara",
+    type=click.Choice(tuple(GENERATOR_PRESETS)),
     help="Generator variant; --norm/--output_mode/--upsampling override parts of it.",
 )
-@click.option("--norm", default=None, type=click.Choice(["batch", "instance", "none"]))
-@click.option("--output_mode", default=None, type=click.Choice(["average", "clip"]))
-@click.option("--upsampling", default=None, type=click.Choice(["nearest", "transpose"]))
-@click.option("--n_filters", default=DEFAULTS.n_filters, type=int)
-@click.option("--n_blocks", default=DEFAULTS.n_blocks, type=int)
-@click.option("--dropout_rate", default=DEFAULTS.dropout_rate, type=float)
-@click.option(
-    "--zero_init_output",
-    is_flag=True,
-    help="Start the generator's last convolution at zero (with --output_mode clip: start from the identity).",
-)
-@click.option("--critic_filters", default=DEFAULTS.critic_filters, type=int)
-@click.option(
-    "--init_generator", default=None, help="Start the generator from this .h5 (e.g. a pre-trained one)."
-)
-@click.option("--steps_per_epoch", default=None, type=int, help="Cap the batches per epoch.")
-@click.option("--val_dir", default=DEFAULTS.val_dir, help="'auto' = DATA_DIR/test when present; '' = none.")
-@click.option("--val_images", default=DEFAULTS.val_images, type=int, help="Validation pairs per epoch.")
-@click.option(
-    "--bn_recalibration_batches",
-    default=DEFAULTS.bn_recalibration_batches,
-    type=int,
-    help="Re-estimate the generator's batch-norm statistics on N training batches before each "
-    "checkpoint (precise BN; 0 = keep Keras' moving averages).",
-)
-@click.option("--workers", default=DEFAULTS.workers, type=int, help="Image-decoding threads.")
 @click.option("--resume", is_flag=True, help="Continue the run in --weights_dir from its saved state.")
-@click.option("--progress/--no_progress", default=True, help="Show the tqdm bar.")
 @main_guard
-def main(resume, **kwargs):
-    options = TrainingOptions(**kwargs)
+def main(resume, **flags):
+    _install_signal_handlers()
+    _print_progress_messages()
+    config = TrainingConfig.from_flags(**flags)
     try:
-        (resume_training if resume else train)(options)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        (resume_training if resume else train)(config)
+    except KeyboardInterrupt as interrupt:
+        sys.exit(128 + (interrupt.args[0] if interrupt.args else signal.SIGINT))
+
+
+def _install_signal_handlers():
+    """Ctrl-C and SIGTERM (a scheduler's warning before it preempts a job) save the position.
+
+    Set here, not inherited: a shell starts background jobs with SIGINT ignored.
+    """
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _print_progress_messages():
+    """The training loop's messages (epochs, resume, interruption) on stdout, one line each."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("deblurgan.training_loop")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 if __name__ == "__main__":

@@ -2,19 +2,22 @@
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 import deblurgan
+from deblurgan.config import FLAT_NAMES, SECTIONS, TrainingConfig
 from deblurgan.errors import DeblurGANError
 from deblurgan.training import DeblurGANTrainer
 from deblurgan.training_loop import TrainingOptions, resume_training, train
@@ -95,7 +98,8 @@ def test_two_epoch_run_writes_exactly_the_expected_files_then_resume_continues(d
         assert deblurgan.load_generator(weights / name).output_shape == (None, None, None, 3)
     deblurgan.load_critic(weights / "discriminator_1.h5")
     options = json.loads((weights / "options.json").read_text())
-    assert options["gan_mode"] == "wgan" and options["critic"] == "sicara" and options["content_loss"] == "l1"
+    assert options["critic"]["gan_mode"] == "wgan" and options["critic"]["architecture"] == "sicara"
+    assert options["loss"]["content"] == "l1" and options["generator"]["n_filters"] == 4
     with open(logs / "losses.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["0", "1"]
@@ -177,7 +181,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     options = _options(data_dir, tmp_path, n_epochs=3, gan_mode="none")
     with pytest.raises(DeblurGANError, match=r"generator/content became nan at epoch 1, batch 0"):
         train(options)
-    weights = Path(options.weights_dir)
+    weights = Path(options.run.weights_dir)
     assert [p.name.split("_")[1] for p in weights.glob("generator_*.h5")] == ["0"]
     assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
 
@@ -190,7 +194,8 @@ def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
 
 def test_resume_with_other_options_is_refused(data_dir, tmp_path):
     train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
-    with pytest.raises(DeblurGANError, match=r"options.json: the run was started with crop_size=32"):
+    match = r"options.json: the run was started with data.crop_size=32 \(now 24\)"
+    with pytest.raises(DeblurGANError, match=match):
         resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none", crop_size=24))
 
 
@@ -252,13 +257,143 @@ def test_readme_command_runs_on_the_embedded_dataset(tmp_path):
     assert (tmp_path / "logs" / "losses.csv").is_file()
 
 
-def test_options_dataclass_matches_the_script_defaults():
-    """train.py shows TrainingOptions' defaults; a drift between them would mislead users."""
-    defaults = dataclasses.asdict(TrainingOptions())
+def test_the_script_defaults_are_the_config_defaults():
+    """train.py's click defaults, read from the command itself, give exactly TrainingConfig()."""
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    defaults = {p.name: p.default for p in script.main.params if p.name not in ("resume", "help")}
+    assert TrainingConfig.from_flags(**defaults) == TrainingConfig()
     assert (defaults["n_epochs"], defaults["batch_size"], defaults["critic_updates"]) == (50, 2, 5)
-    assert (defaults["data_dir"], defaults["weights_dir"], defaults["gan_mode"]) == (
-        "images",
-        "weights",
-        "wgan",
-    )
-    assert keras.backend.backend() in ("tensorflow", "jax", "torch")
+    # and every config field has its flag (but the generator's input shape and model name)
+    flat = {place: name for name, place in FLAT_NAMES.items()}
+    fields = {flat.get((s, f.name), f.name) for s, c in SECTIONS.items() for f in dataclasses.fields(c)}
+    assert set(defaults) == fields - {"input_shape", "name"}
+
+
+def test_every_flag_reaches_its_config_field():
+    flags = {"critic_filters": 8, "critic_updates": 3, "content_loss": "mse", "gradient_penalty_weight": 5.0}
+    flags.update(vgg_input_scaling="none", preset="paper", norm="batch", sharp_dir="photos", n_epochs=3)
+    config = TrainingConfig.from_flags(**flags)
+    assert (config.critic.n_filters, config.critic.updates, config.loss.content) == (8, 3, "mse")
+    assert (config.loss.gradient_penalty_weight, config.loss.vgg_input_scaling) == (5.0, "none")
+    # the paper preset, with its norm overridden
+    assert (config.generator.norm, config.generator.output_mode, config.generator.upsampling) == (
+        "batch", "clip", "transpose",
+    )  # fmt: skip
+    assert (config.data.sharp_dir, config.run.n_epochs) == ("photos", 3)
+    with pytest.raises(DeblurGANError, match="not a training option"):
+        TrainingConfig.from_flags(n_epoch=3)
+
+
+def test_bad_option_values_name_the_flag(data_dir, tmp_path):
+    result = _run_script("--data_dir", str(data_dir), "--batch_size", "0", *TINY_ARGS[2:])
+    assert _one_line_error(result) == "error: --batch_size 0: must be at least 1"
+    result = _run_script("--data_dir", str(data_dir), "--critic_updates", "0")
+    assert _one_line_error(result) == "error: --critic_updates 0: must be at least 1"
+
+
+FLAT_RUN = REPO / "tests" / "data" / "flat_run"
+FLAT_RUN_ARGS = [
+    "--steps_per_epoch", "2", "--batch_size", "2", "--crop_size", "64", "--n_filters", "4", "--n_blocks", "1",
+    "--gan_mode", "none", "--content_loss", "l1", "--norm", "none", "--output_mode", "clip",
+    "--dropout_rate", "0", "--zero_init_output", "--no_progress", "--workers", "0",
+]  # fmt: skip
+
+
+def _write_flat_run_pairs(folder):
+    """The four 64x72 pairs the checked-in flat run was trained on."""
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        sharp = np.kron(rng.integers(0, 256, (8, 9, 3), dtype=np.uint8), np.ones((8, 8, 1), dtype=np.uint8))
+        blurred = ((sharp.astype(np.float32) + np.roll(sharp, 3, axis=1)) / 2).astype(np.uint8)
+        for sub, image in (("A", blurred), ("B", sharp)):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / sub / f"pair_{i:02d}.png")
+
+
+def test_a_run_written_with_flat_options_resumes_bit_identically(tmp_path):
+    """A run directory of the flat-options era (tests/data/flat_run) continues exactly as it did then."""
+    _write_flat_run_pairs(tmp_path / "data")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("options.json", "training_state.npz"):
+        shutil.copy(FLAT_RUN / name, weights / name)
+    result = _run_script(
+        "--data_dir", str(tmp_path / "data"), "--weights_dir", str(weights),
+        "--log_dir", str(tmp_path / "logs"), "--n_epochs", "2", "--resume", *FLAT_RUN_ARGS,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "resuming at epoch 1" in result.stdout
+    expected = np.load(FLAT_RUN / "expected_after_epoch_1.npz")
+    state = np.load(weights / "training_state.npz")
+    assert int(state["run/epoch"]) == 2
+    for name in expected.files:
+        np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
+
+
+def _start_script(*args, ignore_sigint=False):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # A shell starts background jobs with SIGINT ignored; the child inherits that.
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "train.py"), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("signum", "ignore_sigint"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigterm", "sigint-in-background"],
+)
+def test_a_signal_saves_the_position_like_ctrl_c(data_dir, tmp_path, signum, ignore_sigint):
+    weights = tmp_path / "weights"
+    process = _start_script(
+        "--data_dir", str(data_dir), "--weights_dir", str(weights), "--log_dir", str(tmp_path / "logs"),
+        "--n_epochs", "1000", "--gan_mode", "none", "--val_images", "0", "--bn_recalibration_batches", "0",
+        *TINY_ARGS, ignore_sigint=ignore_sigint,
+    )  # fmt: skip
+    for line in process.stdout:  # wait until the run is training (its first epoch is done)
+        if line.startswith("epoch 0:"):
+            break
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stdout
+    state = np.load(weights / "training_state.npz")
+    assert (int(state["run/epoch"]), int(state["run/batch"])) >= (1, 0)
+
+
+def test_a_run_killed_while_writing_its_state_resumes_from_the_last_complete_one(data_dir, tmp_path):
+    """SIGKILL halfway through writing epoch 1's training_state.npz: epoch 0's state survives."""
+    options = _options(data_dir, tmp_path, n_epochs=2, gan_mode="none")
+    code = f"""
+        import os, signal
+        import numpy as np
+        from deblurgan import run_directory
+        from deblurgan.training_loop import TrainingOptions, train
+        savez, calls = np.savez, []
+
+        def savez_then_die(path, **arrays):
+            calls.append(path)
+            if len(calls) == 2:  # epoch 1's state: half a file, then the kill
+                with open(path, "wb") as f:
+                    f.write(b"PK" + bytes(1000))
+                os.kill(os.getpid(), signal.SIGKILL)
+            savez(path, **arrays)
+
+        run_directory.np.savez = savez_then_die
+        train(TrainingOptions(**{options.run.__dict__ | TINY | dict(gan_mode="none", n_epochs=2)!r}))
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    weights = Path(options.run.weights_dir)
+    assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
+    assert list(weights.glob("generator_1_*.h5"))  # written before the state, superseded on resume
+
+    resume_training(options)
+    assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 2
+    assert len(list(weights.glob("generator_1_*.h5"))) >= 1

@@ -1,0 +1,206 @@
+"""The options of a training run as five frozen configs; the defaults are the Sicara recipe.
+
+``TrainingConfig(generator, critic, loss, data, run)``: ``generator`` is exactly
+:func:`deblurgan.model.generator_model`'s keyword arguments; ``critic``, ``loss`` and ``data`` define
+what is trained; ``run`` says where files go and how long to train. A resumed run must match the
+first four; its ``run`` part may change. ``TrainingConfig.from_flags(**flags)`` takes the flat
+names of ``scripts/train.py`` (and of the ``options.json`` of earlier versions). A field with a
+``help`` is a ``scripts/train.py`` option.
+"""
+
+import dataclasses
+from typing import ClassVar
+
+from deblurgan.errors import DeblurGANError
+from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
+from deblurgan.model import GENERATOR_PRESETS, UPSAMPLINGS
+from deblurgan.training import GAN_MODES
+
+AUTO = "auto"
+CRITICS = (AUTO, "sicara", "patchgan")
+
+
+def _option(default, help, *flags, choices=None, minimum=None):
+    """A field that is a scripts/train.py option; the config checks ``choices`` and ``minimum``."""
+    metadata = {"help": help, "flags": flags, "choices": choices, "minimum": minimum}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+class _Section:
+    section: ClassVar[str]
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            key, value = f"{self.section}.{field.name}", getattr(self, field.name)
+            choices, minimum = field.metadata.get("choices"), field.metadata.get("minimum")
+            if choices and value not in choices:
+                raise DeblurGANError(f"{key}={value}: choose one of {', '.join(choices)}", parameter=key)
+            if minimum is not None and value is not None and value < minimum:
+                raise DeblurGANError(f"{key}={value}: must be at least {minimum}", parameter=key)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig(_Section):
+    """``generator_model``'s keyword arguments, with its defaults (the Sicara generator)."""
+
+    section: ClassVar[str] = "generator"
+    input_shape: tuple = (None, None, 3)
+    n_filters: int = _option(64, "Generator filters (first convolution).", minimum=1)
+    n_blocks: int = _option(9, "Residual blocks.", minimum=0)
+    norm: str = _option("batch", "Overrides --preset's normalisation.", choices=("batch", "instance", "none"))
+    output_mode: str = _option(
+        "average", "Overrides --preset: average (Sicara) or clip.", choices=("average", "clip")
+    )
+    upsampling: str = _option("nearest", "Overrides --preset's upsampling.", choices=UPSAMPLINGS)
+    dropout_rate: float = _option(0.5, "Dropout in each residual block.")
+    preset: str | None = None
+    zero_init_output: bool = _option(False, "Start the last convolution at zero (identity with clip).")
+    name: str = "generator"
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))  # JSON gives a list
+        super().__post_init__()
+
+
+@dataclasses.dataclass(frozen=True)
+class CriticConfig(_Section):
+    """The adversarial part: GAN mode (a row of ``training.RECIPES``), critic network, its steps."""
+
+    section: ClassVar[str] = "critic"
+    gan_mode: str = _option("wgan", "wgan (Sicara), wgan-gp (paper), wgan-clip, none.", choices=GAN_MODES)
+    architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.", choices=CRITICS)
+    n_filters: int = _option(64, "Critic filters.", minimum=1)
+    updates: int = _option(5, "Critic steps per generator step.", minimum=1)
+    clip_value: float = _option(0.01, "wgan-clip weight bound.")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig(_Section):
+    """Loss terms and weights; ``content="auto"``: perceptual if VGG weights can be had, else L1."""
+
+    section: ClassVar[str] = "loss"
+    content: str = _option(
+        AUTO, "auto: perceptual if VGG weights can be had, else l1.", choices=(AUTO, *CONTENT_LOSSES)
+    )
+    content_weight: float = _option(100.0, "Weight of the content loss.")
+    adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.")
+    gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight")
+    vgg_network: str = _option(
+        "vgg16", "vgg16 block3_conv3 (Sicara), vgg19 conv3_3 (paper).", choices=VGG_NETWORKS
+    )
+    vgg_weights: str | None = _option("imagenet", "'imagenet' (downloaded by Keras) or a local notop .h5.")
+    vgg_input_scaling: str = _option(
+        "caffe", "caffe: as Keras' VGG expects; none: Sicara's.", choices=PerceptualLoss.INPUT_SCALINGS
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Section):
+    """The training stream: which batches, in which order."""
+
+    section: ClassVar[str] = "data"
+    batch_size: int = _option(2, "Pairs per batch.", minimum=1)
+    crop_size: int | None = _option(256, "Random crop taken from both images.", minimum=1)
+    resize: int | None = _option(None, "Resize whole images to N x N instead (Sicara).", minimum=1)
+    n_images: int | None = _option(None, "Use only the first N training pairs.", minimum=1)
+    steps_per_epoch: int | None = _option(None, "Cap the batches per epoch.", minimum=1)
+    seed: int = _option(0, "Data order and crops, network initialisation, gradient-penalty draws.")
+    sharp_dir: str | None = _option(None, "Sharp photos to blur on the fly instead of pairs.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(_Section):
+    """Where the files are and how long to train: free to change when a run is resumed."""
+
+    section: ClassVar[str] = "run"
+    data_dir: str = _option("images", "Holds train/{A,B} (and test/{A,B} for validation), or A/ and B/.")
+    weights_dir: str = _option("weights", "Checkpoints and the training state.")
+    log_dir: str = _option("logs", "TensorBoard events and losses.csv.")
+    n_epochs: int = _option(50, "Epochs to train.", "--n_epochs", "--epoch_num", minimum=1)
+    lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).")
+    lr_decay: bool = _option(False, "Linear decay to zero over the second half of training (paper).")
+    init_generator: str | None = _option(None, "Start the generator from this .h5 file.")
+    val_dir: str | None = _option(AUTO, "auto: DATA_DIR/test when present; '': no validation.")
+    val_images: int = _option(8, "Validation pairs per epoch.", minimum=0)
+    bn_recalibration_batches: int = _option(20, "Batches re-estimating batch-norm statistics.", minimum=0)
+    workers: int = _option(2, "Image-decoding threads.", minimum=0)
+    progress: bool = _option(True, "Show the tqdm bar.")
+
+
+SECTIONS = {c.section: c for c in (GeneratorConfig, CriticConfig, LossConfig, DataConfig, RunConfig)}
+# Flat names (scripts/train.py parameters) that differ from the field name; the rest are the same.
+FLAT_NAMES = {
+    "critic": ("critic", "architecture"),
+    "critic_filters": ("critic", "n_filters"),
+    "critic_updates": ("critic", "updates"),
+    "content_loss": ("loss", "content"),
+}
+GENERATOR_VARIANT = ("norm", "output_mode", "upsampling")  # flags that override --preset
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Every option of a training run. ``dataclasses.replace`` makes a changed copy."""
+
+    generator: GeneratorConfig = GeneratorConfig()
+    critic: CriticConfig = CriticConfig()
+    loss: LossConfig = LossConfig()
+    data: DataConfig = DataConfig()
+    run: RunConfig = RunConfig()
+
+    @classmethod
+    def from_flags(cls, preset="sicara", **flags):
+        """A config from flat names (``n_epochs=2, critic_filters=8, ...``); ``preset`` picks norm,
+        output mode and upsampling, and ``norm``/``output_mode``/``upsampling`` not None override it."""
+        if preset not in GENERATOR_PRESETS:
+            message = f"preset={preset}: choose one of {', '.join(GENERATOR_PRESETS)}"
+            raise DeblurGANError(message, parameter="preset")
+        sections = {name: {} for name in SECTIONS}
+        sections["generator"].update(GENERATOR_PRESETS[preset])
+        for flat, value in flags.items():
+            section, field = FLAT_NAMES.get(flat) or _section_of(flat)
+            if value is not None or flat not in GENERATOR_VARIANT:
+                sections[section][field] = value
+        return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
+
+    @classmethod
+    def from_dict(cls, payload):
+        """The inverse of ``to_dict``; a flat ``options.json`` of earlier versions works too."""
+        if "generator" not in payload:
+            return cls.from_flags(**{k: v for k, v in payload.items() if k in _FLAT_FIELDS})
+        return cls(**{name: SECTIONS[name](**payload.get(name, {})) for name in SECTIONS})
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _section_of(flat):
+    for name, section in SECTIONS.items():
+        if flat in {f.name for f in dataclasses.fields(section)}:
+            return name, flat
+    raise DeblurGANError(f"{flat}: not a training option", parameter=flat)
+
+
+_FLAT_FIELDS = {"preset", *FLAT_NAMES} | {f.name for c in SECTIONS.values() for f in dataclasses.fields(c)}
+
+
+def resumed_config(current, saved, source):
+    """The config a resumed run continues with: ``saved``, with ``current``'s run part.
+
+    Every other field must match; one left at ``"auto"`` or None in ``current`` takes the saved
+    value (the saved run resolved it). ``source`` (the options file) is named in the error.
+    """
+    differing = [
+        f"{name}.{field.name}={getattr(getattr(saved, name), field.name)!r} (now {value!r})"
+        for name in SECTIONS
+        if name != "run"
+        for field in dataclasses.fields(getattr(current, name))
+        if (value := getattr(getattr(current, name), field.name)) not in (AUTO, None)
+        and value != getattr(getattr(saved, name), field.name)
+    ]
+    if differing:
+        raise DeblurGANError(
+            f"{source}: the run was started with {'; '.join(differing)}; resume with the same "
+            "options, or start a new run in another --weights_dir"
+        )
+    return dataclasses.replace(saved, run=current.run)

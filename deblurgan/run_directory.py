@@ -1,0 +1,144 @@
+"""The files of a training run: state, checkpoints, options, losses.csv and TensorBoard.
+
+In ``weights_dir``, per epoch: ``generator_{epoch}_{loss}.h5`` and ``discriminator_{epoch}.h5``
+(Sicara's names; epochs count from 0), then ``training_state.npz`` (every variable of both networks
+and both optimizers, the position in the run and the random state), which is what a resume reads;
+``options.json`` holds the resolved :class:`~deblurgan.config.TrainingConfig`. In ``log_dir``:
+``losses.csv`` (one row per epoch) and TensorBoard scalars and images. Every file is written
+atomically, so a run killed at any moment resumes from its last complete state.
+"""
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from deblurgan.checkpoints import save_model
+from deblurgan.config import TrainingConfig
+from deblurgan.errors import DeblurGANError
+from deblurgan.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "training_state.npz"
+OPTIONS_FILE = "options.json"
+
+
+def check_fresh(weights_dir):
+    """Refuses a ``weights_dir`` that already holds a run (a new run must not overwrite it)."""
+    if (Path(weights_dir) / STATE_FILE).exists():
+        raise DeblurGANError(
+            f"{weights_dir}: holds an earlier run ({STATE_FILE}); continue it with --resume, "
+            "or pass another --weights_dir"
+        )
+
+
+def load_run(weights_dir):
+    """``(saved config, trainer state, (epoch, batch, loss sums))`` of the run in ``weights_dir``."""
+    state_path, options_path = Path(weights_dir) / STATE_FILE, Path(weights_dir) / OPTIONS_FILE
+    if not state_path.is_file() or not options_path.is_file():
+        raise DeblurGANError(
+            f"{state_path}: nothing to resume (no training state in {weights_dir}); "
+            "run without --resume to start training, or pass the --weights_dir of an earlier run"
+        )
+    saved = TrainingConfig.from_dict(json.loads(options_path.read_text()))
+    with np.load(state_path) as archive:
+        state = dict(archive)
+    position = (
+        int(state.pop("run/epoch")),
+        int(state.pop("run/batch")),
+        json.loads(str(state.pop("run/sums", "{}"))),
+    )
+    return saved, state, position
+
+
+class RunDirectory:
+    """Writes a run's files; ``config`` is the resolved config, written to ``options.json`` now."""
+
+    def __init__(self, config):
+        self.weights_dir = Path(config.run.weights_dir)
+        self.log_dir = Path(config.run.log_dir)
+        self.options_path = self.weights_dir / OPTIONS_FILE
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.options_path) as tmp:
+            Path(tmp).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        self.tensorboard = _TensorBoard(self.log_dir)
+
+    def save_epoch(self, trainer, epoch, means):
+        """The epoch's checkpoints, then the state after it (so the state never runs ahead)."""
+        loss = means.get("generator/total", float("nan"))
+        save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_{loss:.4g}.h5")
+        if trainer.critic is not None:
+            save_model(trainer.critic, self.weights_dir / f"discriminator_{epoch}.h5")
+        self.save_state(trainer, epoch + 1, 0)
+        # The complete epoch supersedes a checkpoint saved when this epoch was interrupted.
+        (self.weights_dir / f"generator_{epoch}_interrupted.h5").unlink(missing_ok=True)
+
+    def save_interrupted(self, trainer, epoch, batch, sums):
+        save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_interrupted.h5")
+        self.save_state(trainer, epoch, batch, sums)
+
+    def save_state(self, trainer, epoch, batch, sums=None):
+        state = trainer.get_state()
+        state["run/epoch"] = np.array(epoch)
+        state["run/batch"] = np.array(batch)
+        state["run/sums"] = np.array(json.dumps(sums or {}))
+        with atomic_path(self.weights_dir / STATE_FILE) as tmp:
+            np.savez(tmp, **state)
+
+    def log(self, row, epoch):
+        """Appends the epoch's row to losses.csv (replacing rows of later epochs) and TensorBoard."""
+        csv_path = self.log_dir / "losses.csv"
+        fields, rows = list(row), []
+        if csv_path.is_file():  # a resumed run: keep the earlier epochs' rows and columns
+            with open(csv_path, newline="") as f:
+                reader = csv.DictReader(f)
+                rows = [r for r in reader if int(r["epoch"]) < epoch]
+                fields = list(reader.fieldnames or []) + [
+                    k for k in row if k not in (reader.fieldnames or [])
+                ]
+        with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows + [row])
+        self.tensorboard.scalars({k: v for k, v in row.items() if k != "epoch"}, epoch)
+
+
+class _TensorBoard:
+    """TensorBoard event files through ``tf.summary`` when TensorFlow is installed, else nothing.
+
+    TensorFlow is the default backend and always installed by ``pip install``; on a JAX-only GPU
+    host without it the run logs a warning and keeps the CSV.
+    """
+
+    def __init__(self, log_dir):
+        try:
+            import tensorflow as tf
+        except ImportError:
+            log.warning("TensorFlow is not installed: no TensorBoard logs (losses.csv is still written)")
+            tf = None
+        self.tf = tf
+        self.writer = None
+        if tf is not None:
+            with tf.device("/cpu:0"):
+                self.writer = tf.summary.create_file_writer(str(log_dir))
+
+    def scalars(self, values, step):
+        if self.writer is None:
+            return
+        with self.writer.as_default():
+            for name, value in values.items():
+                self.tf.summary.scalar(name, value, step=step)
+        self.writer.flush()
+
+    def images(self, name, images, step):
+        if self.writer is None or not images:
+            return
+        width = min(image.shape[1] for image in images)
+        batch = np.stack([image[:, :width] for image in images if image.shape == images[0].shape])
+        with self.writer.as_default():
+            self.tf.summary.image(name, batch, step=step, max_outputs=len(batch))
+        self.writer.flush()

@@ -1,0 +1,57 @@
+"""deblurgan.config: nested frozen training configs, the resume rule, and build_trainer."""
+
+import dataclasses
+import inspect
+
+import pytest
+
+from deblurgan.cli import flag_message
+from deblurgan.config import GeneratorConfig, TrainingConfig, resumed_config
+from deblurgan.errors import DeblurGANError
+from deblurgan.model import generator_model
+from deblurgan.training_loop import build_trainer, resolve
+
+
+def test_the_generator_config_is_exactly_generator_models_keyword_arguments():
+    parameters = inspect.signature(generator_model).parameters
+    fields = {f.name: f.default for f in dataclasses.fields(GeneratorConfig)}
+    assert fields == {name: p.default for name, p in parameters.items()}
+
+
+def test_configs_are_frozen_and_round_trip_through_json_types():
+    config = TrainingConfig.from_flags(n_epochs=3, critic_filters=8, preset="paper")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.run.n_epochs = 4
+    payload = config.to_dict()
+    payload["generator"]["input_shape"] = list(payload["generator"]["input_shape"])  # as JSON reads it
+    assert TrainingConfig.from_dict(payload) == config
+
+
+def test_a_resume_may_change_the_run_part_only():
+    saved = resolve(TrainingConfig.from_flags(content_loss="l1", n_epochs=2))
+    current = TrainingConfig.from_flags(n_epochs=5, weights_dir="elsewhere")  # critic, content: auto
+    assert resumed_config(current, saved, "options.json") == dataclasses.replace(saved, run=current.run)
+    for flags in (dict(n_blocks=3), dict(critic_updates=2), dict(vgg_input_scaling="none"), dict(seed=1)):
+        with pytest.raises(DeblurGANError, match="options.json: the run was started with"):
+            resumed_config(TrainingConfig.from_flags(**flags), saved, "options.json")
+
+
+def test_resolve_returns_a_new_config_and_keeps_the_callers():
+    config = TrainingConfig.from_flags(gan_mode="wgan-gp", content_loss="l1")
+    resolved = resolve(config)
+    assert (config.critic.architecture, resolved.critic.architecture) == ("auto", "patchgan")
+
+
+def test_bad_values_name_the_parameter_and_the_script_shows_the_flag():
+    with pytest.raises(DeblurGANError) as error:
+        TrainingConfig.from_flags(critic_updates=0)
+    assert str(error.value) == "critic.updates=0: must be at least 1"
+    assert flag_message(error.value) == "--critic_updates 0: must be at least 1"
+    with pytest.raises(DeblurGANError, match="data.crop_size=None: the Sicara critic needs a fixed"):
+        resolve(TrainingConfig.from_flags(crop_size=None, content_loss="l1"))
+
+
+def test_vgg_input_scaling_reaches_the_perceptual_loss():
+    flags = dict(n_filters=4, n_blocks=1, crop_size=32, gan_mode="none", content_loss="perceptual")
+    trainer = build_trainer(TrainingConfig.from_flags(vgg_weights=None, vgg_input_scaling="none", **flags))
+    assert trainer.content_loss.input_scaling == "none"
