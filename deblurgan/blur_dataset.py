@@ -22,6 +22,7 @@ from tqdm import tqdm
 from deblurgan import blur
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import atomic_path, list_images, read_image, write_image
+from deblurgan.metrics import psnr_8bit
 
 logger = logging.getLogger(__name__)
 
@@ -167,45 +168,61 @@ def _photo_rng(seed, relative):
 
 
 def _make_pairs(photo_path, relative, split, split_dir, seed, options):
-    pixels = _downscale(read_image(photo_path).pixels, options.max_side)
+    pixels = downscale(read_image(photo_path).pixels, options.max_side)
     rng = _photo_rng(seed, relative)
     rows = []
     for index in range(options.blurs_per_image):
-        kernel, description = blur.random_kernel(
-            rng,
-            exposures=options.exposures,
-            linear_probability=options.linear_probability,
-            linear_length=options.linear_length,
-        )
-        top, left, height, width = _crop_box(rng, pixels.shape, options.crop_size)
-        sharp = pixels[top : top + height, left : left + width]
-        blurred = _blur_window(pixels, kernel, top, left, height, width)
-        sigma = float(rng.uniform(*options.noise_sigma)) if options.noise_sigma[1] > 0 else 0.0
-        if sigma > 0:
-            blurred = blur.add_noise(blurred, rng, sigma)
-        quality = None
-        if options.jpeg_quality is not None:
-            quality = int(rng.integers(options.jpeg_quality[0], options.jpeg_quality[1] + 1))
-            blurred = blur.jpeg_recompress(blurred, quality)
+        sharp, blurred, drawn = blur_crop(pixels, rng, options)
         name = f"{_output_stem(relative)}_{index:02d}.png"
         write_image(split_dir / "A" / name, blurred)
         write_image(split_dir / "B" / name, sharp)
-        rows.append(
-            {
-                "split": split or "-",
-                "name": name,
-                "source": relative,
-                "crop_top_left_height_width": f"{top} {left} {height} {width}",
-                "kernel": description,
-                "noise_sigma": f"{sigma:.4f}",
-                "jpeg_quality": quality if quality is not None else "-",
-                "psnr_db": f"{_psnr_uint8(blurred, sharp):.2f}",
-            }
-        )
+        psnr_db = f"{psnr_8bit(sharp, blurred):.2f}"
+        rows.append({"split": split or "-", "name": name, "source": relative, **drawn, "psnr_db": psnr_db})
     return rows
 
 
-def _downscale(pixels, max_side):
+def blur_crop(pixels, rng, options):
+    """One pair from a photo: a crop of ``pixels`` and the same crop blurred with a fresh kernel.
+
+    Draws, in this order, the kernel, the crop window, the noise level and the JPEG quality from
+    ``rng``; the blur sees the real pixels around the crop. Used by :func:`make_blur_dataset` and by
+    the on-the-fly training dataset, so both make pairs the same way.
+
+    Args:
+        pixels: float32 (height, width, 3) in [0, 1].
+        rng: ``numpy.random.Generator``.
+        options: :class:`BlurOptions` (its ``crop_size`` and kernel, noise and JPEG fields).
+
+    Returns:
+        ``(sharp, blurred, drawn)``: float32 crops in [0, 1] and a dict describing the draws.
+    """
+    kernel, description = blur.random_kernel(
+        rng,
+        exposures=options.exposures,
+        linear_probability=options.linear_probability,
+        linear_length=options.linear_length,
+    )
+    top, left, height, width = _crop_box(rng, pixels.shape, options.crop_size)
+    sharp = pixels[top : top + height, left : left + width]
+    blurred = _blur_window(pixels, kernel, top, left, height, width)
+    sigma = float(rng.uniform(*options.noise_sigma)) if options.noise_sigma[1] > 0 else 0.0
+    if sigma > 0:
+        blurred = blur.add_noise(blurred, rng, sigma)
+    quality = None
+    if options.jpeg_quality is not None:
+        quality = int(rng.integers(options.jpeg_quality[0], options.jpeg_quality[1] + 1))
+        blurred = blur.jpeg_recompress(blurred, quality)
+    drawn = {
+        "crop_top_left_height_width": f"{top} {left} {height} {width}",
+        "kernel": description,
+        "noise_sigma": f"{sigma:.4f}",
+        "jpeg_quality": quality if quality is not None else "-",
+    }
+    return sharp, blurred, drawn
+
+
+def downscale(pixels, max_side):
+    """``pixels`` shrunk (Lanczos, in float) so that the longer side is at most ``max_side`` (None: as is)."""
     height, width = pixels.shape[:2]
     if max_side is None or max(height, width) <= max_side:
         return pixels
@@ -241,14 +258,6 @@ def _blur_window(pixels, kernel, top, left, height, width):
     x1 = min(pixels.shape[1], left + width + margin)
     blurred = blur.blur_image(pixels[y0:y1, x0:x1], kernel)
     return blurred[top - y0 : top - y0 + height, left - x0 : left - x0 + width]
-
-
-def _psnr_uint8(a, b):
-    """PSNR in dB of the two images as they are stored (rounded to 8 bits)."""
-    a8 = np.round(np.clip(a, 0, 1) * 255).astype(np.float64)
-    b8 = np.round(np.clip(b, 0, 1) * 255).astype(np.float64)
-    mse = np.mean((a8 - b8) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def _write_manifest(path, rows):

@@ -17,11 +17,10 @@ from tqdm import tqdm
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
 from deblurgan.io import atomic_path, list_images, read_image, to_uint8, write_image
-from deblurgan.metrics import laplacian_variance, psnr, ssim
+from deblurgan.metrics import laplacian_variance, score_8bit
 
 log = logging.getLogger(__name__)
 
-PSNR_CAP = 100.0  # identical images have infinite PSNR; JSON and means need a finite number
 COLUMNS = (
     "name",
     "height",
@@ -90,16 +89,14 @@ def _pair_folder(input_dir):
     return pairs, unmatched
 
 
-def _score_pair(blurred8, restored8, sharp8):
-    return {
-        "psnr_blurred": min(psnr(sharp8, blurred8), PSNR_CAP),
-        "psnr_restored": min(psnr(sharp8, restored8), PSNR_CAP),
-        "ssim_blurred": ssim(sharp8, blurred8),
-        "ssim_restored": ssim(sharp8, restored8),
-        "sharpness_blurred": laplacian_variance(blurred8),
-        "sharpness_restored": laplacian_variance(restored8),
-        "sharpness_sharp": laplacian_variance(sharp8),
-    }
+def _score_pair(blurred, restored, sharp):
+    scores = {}
+    for kind, image in (("blurred", blurred), ("restored", restored)):
+        for metric, value in score_8bit(sharp, image).items():
+            scores[f"{metric}_{kind}"] = value
+    for kind, image in (("blurred", blurred), ("restored", restored), ("sharp", sharp)):
+        scores[f"sharpness_{kind}"] = laplacian_variance(to_uint8(image))
+    return scores
 
 
 def summarize(rows):
@@ -158,9 +155,8 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
             failed.append((name, str(error)))
             continue
         restored = deblur_array(generator, blurred.pixels, **options)
-        blurred8, restored8, sharp8 = (to_uint8(x) for x in (blurred.pixels, restored, sharp.pixels))
-        height, width = sharp8.shape[:2]
-        scores = _score_pair(blurred8, restored8, sharp8)
+        height, width = sharp.pixels.shape[:2]
+        scores = _score_pair(blurred.pixels, restored, sharp.pixels)
         rows.append({"name": name, "height": height, "width": width, **scores})
         if save_images:
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)

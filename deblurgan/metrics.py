@@ -17,6 +17,8 @@ import numpy as np
 from keras import ops
 from scipy import ndimage
 
+from deblurgan.io import to_uint8
+
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
 SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # 5: the 11x11 window of Wang et al.
@@ -93,6 +95,23 @@ def ssim(reference, restored, data_range=255.0):
         r = SSIM_RADIUS
         scores.append(ssim_map[r:-r, r:-r].mean())
     return float(np.mean(scores))
+
+
+PSNR_CAP = 100.0  # identical images have infinite PSNR; JSON, logs and means need a finite number
+
+
+def psnr_8bit(sharp01, image01):
+    """PSNR in dB of two [0, 1] images as they are saved (rounded to 8 bits), capped at ``PSNR_CAP``."""
+    return min(psnr(to_uint8(sharp01), to_uint8(image01)), PSNR_CAP)
+
+
+def score_8bit(sharp01, image01):
+    """The project's one score of an image against its sharp reference: ``{"psnr", "ssim"}``.
+
+    Both images are [0, 1] floats rounded to 8 bits first, as they would be saved, so evaluation
+    (``scripts/test.py``), training's validation and the blur dataset's PSNR agree to the last digit.
+    """
+    return {"psnr": psnr_8bit(sharp01, image01), "ssim": ssim(to_uint8(sharp01), to_uint8(image01))}
 
 
 def _gaussian(image):

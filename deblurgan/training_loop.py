@@ -28,7 +28,7 @@ from deblurgan.data import PairedImageDataset, pair_images
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
 from deblurgan.io import atomic_path, read_image
-from deblurgan.metrics import psnr, ssim
+from deblurgan.metrics import psnr_8bit, score_8bit
 from deblurgan.model import (
     GENERATOR_PRESETS,
     discriminator_model,
@@ -350,10 +350,10 @@ class _Run:
             blurred = read_image(blurred_path).pixels
             sharp = read_image(sharp_path).pixels
             restored = deblur_array(generator, blurred)
-            sharp255, restored255 = sharp * 255.0, restored * 255.0
-            scores["val/psnr"].append(psnr(sharp255, restored255))
-            scores["val/ssim"].append(ssim(sharp255, restored255))
-            scores["val/psnr_blurred"].append(psnr(sharp255, blurred * 255.0))
+            restored_scores = score_8bit(sharp, restored)  # the same scores as scripts/test.py
+            scores["val/psnr"].append(restored_scores["psnr"])
+            scores["val/ssim"].append(restored_scores["ssim"])
+            scores["val/psnr_blurred"].append(psnr_8bit(sharp, blurred))
             if len(samples) < 3:
                 samples.append(np.concatenate([sharp, blurred, restored], axis=1))
         self.tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
