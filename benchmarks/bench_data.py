@@ -18,7 +18,7 @@ import click
 import numpy as np
 from PIL import Image, ImageFilter
 
-from deblurgan.data import PairedImageDataset
+from deblurgan.datasets import PairedImageDataset
 
 
 def write_photo_like_pairs(folder, n_images=16, height=720, width=1280, seed=0):

@@ -78,7 +78,7 @@ def make_blur_dataset(
 
         make_blur_dataset("photos", "data/blurred", seed=1, crop_size=256, blurs_per_image=8)
     """
-    options = _check_options(BlurOptions(**options), test_fraction)
+    options = check_options(BlurOptions(**options), test_fraction)
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     photos = _list_photos(input_dir, output_dir)
     splits = _split_by_photo(photos, input_dir, seed, test_fraction)
@@ -97,7 +97,8 @@ def make_blur_dataset(
     return rows
 
 
-def _check_options(options, test_fraction):
+def check_options(options, test_fraction=0.0):
+    """Validates :class:`BlurOptions` (and ``test_fraction``); returns the options."""
     if options.blurs_per_image < 1:
         raise DeblurGANError(f"blurs_per_image={options.blurs_per_image}: use 1 or more")
     if options.crop_size is not None and options.crop_size < 8:
@@ -189,7 +190,8 @@ def blur_crop(pixels, rng, options):
     the on-the-fly training dataset, so both make pairs the same way.
 
     Args:
-        pixels: float32 (height, width, 3) in [0, 1].
+        pixels: (height, width, 3), float32 in [0, 1], or uint8/uint16 (a cached photo: only the
+            window around the crop is converted to floats).
         rng: ``numpy.random.Generator``.
         options: :class:`BlurOptions` (its ``crop_size`` and kernel, noise and JPEG fields).
 
@@ -203,7 +205,7 @@ def blur_crop(pixels, rng, options):
         linear_length=options.linear_length,
     )
     top, left, height, width = _crop_box(rng, pixels.shape, options.crop_size)
-    sharp = pixels[top : top + height, left : left + width]
+    sharp = unit_range(pixels[top : top + height, left : left + width])
     blurred = _blur_window(pixels, kernel, top, left, height, width)
     sigma = float(rng.uniform(*options.noise_sigma)) if options.noise_sigma[1] > 0 else 0.0
     if sigma > 0:
@@ -236,6 +238,13 @@ def downscale(pixels, max_side):
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
+def unit_range(pixels):
+    """uint8, uint16 or float pixels -> float32 in [0, 1]."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        return pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
+    return np.asarray(pixels, dtype=np.float32)
+
+
 def _crop_box(rng, shape, crop_size):
     height, width = shape[:2]
     if crop_size is None:
@@ -256,7 +265,7 @@ def _blur_window(pixels, kernel, top, left, height, width):
     y0, x0 = max(0, top - margin), max(0, left - margin)
     y1 = min(pixels.shape[0], top + height + margin)
     x1 = min(pixels.shape[1], left + width + margin)
-    blurred = blur.blur_image(pixels[y0:y1, x0:x1], kernel)
+    blurred = blur.blur_image(unit_range(pixels[y0:y1, x0:x1]), kernel)
     return blurred[top - y0 : top - y0 + height, left - x0 : left - x0 + width]
 
 

@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
-from deblurgan.io import atomic_path, list_images, read_image, to_uint8, write_image
+from deblurgan.io import atomic_path, read_image, to_uint8, write_image
 from deblurgan.metrics import laplacian_variance, score_8bit
+from deblurgan.pairing import find_pairs
 
 log = logging.getLogger(__name__)
 
@@ -48,45 +49,6 @@ class EvaluationReport:
     @property
     def ok(self):
         return not self.unmatched and not self.failed
-
-
-def _pair_folder(input_dir):
-    """``(relative name, blurred path, sharp path)`` for files of ``A/`` and ``B/`` with the same
-    relative path (extension ignored, so ``x.png`` pairs with ``x.jpg``), and the unmatched names.
-
-    A private helper; ``deblurgan.data`` may offer the same pairing for training.
-    """
-    input_dir = Path(input_dir)
-    folders = {side: input_dir / side for side in ("A", "B")}
-    for side, folder in folders.items():
-        if not folder.is_dir():
-            raise DeblurGANError(
-                f"--input_dir {input_dir}: no {side}/ folder; it must hold A/ (blurred) and B/ (sharp) "
-                "with the same file names"
-            )
-    keyed = {}
-    for side, folder in folders.items():
-        keyed[side] = {p.relative_to(folder).with_suffix("").as_posix(): p for p in list_images(folder)}
-    common = sorted(keyed["A"].keys() & keyed["B"].keys())
-    unmatched = sorted(
-        [
-            f"A/{keyed['A'][k].relative_to(folders['A']).as_posix()} (no B/ partner)"
-            for k in keyed["A"].keys() - keyed["B"].keys()
-        ]
-        + [
-            f"B/{keyed['B'][k].relative_to(folders['B']).as_posix()} (no A/ partner)"
-            for k in keyed["B"].keys() - keyed["A"].keys()
-        ]
-    )
-    if not common:
-        raise DeblurGANError(
-            f"--input_dir {input_dir}: no A/ and B/ images share a file name; "
-            "pair them as A/name.png (blurred) and B/name.png (sharp)"
-        )
-    pairs = [
-        (keyed["A"][k].relative_to(folders["A"]).as_posix(), keyed["A"][k], keyed["B"][k]) for k in common
-    ]
-    return pairs, unmatched
 
 
 def _score_pair(blurred, restored, sharp):
@@ -137,7 +99,13 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
     Returns:
         :class:`EvaluationReport`.
     """
-    pairs, unmatched = _pair_folder(input_dir)
+    pairs, unmatched = find_pairs(input_dir)
+    if not pairs:
+        raise DeblurGANError(
+            f"input_dir={input_dir}: no A/ and B/ images share a name; pair them as A/name.png "
+            "(blurred) and B/name.png (sharp)",
+            "input_dir",
+        )
     output_dir = Path(output_dir)
     for name in unmatched:
         log.warning("unmatched: %s", name)
@@ -162,7 +130,9 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)
             write_image((output_dir / "images" / name).with_suffix(".png"), panel)
     if not rows:
-        raise DeblurGANError(f"--input_dir {input_dir}: none of the {len(pairs)} pair(s) could be read")
+        raise DeblurGANError(
+            f"input_dir={input_dir}: none of the {len(pairs)} pair(s) could be read", "input_dir"
+        )
     summary = summarize(rows)
     summary["unmatched"] = unmatched
     summary["failed"] = [{"name": name, "reason": reason} for name, reason in failed]

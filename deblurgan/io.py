@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from deblurgan.errors import DeblurGANError
 
@@ -46,27 +46,143 @@ def list_images(folder):
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_image(path):
+# A 16,000 x 12,000 panorama fits; Pillow's own limit (89 MP) would refuse it.
+DEFAULT_MAX_IMAGE_PIXELS = 200_000_000
+_UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error)
+
+
+def read_image(path, box=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Decodes ``path`` into a :class:`Photo`, applying its EXIF orientation.
 
+    Args:
+        path: the image file.
+        box: ``(left, top, right, bottom)`` in upright pixels: decode only this window (cheaper
+            than converting the whole photo), or None for the whole image.
+        max_pixels: refuse images with more pixels than this (decompression bombs, or photos too
+            large for memory), before decoding them.
+
     Raises:
-        DeblurGANError: the file is missing, unreadable, truncated or not an image.
+        DeblurGANError: the file is missing, unreadable, truncated, too large or not an image.
     """
     path = Path(path)
     if not path.is_file():
         raise DeblurGANError(f"{path}: no such image file; check the path")
     try:
-        with Image.open(path) as image:
+        with _open_checked(path, max_pixels) as image:
             file_format = image.format
             if _is_16bit_color(image):
-                return _read_16bit_color(path, image)
-            image = ImageOps.exif_transpose(image)
+                return _crop_photo(_read_16bit_color(path, image), box)
+            orientation = _exif_orientation(image)
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as error:
+            if box is not None:
+                image = image.crop(_stored_box(box, orientation, image.size))
+            photo = _decode(image, file_format)
+    except _UNREADABLE as error:
         raise DeblurGANError(
             f"{path}: not a readable image ({error}); re-export it as PNG or JPEG or remove it"
         ) from None
-    return _decode(image, file_format)
+    photo.pixels = _orient(photo.pixels, orientation)
+    photo.alpha = None if photo.alpha is None else _orient(photo.alpha, orientation)
+    return photo
+
+
+class _open_checked:
+    """``Image.open`` that refuses images over ``max_pixels`` with a DeblurGANError naming the file."""
+
+    def __init__(self, path, max_pixels):
+        self.path, self.max_pixels = path, int(max_pixels)
+
+    def __enter__(self):
+        # Pillow refuses (or warns about) large images by a global limit; this one replaces it.
+        if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < self.max_pixels:
+            Image.MAX_IMAGE_PIXELS = self.max_pixels
+        try:
+            self.image = Image.open(self.path)
+        except Image.DecompressionBombError:
+            raise self._too_large("over twice") from None
+        width, height = self.image.size
+        if width * height > self.max_pixels:
+            self.image.close()
+            raise self._too_large(f"{width}x{height} pixels, over")
+        return self.image
+
+    def __exit__(self, *exc):
+        self.image.close()
+        return False
+
+    def _too_large(self, what):
+        return DeblurGANError(
+            f"{self.path}: {what} max_image_pixels={self.max_pixels:,}; raise max_image_pixels if it "
+            "is a real photo (decoding it needs about 24 bytes per pixel), or remove it",
+            parameter="max_image_pixels",
+        )
+
+
+def image_size(path):
+    """``(height, width)`` of ``path`` after EXIF orientation, from the header only, or None.
+
+    None means the header is unreadable (the file will then be treated as corrupt when loaded).
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            # Pillow decodes a whole PNG to look for an EXIF chunk after the pixels; such files
+            # are rare, and the loader checks the decoded size again anyway.
+            if image.format == "PNG" and "exif" not in image.info:
+                orientation = 1
+            else:
+                orientation = _exif_orientation(image)
+    except (*_UNREADABLE, Image.DecompressionBombError):
+        return None
+    # Orientations 5-8 turn by 90 degrees, so the stored width is the displayed height.
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def _exif_orientation(image):
+    orientation = image.getexif().get(0x0112, 1)
+    return orientation if orientation in range(1, 9) else 1
+
+
+def _stored_box(box, orientation, stored_size):
+    """The window of the stored image that becomes ``box`` of the upright one (see ``_orient``)."""
+    left, top, right, bottom = box
+    width, height = stored_size
+    return {
+        1: (left, top, right, bottom),
+        2: (width - right, top, width - left, bottom),
+        3: (width - right, height - bottom, width - left, height - top),
+        4: (left, height - bottom, right, height - top),
+        5: (top, left, bottom, right),
+        6: (top, height - right, bottom, height - left),
+        7: (width - bottom, height - right, width - top, height - left),
+        8: (width - bottom, left, width - top, right),
+    }[orientation]
+
+
+def _crop_photo(photo, box):
+    if box is not None:
+        left, top, right, bottom = box
+        photo.pixels = np.ascontiguousarray(photo.pixels[top:bottom, left:right])
+        if photo.alpha is not None:
+            photo.alpha = np.ascontiguousarray(photo.alpha[top:bottom, left:right])
+    return photo
+
+
+def resize_image(pixels, size):
+    """Resizes float RGB ``pixels`` (height, width, 3) to ``size`` = (height, width), bicubic.
+
+    This is the Sicara port's whole-image resize (Pillow's bicubic filter), done per channel on
+    floats so 16-bit files keep their precision; the result is clipped back to [0, 1].
+    """
+    height, width = size
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    bicubic = Image.Resampling.BICUBIC
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c])).resize((width, height), bicubic))
+        for c in range(pixels.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
 # Pillow decodes 16-bit RGB(A) into 8-bit modes by keeping each sample's high byte. Its unpackers
@@ -107,7 +223,7 @@ def _swap_rawmode(tile):
 def _read_16bit_color(path, image):
     """Exact 16-bit RGB(A) from a PNG or uncompressed TIFF (see ``_SWAPPED_RAWMODES``)."""
     image.load()  # a PNG's eXIf chunk may follow the pixel data
-    orientation = image.getexif().get(0x0112, 1)
+    orientation = _exif_orientation(image)
     first = np.asarray(image).astype(np.uint16)
     with Image.open(path) as again:
         again.tile = [_swap_rawmode(tile) for tile in again.tile]

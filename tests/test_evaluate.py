@@ -91,12 +91,16 @@ def test_reports_panels_and_unmatched_names(tmp_path):
 
 def test_missing_folders_and_no_pairs_are_user_errors(tmp_path):
     (tmp_path / "A").mkdir()
-    with pytest.raises(DeblurGANError, match="no B/ folder"):
+    with pytest.raises(DeblurGANError, match="missing B/ folder"):
         evaluate_folder(_identity(), tmp_path, tmp_path / "out")
     (tmp_path / "B").mkdir()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "A" / "a.png")
-    with pytest.raises(DeblurGANError, match="share a file name"):
+    with pytest.raises(DeblurGANError, match=r"B: no images \(.png"):
         evaluate_folder(_identity(), tmp_path, tmp_path / "out")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "B" / "b.png")
+    with pytest.raises(DeblurGANError, match="input_dir=.*no A/ and B/ images share a name") as error:
+        evaluate_folder(_identity(), tmp_path, tmp_path / "out")
+    assert error.value.parameter == "input_dir"
 
 
 @pytest.mark.slow
