@@ -434,3 +434,18 @@ def test_bench_data_measures_a_rate(tmp_path):
     assert len(pair_images(tmp_path)) == 3
     for prefetch in (True, False):
         assert bench.measure_loader(tmp_path, crop_size=32, workers=2, prefetch=prefetch) > 0
+
+
+def test_16bit_rgb_training_pairs_keep_their_16_bits(tmp_path):
+    from deblurgan.io import write_image
+
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    samples = np.stack([rows * 1000 + cols, cols * 1000 + rows, rows * cols + 7], axis=-1).astype(np.uint16)
+    for side in ("A", "B"):
+        write_image(tmp_path / side / "deep.png", samples / 65535.0, bit_depth=16)
+    ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=16, flip=False)
+    sharp = ds.get_batch(0, 0)[1][0]
+    values = np.round((sharp.astype(np.float64) + 1.0) / 2.0 * 65535.0)
+    top, left = int(values[0, 0, 0]) // 1000, int(values[0, 0, 1]) // 1000  # the values say where
+    np.testing.assert_array_equal(values, samples[top : top + 16, left : left + 16])
+    assert np.any(values % 257 != 0), "8-bit decoding would give only multiples of 257"
