@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
-from deblurgan.io import atomic_path, read_image, to_uint8, write_image
+from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS, atomic_path, read_image, to_uint8, write_image
 from deblurgan.metrics import laplacian_variance, score_8bit
 from deblurgan.pairing import find_pairs
 
@@ -87,13 +87,22 @@ def format_summary_table(summary):
     return "\n".join(lines)
 
 
-def evaluate_folder(generator, input_dir, output_dir, save_images=False, progress=True, **options):
+def evaluate_folder(
+    generator,
+    input_dir,
+    output_dir,
+    save_images=False,
+    progress=True,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+    **options,
+):
     """Evaluates ``generator`` on ``input_dir/A`` (blurred) against ``input_dir/B`` (sharp).
 
     Writes ``output_dir/per_image.csv`` and ``output_dir/summary.json``; with ``save_images``, a
     ``sharp | blurred | restored`` panel per pair under ``output_dir/images/`` (PNG).
 
     Args:
+        max_image_pixels: larger images (or decompression bombs) are reported as failed pairs.
         **options: passed to :func:`deblurgan.inference.deblur_array` (tiling, precision, ...).
 
     Returns:
@@ -112,7 +121,7 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
     rows, failed = [], []
     for name, blurred_path, sharp_path in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
         try:
-            blurred, sharp = read_image(blurred_path), read_image(sharp_path)
+            blurred, sharp = (read_image(p, max_pixels=max_image_pixels) for p in (blurred_path, sharp_path))
             if blurred.pixels.shape != sharp.pixels.shape:
                 (bh, bw), (sh, sw) = blurred.pixels.shape[:2], sharp.pixels.shape[:2]
                 raise DeblurGANError(
@@ -120,7 +129,7 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
                     "a pair must have the same size"
                 )
         except DeblurGANError as error:
-            failed.append((name, str(error)))
+            failed.append((name, error))
             continue
         restored = deblur_array(generator, blurred.pixels, **options)
         height, width = sharp.pixels.shape[:2]
@@ -135,7 +144,7 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
         )
     summary = summarize(rows)
     summary["unmatched"] = unmatched
-    summary["failed"] = [{"name": name, "reason": reason} for name, reason in failed]
+    summary["failed"] = [{"name": name, "reason": str(error)} for name, error in failed]
     _write_reports(output_dir, rows, summary)
     return EvaluationReport(rows, summary, unmatched, failed)
 

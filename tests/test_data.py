@@ -449,3 +449,17 @@ def test_16bit_rgb_training_pairs_keep_their_16_bits(tmp_path):
     top, left = int(values[0, 0, 0]) // 1000, int(values[0, 0, 1]) // 1000  # the values say where
     np.testing.assert_array_equal(values, samples[top : top + 16, left : left + 16])
     assert np.any(values % 257 != 0), "8-bit decoding would give only multiples of 257"
+
+
+def test_pairs_over_max_image_pixels_are_skipped_with_a_warning(tmp_path, caplog):
+    write_pairs(tmp_path, n_pairs=2)
+    write_pairs(tmp_path / "big", n_pairs=1, height=64, width=64)
+    for side in ("A", "B"):
+        (tmp_path / "big" / side / "000.png").rename(tmp_path / side / "big.png")
+    limit = HEIGHT * WIDTH
+    ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=16, shuffle=False, max_image_pixels=limit)
+    with caplog.at_level(logging.WARNING, logger="deblurgan.datasets"):
+        batches = [ds.get_batch(i, 0) for i in range(len(ds))]
+    assert ds.n_skipped == 1 and "big.png: 64x64 pixels, over max_image_pixels=1,920" in caplog.text
+    for blurred, sharp in batches:
+        check_aligned_window(blurred[0], sharp[0], 16)

@@ -129,3 +129,13 @@ def test_script_end_to_end(tmp_path):
     assert "PSNR (dB)" in result.stdout and "SSIM" in result.stdout
     assert json.loads((tmp_path / "res" / "summary.json").read_text())["images"] == 2
     assert (tmp_path / "res" / "images" / "x.png").is_file()
+
+
+def test_images_over_max_image_pixels_are_failed_pairs(tmp_path):
+    _dataset(tmp_path / "data")
+    _dataset(tmp_path / "data", names=("big",), size=(64, 64))
+    out = tmp_path / "out"
+    report = evaluate_folder(_identity(), tmp_path / "data", out, progress=False, max_image_pixels=40 * 56)
+    assert [row["name"] for row in report.rows] == ["sub/y.png", "x.png"]
+    [(name, error)] = report.failed
+    assert name == "big.png" and error.parameter == "max_image_pixels" and "64x64 pixels" in str(error)
