@@ -100,30 +100,34 @@ def make_blur_dataset(
 def check_options(options, test_fraction=0.0):
     """Validates :class:`BlurOptions` (and ``test_fraction``); returns the options."""
     if options.blurs_per_image < 1:
-        raise DeblurGANError(f"blurs_per_image={options.blurs_per_image}: use 1 or more")
+        raise DeblurGANError(f"blurs_per_image={options.blurs_per_image}: use 1 or more", "blurs_per_image")
     if options.crop_size is not None and options.crop_size < 8:
-        raise DeblurGANError(f"crop_size={options.crop_size}: use at least 8 px, or none for whole photos")
+        raise DeblurGANError(
+            f"crop_size={options.crop_size}: use at least 8 px, or none for whole photos", "crop_size"
+        )
     if options.max_side is not None and options.max_side < 8:
-        raise DeblurGANError(f"max_side={options.max_side}: use at least 8 px")
+        raise DeblurGANError(f"max_side={options.max_side}: use at least 8 px", "max_side")
     if not 0 <= test_fraction < 1:
-        raise DeblurGANError(f"test_fraction={test_fraction}: use a value in [0, 1)")
+        raise DeblurGANError(f"test_fraction={test_fraction}: use a value in [0, 1)", "test_fraction")
     if not 0 <= options.linear_probability <= 1:
-        raise DeblurGANError(f"linear_probability={options.linear_probability}: use a value in [0, 1]")
+        raise DeblurGANError(
+            f"linear_probability={options.linear_probability}: use a value in [0, 1]", "linear_probability"
+        )
     if not options.exposures or any(not 0 < e <= 1 for e in options.exposures):
-        raise DeblurGANError(f"exposures={options.exposures}: use fractions in (0, 1]")
+        raise DeblurGANError(f"exposures={options.exposures}: use fractions in (0, 1]", "exposures")
     return options
 
 
 def _list_photos(input_dir, output_dir):
     if not input_dir.is_dir():
-        raise DeblurGANError(f"{input_dir}: no such folder; pass --input_dir a folder of sharp photos")
+        raise DeblurGANError(f"input_dir={input_dir}: no such folder of sharp photos", "input_dir")
     if output_dir.resolve().is_relative_to(input_dir.resolve()):
         raise DeblurGANError(
             f"{output_dir}: the output folder is inside the input folder {input_dir}; choose another"
         )
     photos = list_images(input_dir)
     if not photos:
-        raise DeblurGANError(f"{input_dir}: no images (.png, .jpg, ...) found; check --input_dir")
+        raise DeblurGANError(f"input_dir={input_dir}: no images (.png, .jpg, ...) found", "input_dir")
     stems = {}
     for photo in photos:
         stem = _output_stem(photo.relative_to(input_dir).as_posix())
@@ -138,7 +142,8 @@ def _clear_outputs(output_dir, splits, overwrite):
     existing = [image for folder in folders if folder.is_dir() for image in list_images(folder)]
     if existing and not overwrite:
         raise DeblurGANError(
-            f"{existing[0].parent}: already holds images; pass --overwrite to replace them, or another folder"
+            f"{existing[0].parent}: already holds images; pass overwrite=True to replace them, or choose "
+            "another output_dir"
         )
     for image in existing:
         image.unlink()

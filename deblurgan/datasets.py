@@ -161,33 +161,36 @@ class StreamingDataset:
         if epoch is not None:
             self.set_epoch(epoch)
         # A plain method returning a generator, so the epoch is fixed now, not at the first next().
-        return self._prefetch(self.epoch, range(int(start), len(self)))
+        indices = range(int(start), len(self))
+        return _prefetch(self.get_batch, self.epoch, indices, self.workers, self.max_queue_size)
 
-    def _prefetch(self, epoch, indices):
-        if self.workers < 1:
-            for index in indices:
-                yield self.get_batch(index, epoch)
-            return
-        depth = max(1, self.max_queue_size, self.workers)
-        pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="deblurgan-data")
-        pending = deque()
-        try:
-            remaining = iter(indices)
-            for index in remaining:
-                pending.append(pool.submit(self.get_batch, index, epoch))
-                if len(pending) >= depth:
-                    break
-            while pending:
-                batch = pending.popleft().result()
-                next_index = next(remaining, None)
-                if next_index is not None:
-                    pending.append(pool.submit(self.get_batch, next_index, epoch))
-                yield batch
-        finally:
-            # A loop that stops early must not leave threads decoding in the background.
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True)
+
+def _prefetch(get_batch, epoch, indices, workers, max_queue_size):
+    """``get_batch(i, epoch)`` for ``i`` in ``indices``, in order, computed ahead in ``workers`` threads."""
+    if workers < 1:
+        for index in indices:
+            yield get_batch(index, epoch)
+        return
+    depth = max(1, max_queue_size, workers)
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="deblurgan-data")
+    pending = deque()
+    try:
+        remaining = iter(indices)
+        for index in remaining:
+            pending.append(pool.submit(get_batch, index, epoch))
+            if len(pending) >= depth:
+                break
+        while pending:
+            batch = pending.popleft().result()
+            next_index = next(remaining, None)
+            if next_index is not None:
+                pending.append(pool.submit(get_batch, next_index, epoch))
+            yield batch
+    finally:
+        # A loop that stops early must not leave threads decoding in the background.
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def _normalize_size(size, parameter):
@@ -223,6 +226,16 @@ def _check_crop_fits(path, size, crop_size):
             f"{min(height, width)}, resize to scale whole images, or remove the image",
             "crop_size",
         )
+
+
+def _raise_unequal_sizes(path, size, sizes):
+    other = next(s for s in sizes if s != size)
+    raise DeblurGANError(
+        f"{path} is {size[1]}x{size[0]} but other images are {other[1]}x{other[0]}: full images "
+        "(no crop, no resize) can only be batched when all have the same size; use batch_size=1, "
+        "a crop_size or a resize",
+        "batch_size",
+    )
 
 
 class PairedImageDataset(StreamingDataset):
@@ -289,10 +302,6 @@ class PairedImageDataset(StreamingDataset):
         if check_sizes:
             self._check_sizes()
 
-    @property
-    def _full_images(self):
-        return self.resize is None and self.crop_size is None
-
     def _check_sizes(self):
         """Reads every header once: size errors now, not after an hour of training."""
         sizes = set()
@@ -304,22 +313,14 @@ class PairedImageDataset(StreamingDataset):
             if self.resize is None and self.crop_size is not None:
                 _check_crop_fits(blurred_path, blurred_size, self.crop_size)
             sizes.add(blurred_size)
-            if self._full_images and self.batch_size > 1 and len(sizes) > 1:
-                self._raise_unequal_sizes(blurred_path, blurred_size, sizes)
-
-    def _raise_unequal_sizes(self, path, size, sizes):
-        other = next(s for s in sizes if s != size)
-        raise DeblurGANError(
-            f"{path} is {size[1]}x{size[0]} but other images are {other[1]}x{other[0]}: full images "
-            "(no crop, no resize) can only be batched when all have the same size; use batch_size=1, "
-            "a crop_size or a resize",
-            "batch_size",
-        )
+            full_images = self.resize is None and self.crop_size is None
+            if full_images and self.batch_size > 1 and len(sizes) > 1:
+                _raise_unequal_sizes(blurred_path, blurred_size, sizes)
 
     def _check_batch(self, samples, first_source):
         sizes = {blurred.shape[:2] for blurred, _ in samples}
         if len(sizes) > 1:
-            self._raise_unequal_sizes(self.pairs[first_source][0], samples[0][0].shape[:2], sizes)
+            _raise_unequal_sizes(self.pairs[first_source][0], samples[0][0].shape[:2], sizes)
 
     def _order(self, epoch):
         if not self.shuffle:
@@ -353,6 +354,60 @@ class PairedImageDataset(StreamingDataset):
         if mirror:
             images = [image[:, ::-1] for image in images]
         return preprocess_image(images[0]), preprocess_image(images[1])
+
+
+def _usable_photos(sharp_dir, crop_size, max_side, max_image_pixels):
+    """The photos whose header says they fit the crop and the pixel limit; the rest counted."""
+    if not sharp_dir.is_dir():
+        raise DeblurGANError(f"sharp_dir={sharp_dir}: no such folder of sharp photos", "sharp_dir")
+    photos = list_images(sharp_dir)
+    if not photos:
+        raise DeblurGANError(f"sharp_dir={sharp_dir}: no images (.png, .jpg, ...) in it", "sharp_dir")
+    usable, small, large = [], [], []
+    for path in photos:
+        size = image_size(path)
+        if size is None:
+            usable.append(path)  # left to the loader, which skips it with a warning
+        elif size[0] * size[1] > max_image_pixels:
+            large.append(path)
+        elif min(_scaled_size(size, max_side)) < crop_size:
+            small.append(path)
+        else:
+            usable.append(path)
+    if large:
+        logger.warning(
+            "%s: skipped %d photos over max_image_pixels=%d (e.g. %s)",
+            sharp_dir,
+            len(large),
+            max_image_pixels,
+            large[0],
+        )
+    if small:
+        logger.warning(
+            "%s: skipped %d photos smaller than the %dx%d crop (e.g. %s)",
+            sharp_dir,
+            len(small),
+            crop_size,
+            crop_size,
+            small[0],
+        )
+    if not usable:
+        after = " after max_side" if max_side else ""
+        raise DeblurGANError(
+            f"{sharp_dir}: none of the {len(photos)} photos is at least "
+            f"crop_size={crop_size} px on its shorter side{after}; use a smaller crop_size",
+            "crop_size",
+        )
+    return usable
+
+
+def _scaled_size(size, max_side):
+    """``(height, width)`` after the ``max_side`` downscale (as ``blur_dataset.downscale``)."""
+    height, width = size
+    if max_side is None or max(height, width) <= max_side:
+        return size
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 # make_blur_dataset's kernel settings, with the noise and JPEG ranges of the README's recipe.
@@ -419,7 +474,7 @@ class SharpPhotoDataset(StreamingDataset):
         self.max_side = max_side
         self.flip = bool(flip)
         self.max_image_pixels = int(max_image_pixels)
-        self.photos = self._usable_photos()
+        self.photos = _usable_photos(self.sharp_dir, self.crop_size, max_side, self.max_image_pixels)
         self._n_sources = len(self.photos)
         if len(self) < 1:
             raise DeblurGANError(
@@ -430,60 +485,6 @@ class SharpPhotoDataset(StreamingDataset):
         self._cache, self._cache_bytes, self._cache_limit = {}, 0, int(cache_mb) * 2**20
         self._photo_locks = [threading.Lock() for _ in self.photos]
         self._warned_cache = False
-
-    def _usable_photos(self):
-        """The photos whose header says they fit the crop and the pixel limit; the rest counted."""
-        if not self.sharp_dir.is_dir():
-            raise DeblurGANError(f"{self.sharp_dir}: no such folder of sharp photos", "sharp_dir")
-        photos = list_images(self.sharp_dir)
-        if not photos:
-            raise DeblurGANError(
-                f"{self.sharp_dir}: no images (.png, .jpg, ...); add sharp photos", "sharp_dir"
-            )
-        usable, small, large = [], [], []
-        for path in photos:
-            size = image_size(path)
-            if size is None:
-                usable.append(path)  # left to the loader, which skips it with a warning
-            elif size[0] * size[1] > self.max_image_pixels:
-                large.append(path)
-            elif min(self._scaled(size)) < self.crop_size:
-                small.append(path)
-            else:
-                usable.append(path)
-        if large:
-            logger.warning(
-                "%s: skipped %d photos over max_image_pixels=%d (e.g. %s)",
-                self.sharp_dir,
-                len(large),
-                self.max_image_pixels,
-                large[0],
-            )
-        if small:
-            logger.warning(
-                "%s: skipped %d photos smaller than the %dx%d crop (e.g. %s)",
-                self.sharp_dir,
-                len(small),
-                self.crop_size,
-                self.crop_size,
-                small[0],
-            )
-        if not usable:
-            after = " after max_side" if self.max_side else ""
-            raise DeblurGANError(
-                f"{self.sharp_dir}: none of the {len(photos)} photos is at least "
-                f"crop_size={self.crop_size} px on its shorter side{after}; use a smaller crop_size",
-                "crop_size",
-            )
-        return usable
-
-    def _scaled(self, size):
-        """``(height, width)`` after the ``max_side`` downscale (as ``blur_dataset.downscale``)."""
-        height, width = size
-        if self.max_side is None or max(height, width) <= self.max_side:
-            return size
-        scale = self.max_side / max(height, width)
-        return max(1, round(height * scale)), max(1, round(width * scale))
 
     def _order(self, epoch):
         sources = np.repeat(np.arange(len(self.photos)), self.samples_per_photo)

@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 from scipy import ndimage
 
+from deblurgan.errors import DeblurGANError
 from deblurgan.io import to_uint8
 
 SSIM_SIGMA = 1.5
@@ -34,7 +35,7 @@ def _pair(reference, restored):
     reference = np.asarray(reference, dtype=np.float64)
     restored = np.asarray(restored, dtype=np.float64)
     if reference.shape != restored.shape:
-        raise ValueError(f"images differ in shape: {reference.shape} vs {restored.shape}")
+        raise DeblurGANError(f"images differ in shape: {reference.shape} vs {restored.shape}")
     return reference, restored
 
 
@@ -79,7 +80,7 @@ def ssim(reference, restored, data_range=255.0):
         reference, restored = reference[..., None], restored[..., None]
     height, width = reference.shape[:2]
     if min(height, width) < 2 * SSIM_RADIUS + 1:
-        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {height}x{width}")
+        raise DeblurGANError(f"SSIM needs images of at least 11x11 pixels, got {height}x{width}")
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
     scores = []
@@ -135,7 +136,7 @@ def laplacian_variance(image):
     image = np.asarray(image, dtype=np.float64)
     gray = image @ LUMA_WEIGHTS if image.ndim == 3 else image
     if min(gray.shape) < 3:
-        raise ValueError(f"laplacian_variance needs at least 3x3 pixels, got {gray.shape}")
+        raise DeblurGANError(f"laplacian_variance needs at least 3x3 pixels, got {gray.shape}")
     laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
     return float(laplacian.var())
 

@@ -139,3 +139,24 @@ def test_images_over_max_image_pixels_are_failed_pairs(tmp_path):
     assert [row["name"] for row in report.rows] == ["sub/y.png", "x.png"]
     [(name, error)] = report.failed
     assert name == "big.png" and error.parameter == "max_image_pixels" and "64x64 pixels" in str(error)
+
+
+def test_training_validation_scores_equal_test_py_scores(tmp_path):
+    """Training's val/psnr and val/ssim are test.py's (evaluate_folder's) numbers on the same folder."""
+    from types import SimpleNamespace
+
+    from deblurgan.pairing import pair_images
+    from deblurgan.training_loop import _Run
+
+    _dataset(tmp_path / "data")
+    generator = tiny_generator()
+    report = evaluate_folder(generator, tmp_path / "data", tmp_path / "out", progress=False)
+    run = SimpleNamespace(
+        val_pairs=pair_images(tmp_path / "data"),
+        trainer=SimpleNamespace(generator=generator),
+        tensorboard=SimpleNamespace(images=lambda *args: None),
+    )
+    validation = _Run._validate(run, epoch=0)
+    assert validation["val/psnr"] == pytest.approx(report.summary["psnr"]["restored"], abs=1e-9)
+    assert validation["val/ssim"] == pytest.approx(report.summary["ssim"]["restored"], abs=1e-9)
+    assert validation["val/psnr_blurred"] == pytest.approx(report.summary["psnr"]["blurred"], abs=1e-9)
