@@ -270,7 +270,8 @@ def _decode(image, file_format):
     if mode in ("RGBA", "RGBa", "PA"):
         image = image.convert("RGBA")
         alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    rgb /= 255.0  # in place: one float copy of a huge photo, not two
     return Photo(rgb, alpha, False, 8, file_format)
 
 
@@ -286,15 +287,15 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8):
     allows it; ``bit_depth=16`` is kept for PNG (and grayscale TIFF) and rounded to 8 bits otherwise.
     """
     path = Path(path)
-    pixels = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0)
+    pixels = np.asarray(pixels, dtype=np.float32)  # every branch below clips
     if bit_depth == 16 and not grayscale and path.suffix.lower() == ".png":
         with atomic_path(path) as tmp:
             tmp.write_bytes(_encode_png16(pixels, alpha))
         return
     if grayscale:
-        gray = pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        gray = np.clip(pixels, 0.0, 1.0) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         if bit_depth == 16 and path.suffix.lower() in (".png", ".tif", ".tiff"):
-            image = Image.fromarray(np.round(gray * 65535).astype(np.uint16))
+            image = Image.fromarray(np.round(np.clip(gray, 0, 1) * 65535).astype(np.uint16))
             alpha = None
         else:
             image = Image.fromarray(to_uint8(gray), mode="L")
@@ -336,7 +337,13 @@ def _encode_png16(pixels, alpha=None):
 
 def to_uint8(unit):
     """[0, 1] floats -> 8-bit pixels (clipped, rounded to the nearest level)."""
-    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    unit = np.asarray(unit)
+    if unit.ndim < 3:
+        return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    out = np.empty(unit.shape, np.uint8)
+    for top in range(0, unit.shape[0], 256):  # row bands bound the float temporaries of huge photos
+        out[top : top + 256] = np.round(np.clip(unit[top : top + 256], 0.0, 1.0) * 255.0)
+    return out
 
 
 class atomic_path:
@@ -367,12 +374,17 @@ class atomic_path:
         return False
 
 
-def preprocess_image(image):
+def preprocess_image(image, inplace=False):
     """uint8 pixels (0..255), or floats in [0, 1], -> float32 in [-1, 1] (the networks' range).
 
     Unlike the Sicara port, nothing is resized: the networks take any size divisible by 4.
+    ``inplace=True`` reuses a float32 array's memory (for huge photos).
     """
     image = np.asarray(image)
+    if inplace and image.dtype == np.float32:
+        image *= 2.0
+        image -= 1.0
+        return image
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 127.5 - 1.0
     if image.dtype == np.uint16:
@@ -386,6 +398,13 @@ def deprocess_image(image):
     return np.round(np.clip(image * 127.5 + 127.5, 0.0, 255.0)).astype(np.uint8)
 
 
-def to_unit_range(image):
-    """Network output in [-1, 1] -> float32 in [0, 1] (for ``write_image`` and the metrics)."""
+def to_unit_range(image, inplace=False):
+    """Network output in [-1, 1] -> float32 in [0, 1] (for ``write_image`` and the metrics).
+
+    ``inplace=True`` reuses a float32 array's memory (for huge photos).
+    """
+    if inplace and isinstance(image, np.ndarray) and image.dtype == np.float32:
+        image += 1.0
+        image *= 0.5
+        return np.clip(image, 0.0, 1.0, out=image)
     return np.clip((np.asarray(image, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)
