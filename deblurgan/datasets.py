@@ -1,18 +1,12 @@
 """Streaming training batches of ``(blurred, sharp)`` crops in [-1, 1].
 
-Two sources share one machinery (:class:`StreamingDataset`):
-
-* :class:`PairedImageDataset` reads pairs from ``A/`` (blurred) and ``B/`` (sharp) folders and cuts
-  the same crop and flip from both.
-* :class:`SharpPhotoDataset` needs sharp photos only: each sample is a random crop, blurred on the
-  fly with a fresh kernel exactly as ``make_blur_dataset`` does (:func:`blur_dataset.blur_crop`),
-  then flipped and turned by a multiple of 90 degrees.
-
-Every random choice is drawn from a generator seeded by ``(seed, epoch, index, slot)``, so a batch
-is a pure function of ``(seed, epoch, index)``: a resumed run reads exactly the batches an
-uninterrupted one would have. A file that cannot be decoded is logged once, counted in
-``n_skipped`` and replaced by another one chosen deterministically, so training goes on.
-:meth:`StreamingDataset.prefetch_iter` decodes (and blurs) ahead in worker threads.
+:class:`PairedImageDataset` reads ``A/`` (blurred) and ``B/`` (sharp) folders; :class:`SharpPhotoDataset`
+blurs crops of sharp photos on the fly as ``make_blur_dataset`` does. Both share
+:class:`StreamingDataset`: every random choice comes from a generator seeded by ``(seed, epoch,
+index, slot)``, so a batch is a pure function of ``(seed, epoch, index)`` and a resumed run reads the
+batches an uninterrupted one would; a file that cannot be decoded is logged once, counted in
+``n_skipped`` and replaced by another chosen deterministically; :meth:`StreamingDataset.prefetch_iter`
+decodes (and blurs) ahead in worker threads.
 
 Example:
     >>> ds = PairedImageDataset("images/train", batch_size=2, crop_size=256)   # doctest: +SKIP
@@ -374,23 +368,13 @@ def _usable_photos(sharp_dir, crop_size, max_side, max_image_pixels):
             small.append(path)
         else:
             usable.append(path)
-    if large:
-        logger.warning(
-            "%s: skipped %d photos over max_image_pixels=%d (e.g. %s)",
-            sharp_dir,
-            len(large),
-            max_image_pixels,
-            large[0],
-        )
-    if small:
-        logger.warning(
-            "%s: skipped %d photos smaller than the %dx%d crop (e.g. %s)",
-            sharp_dir,
-            len(small),
-            crop_size,
-            crop_size,
-            small[0],
-        )
+    too_large, too_small = (
+        f"over max_image_pixels={max_image_pixels}",
+        f"smaller than the {crop_size} px crop",
+    )
+    for skipped, why in ((large, too_large), (small, too_small)):
+        if skipped:
+            logger.warning("%s: skipped %d photos %s (e.g. %s)", sharp_dir, len(skipped), why, skipped[0])
     if not usable:
         after = " after max_side" if max_side else ""
         raise DeblurGANError(

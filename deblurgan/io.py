@@ -86,36 +86,24 @@ def read_image(path, box=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     return photo
 
 
-class _open_checked:
+def _open_checked(path, max_pixels):
     """``Image.open`` that refuses images over ``max_pixels`` with a DeblurGANError naming the file."""
-
-    def __init__(self, path, max_pixels):
-        self.path, self.max_pixels = path, int(max_pixels)
-
-    def __enter__(self):
-        # Pillow refuses (or warns about) large images by a global limit; this one replaces it.
-        if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < self.max_pixels:
-            Image.MAX_IMAGE_PIXELS = self.max_pixels
-        try:
-            self.image = Image.open(self.path)
-        except Image.DecompressionBombError:
-            raise self._too_large("over twice") from None
-        width, height = self.image.size
-        if width * height > self.max_pixels:
-            self.image.close()
-            raise self._too_large(f"{width}x{height} pixels, over")
-        return self.image
-
-    def __exit__(self, *exc):
-        self.image.close()
-        return False
-
-    def _too_large(self, what):
-        return DeblurGANError(
-            f"{self.path}: {what} max_image_pixels={self.max_pixels:,}; raise max_image_pixels if it "
-            "is a real photo (decoding it needs about 24 bytes per pixel), or remove it",
-            parameter="max_image_pixels",
-        )
+    # Pillow refuses (or warns about) large images by a global limit; this check replaces it.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    hint = "raise max_image_pixels if it is a real photo (about 50 bytes of memory per pixel), or remove it"
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise DeblurGANError(
+            f"{path}: over twice max_image_pixels={max_pixels:,}; {hint}", "max_image_pixels"
+        ) from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        message = f"{path}: {width}x{height} pixels, over max_image_pixels={max_pixels:,}; {hint}"
+        raise DeblurGANError(message, "max_image_pixels")
+    return image
 
 
 def image_size(path):

@@ -38,13 +38,9 @@ def _keyed_images(folder, hint):
 def find_pairs(data_dir):
     """Matches ``data_dir/A`` with ``data_dir/B`` by relative name without extension.
 
-    Returns:
-        ``(pairs, unmatched)``: ``pairs`` lists ``(name, blurred_path, sharp_path)`` sorted by name
-        (``name`` is the ``A/`` file's relative path); ``unmatched`` lists the files without a
-        partner, as ``"A/x.png (no B/ partner)"``.
-
-    Raises:
-        DeblurGANError: a folder is missing or holds no images, or a name is ambiguous.
+    Returns ``(pairs, unmatched)``: ``(name, blurred_path, sharp_path)`` sorted by name (the ``A/``
+    file's relative path), and the files without a partner as ``"A/x.png (no B/ partner)"``.
+    Raises DeblurGANError when a folder is missing or empty, or a name is ambiguous.
     """
     root = Path(data_dir)
     hint = LAYOUT_HINT.format(root=root)
@@ -78,10 +74,7 @@ def pair_images(data_dir, unmatched="error"):
             ``"warn"`` (logged and left out).
 
     Returns:
-        list of ``(blurred_path, sharp_path)`` tuples of :class:`pathlib.Path`, sorted by name.
-
-    Raises:
-        DeblurGANError: see :func:`find_pairs`; unmatched files with ``unmatched="error"``; no pair.
+        ``(blurred_path, sharp_path)`` tuples of :class:`pathlib.Path`, sorted by name.
 
     Example:
         >>> pairs = pair_images("images/train")   # doctest: +SKIP

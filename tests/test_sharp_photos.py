@@ -127,7 +127,7 @@ def test_small_and_huge_photos_are_skipped_with_a_count(tmp_path, caplog):
         ds = SharpPhotoDataset(tmp_path, crop_size=CROP, max_image_pixels=10_000)
     assert [p.name for p in ds.photos] == ["photo0.png", "photo1.png"]
     warned = " ".join(record.getMessage() for record in caplog.records)
-    assert "skipped 2 photos smaller than the 24x24 crop" in warned
+    assert "skipped 2 photos smaller than the 24 px crop" in warned
     assert "skipped 1 photos over max_image_pixels=10000" in warned
     with pytest.raises(DeblurGANError, match="none of the 2 photos is at least crop_size=24") as error:
         SharpPhotoDataset(tmp_path / "small", crop_size=CROP)
