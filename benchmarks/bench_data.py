@@ -1,10 +1,13 @@
-"""Images per second of the streaming loader, on generated 720p PNG pairs in a temporary folder.
+"""Images per second of the streaming loaders, on generated 720p PNGs in a temporary folder.
 
-Decoding a 1280x720 PNG dominates; the crop, flip and scaling are cheap. Compare the figure with
-the training step's images per second: prefetching keeps up when it is higher.
+Paired folders (``PairedImageDataset``): decoding a 1280x720 PNG dominates; the crop, flip and
+scaling are cheap. Sharp photos blurred on the fly (``SharpPhotoDataset``): photos are decoded once
+and cached, so the blur (FFT of the crop plus a kernel margin), noise and JPEG dominate. Compare the
+figures with the training step's images per second: prefetching keeps up when they are higher.
 
 Example:
     python benchmarks/bench_data.py --n_images 16 --workers 0 --workers 2 --workers 4
+    python benchmarks/bench_data.py --on_the_fly_only
 
 Other benchmarks can call :func:`measure_loader` (``from bench_data import measure_loader`` when
 run from this folder).
@@ -18,7 +21,7 @@ import click
 import numpy as np
 from PIL import Image, ImageFilter
 
-from deblurgan.data import PairedImageDataset
+from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 
 
 def write_photo_like_pairs(folder, n_images=16, height=720, width=1280, seed=0):
@@ -65,6 +68,38 @@ def measure_loader(data_dir, batch_size=1, crop_size=256, resize=None, workers=2
     return n_pairs / (time.perf_counter() - start)
 
 
+def cpu_flags():
+    """The CPU features that decide speed here (printed with every figure)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown (no /proc/cpuinfo)"
+    flags = set(next((line for line in text.splitlines() if line.startswith("flags")), "").split())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return ", ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in wanted)
+
+
+def measure_on_the_fly(sharp_dir, batch_size=8, crop_size=128, workers=2, samples_per_photo=4):
+    """Images per second of ``SharpPhotoDataset.prefetch_iter`` over one epoch, photos already cached."""
+    ds = SharpPhotoDataset(
+        sharp_dir, batch_size=batch_size, crop_size=crop_size, samples_per_photo=samples_per_photo,
+        workers=workers, max_queue_size=max(8, 2 * workers),
+    )
+    for source in range(len(ds.photos)):  # decoded once per run: leave it out of the steady rate
+        ds.photo_pixels(source)
+    start = time.perf_counter()
+    n_images = sum(len(blurred) for blurred, _ in ds.prefetch_iter(0))
+    return n_images / (time.perf_counter() - start)
+
+
+def report_on_the_fly(sharp_dir, crop_sizes=(128, 256), workers_list=(1, 2), batch_size=8):
+    for crop_size in crop_sizes:
+        for workers in workers_list:
+            rate = measure_on_the_fly(sharp_dir, batch_size, crop_size, workers)
+            label = f"on the fly, crop {crop_size}, {workers} thread(s)"
+            print(f"{label:>40}: {rate:6.1f} images/s")
+
+
 @click.command()
 @click.option("--n_images", default=16, show_default=True, help="Generated pairs.")
 @click.option("--height", default=720, show_default=True)
@@ -73,10 +108,17 @@ def measure_loader(data_dir, batch_size=1, crop_size=256, resize=None, workers=2
 @click.option("--batch_size", default=1, show_default=True)
 @click.option("--epochs", default=2, show_default=True, help="Passes over the pairs per measurement.")
 @click.option("--workers", "workers_list", multiple=True, type=int, default=(0, 1, 2, 4), show_default=True)
-def main(n_images, height, width, crop_size, batch_size, epochs, workers_list):
-    """Prints the loader's images/s for each number of decoding threads."""
+@click.option("--on_the_fly_only", is_flag=True, help="Only the SharpPhotoDataset figures.")
+def main(n_images, height, width, crop_size, batch_size, epochs, workers_list, on_the_fly_only):
+    """Prints the loaders' images/s for each number of decoding threads."""
+    print(f"CPU flags: {cpu_flags()}")
     with tempfile.TemporaryDirectory() as folder:
         write_photo_like_pairs(folder, n_images, height, width)
+        print(f"SharpPhotoDataset: {n_images} sharp {width}x{height} photos, batch 8, default blur "
+              "(noise, JPEG 70-95), photos cached")
+        report_on_the_fly(Path(folder) / "B")
+        if on_the_fly_only:
+            return
         size_mb = sum(p.stat().st_size for p in Path(folder).rglob("*.png")) / 2**20
         print(f"{n_images} PNG pairs {width}x{height} ({size_mb:.1f} MiB), crop {crop_size}, "
               f"batch {batch_size}")

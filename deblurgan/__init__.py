@@ -22,9 +22,10 @@ from deblurgan.blur import (  # noqa: E402
 from deblurgan.blur_dataset import make_blur_dataset  # noqa: E402
 from deblurgan.checkpoints import export_keras, load_critic, load_generator, save_model  # noqa: E402
 from deblurgan.config import TrainingConfig  # noqa: E402
-from deblurgan.data import PairedImageDataset, load_images, organize_gopro, pair_images  # noqa: E402
+from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset  # noqa: E402
 from deblurgan.errors import DeblurGANError  # noqa: E402
 from deblurgan.evaluate import evaluate_folder  # noqa: E402
+from deblurgan.gopro import organize_gopro  # noqa: E402
 from deblurgan.inference import (  # noqa: E402
     deblur_array,
     deblur_file,
@@ -47,8 +48,10 @@ from deblurgan.model import (  # noqa: E402
     generator_model,
     patchgan_critic_model,
 )
+from deblurgan.pairing import pair_images  # noqa: E402
 from deblurgan.training import DeblurGANTrainer, gradient_penalty  # noqa: E402
 from deblurgan.training_loop import TrainingOptions, build_trainer, resume_training, train  # noqa: E402
+from deblurgan.utils import load_images  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -93,6 +96,7 @@ __all__ = [
     "ReflectionPadding2D",
     "resume_training",
     "save_model",
+    "SharpPhotoDataset",
     "ssim",
     "ssim_ops",
     "train",

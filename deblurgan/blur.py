@@ -25,6 +25,8 @@ import numpy as np
 from PIL import Image
 from scipy import fft
 
+from deblurgan.errors import DeblurGANError
+
 logger = logging.getLogger(__name__)
 
 # Exposure fractions of the trajectory rendered by Boracchi & Foi and by DeblurGAN.
@@ -60,7 +62,7 @@ def trajectory(
         float64 array (n_steps, 2) of (row, column) positions inside [0, canvas - 1].
     """
     if max_length > canvas - 2:
-        raise ValueError(f"max_length={max_length} does not fit a canvas of {canvas} px")
+        raise DeblurGANError(f"max_length={max_length}: does not fit a canvas of {canvas} px", "max_length")
     anxiety = rng.choice(DEFAULT_ANXIETIES) if anxiety is None else anxiety
     inertia = 0.7 * rng.random() if inertia is None else inertia
     big_shake_probability = 0.2 * rng.random() if big_shake_probability is None else big_shake_probability
@@ -126,7 +128,7 @@ def psf_from_trajectory(path, canvas=64, exposure=1.0):
         float32 (canvas, canvas) kernel, non-negative, summing to 1.
     """
     if not 0 < exposure <= 1:
-        raise ValueError(f"exposure must be in (0, 1], got {exposure}")
+        raise DeblurGANError(f"exposure={exposure}: must be in (0, 1]", "exposure")
     n_steps = len(path)
     end = exposure * (n_steps - 1)  # time, in steps, at which the shutter closes
     # Resample the path at (at least) two points per step up to the closing time; at constant
@@ -163,7 +165,7 @@ def linear_motion_kernel(length, angle, size=None):
         size = int(np.ceil(length)) + 3
         size += 1 - size % 2
     if length > size - 2:
-        raise ValueError(f"a {length} px motion does not fit a {size} px kernel")
+        raise DeblurGANError(f"length={length}: the motion does not fit a {size} px kernel", "length")
     centre = (size - 1) / 2
     samples = max(2, int(np.ceil(length * 8)) + 1)
     offsets = np.linspace(-length / 2, length / 2, samples)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from deblurgan import blur
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import atomic_path, list_images, read_image, write_image
+from deblurgan.metrics import psnr_8bit
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def make_blur_dataset(
 
         make_blur_dataset("photos", "data/blurred", seed=1, crop_size=256, blurs_per_image=8)
     """
-    options = _check_options(BlurOptions(**options), test_fraction)
+    options = check_options(BlurOptions(**options), test_fraction)
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     photos = _list_photos(input_dir, output_dir)
     splits = _split_by_photo(photos, input_dir, seed, test_fraction)
@@ -96,32 +97,37 @@ def make_blur_dataset(
     return rows
 
 
-def _check_options(options, test_fraction):
+def check_options(options, test_fraction=0.0):
+    """Validates :class:`BlurOptions` (and ``test_fraction``); returns the options."""
     if options.blurs_per_image < 1:
-        raise DeblurGANError(f"blurs_per_image={options.blurs_per_image}: use 1 or more")
+        raise DeblurGANError(f"blurs_per_image={options.blurs_per_image}: use 1 or more", "blurs_per_image")
     if options.crop_size is not None and options.crop_size < 8:
-        raise DeblurGANError(f"crop_size={options.crop_size}: use at least 8 px, or none for whole photos")
+        raise DeblurGANError(
+            f"crop_size={options.crop_size}: use at least 8 px, or none for whole photos", "crop_size"
+        )
     if options.max_side is not None and options.max_side < 8:
-        raise DeblurGANError(f"max_side={options.max_side}: use at least 8 px")
+        raise DeblurGANError(f"max_side={options.max_side}: use at least 8 px", "max_side")
     if not 0 <= test_fraction < 1:
-        raise DeblurGANError(f"test_fraction={test_fraction}: use a value in [0, 1)")
+        raise DeblurGANError(f"test_fraction={test_fraction}: use a value in [0, 1)", "test_fraction")
     if not 0 <= options.linear_probability <= 1:
-        raise DeblurGANError(f"linear_probability={options.linear_probability}: use a value in [0, 1]")
+        raise DeblurGANError(
+            f"linear_probability={options.linear_probability}: use a value in [0, 1]", "linear_probability"
+        )
     if not options.exposures or any(not 0 < e <= 1 for e in options.exposures):
-        raise DeblurGANError(f"exposures={options.exposures}: use fractions in (0, 1]")
+        raise DeblurGANError(f"exposures={options.exposures}: use fractions in (0, 1]", "exposures")
     return options
 
 
 def _list_photos(input_dir, output_dir):
     if not input_dir.is_dir():
-        raise DeblurGANError(f"{input_dir}: no such folder; pass --input_dir a folder of sharp photos")
+        raise DeblurGANError(f"input_dir={input_dir}: no such folder of sharp photos", "input_dir")
     if output_dir.resolve().is_relative_to(input_dir.resolve()):
         raise DeblurGANError(
             f"{output_dir}: the output folder is inside the input folder {input_dir}; choose another"
         )
     photos = list_images(input_dir)
     if not photos:
-        raise DeblurGANError(f"{input_dir}: no images (.png, .jpg, ...) found; check --input_dir")
+        raise DeblurGANError(f"input_dir={input_dir}: no images (.png, .jpg, ...) found", "input_dir")
     stems = {}
     for photo in photos:
         stem = _output_stem(photo.relative_to(input_dir).as_posix())
@@ -136,7 +142,8 @@ def _clear_outputs(output_dir, splits, overwrite):
     existing = [image for folder in folders if folder.is_dir() for image in list_images(folder)]
     if existing and not overwrite:
         raise DeblurGANError(
-            f"{existing[0].parent}: already holds images; pass --overwrite to replace them, or another folder"
+            f"{existing[0].parent}: already holds images; pass overwrite=True to replace them, or choose "
+            "another output_dir"
         )
     for image in existing:
         image.unlink()
@@ -167,45 +174,62 @@ def _photo_rng(seed, relative):
 
 
 def _make_pairs(photo_path, relative, split, split_dir, seed, options):
-    pixels = _downscale(read_image(photo_path).pixels, options.max_side)
+    pixels = downscale(read_image(photo_path).pixels, options.max_side)
     rng = _photo_rng(seed, relative)
     rows = []
     for index in range(options.blurs_per_image):
-        kernel, description = blur.random_kernel(
-            rng,
-            exposures=options.exposures,
-            linear_probability=options.linear_probability,
-            linear_length=options.linear_length,
-        )
-        top, left, height, width = _crop_box(rng, pixels.shape, options.crop_size)
-        sharp = pixels[top : top + height, left : left + width]
-        blurred = _blur_window(pixels, kernel, top, left, height, width)
-        sigma = float(rng.uniform(*options.noise_sigma)) if options.noise_sigma[1] > 0 else 0.0
-        if sigma > 0:
-            blurred = blur.add_noise(blurred, rng, sigma)
-        quality = None
-        if options.jpeg_quality is not None:
-            quality = int(rng.integers(options.jpeg_quality[0], options.jpeg_quality[1] + 1))
-            blurred = blur.jpeg_recompress(blurred, quality)
+        sharp, blurred, drawn = blur_crop(pixels, rng, options)
         name = f"{_output_stem(relative)}_{index:02d}.png"
         write_image(split_dir / "A" / name, blurred)
         write_image(split_dir / "B" / name, sharp)
-        rows.append(
-            {
-                "split": split or "-",
-                "name": name,
-                "source": relative,
-                "crop_top_left_height_width": f"{top} {left} {height} {width}",
-                "kernel": description,
-                "noise_sigma": f"{sigma:.4f}",
-                "jpeg_quality": quality if quality is not None else "-",
-                "psnr_db": f"{_psnr_uint8(blurred, sharp):.2f}",
-            }
-        )
+        psnr_db = f"{psnr_8bit(sharp, blurred):.2f}"
+        rows.append({"split": split or "-", "name": name, "source": relative, **drawn, "psnr_db": psnr_db})
     return rows
 
 
-def _downscale(pixels, max_side):
+def blur_crop(pixels, rng, options):
+    """One pair from a photo: a crop of ``pixels`` and the same crop blurred with a fresh kernel.
+
+    Draws, in this order, the kernel, the crop window, the noise level and the JPEG quality from
+    ``rng``; the blur sees the real pixels around the crop. Used by :func:`make_blur_dataset` and by
+    the on-the-fly training dataset, so both make pairs the same way.
+
+    Args:
+        pixels: (height, width, 3), float32 in [0, 1], or uint8/uint16 (a cached photo: only the
+            window around the crop is converted to floats).
+        rng: ``numpy.random.Generator``.
+        options: :class:`BlurOptions` (its ``crop_size`` and kernel, noise and JPEG fields).
+
+    Returns:
+        ``(sharp, blurred, drawn)``: float32 crops in [0, 1] and a dict describing the draws.
+    """
+    kernel, description = blur.random_kernel(
+        rng,
+        exposures=options.exposures,
+        linear_probability=options.linear_probability,
+        linear_length=options.linear_length,
+    )
+    top, left, height, width = _crop_box(rng, pixels.shape, options.crop_size)
+    sharp = unit_range(pixels[top : top + height, left : left + width])
+    blurred = _blur_window(pixels, kernel, top, left, height, width)
+    sigma = float(rng.uniform(*options.noise_sigma)) if options.noise_sigma[1] > 0 else 0.0
+    if sigma > 0:
+        blurred = blur.add_noise(blurred, rng, sigma)
+    quality = None
+    if options.jpeg_quality is not None:
+        quality = int(rng.integers(options.jpeg_quality[0], options.jpeg_quality[1] + 1))
+        blurred = blur.jpeg_recompress(blurred, quality)
+    drawn = {
+        "crop_top_left_height_width": f"{top} {left} {height} {width}",
+        "kernel": description,
+        "noise_sigma": f"{sigma:.4f}",
+        "jpeg_quality": quality if quality is not None else "-",
+    }
+    return sharp, blurred, drawn
+
+
+def downscale(pixels, max_side):
+    """``pixels`` shrunk (Lanczos, in float) so that the longer side is at most ``max_side`` (None: as is)."""
     height, width = pixels.shape[:2]
     if max_side is None or max(height, width) <= max_side:
         return pixels
@@ -217,6 +241,13 @@ def _downscale(pixels, max_side):
         channel = Image.fromarray(np.ascontiguousarray(pixels[..., c]), mode="F")
         channels.append(np.asarray(channel.resize(size, Image.Resampling.LANCZOS)))
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def unit_range(pixels):
+    """uint8, uint16 or float pixels -> float32 in [0, 1]."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        return pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
+    return np.asarray(pixels, dtype=np.float32)
 
 
 def _crop_box(rng, shape, crop_size):
@@ -239,16 +270,8 @@ def _blur_window(pixels, kernel, top, left, height, width):
     y0, x0 = max(0, top - margin), max(0, left - margin)
     y1 = min(pixels.shape[0], top + height + margin)
     x1 = min(pixels.shape[1], left + width + margin)
-    blurred = blur.blur_image(pixels[y0:y1, x0:x1], kernel)
+    blurred = blur.blur_image(unit_range(pixels[y0:y1, x0:x1]), kernel)
     return blurred[top - y0 : top - y0 + height, left - x0 : left - x0 + width]
-
-
-def _psnr_uint8(a, b):
-    """PSNR in dB of the two images as they are stored (rounded to 8 bits)."""
-    a8 = np.round(np.clip(a, 0, 1) * 255).astype(np.float64)
-    b8 = np.round(np.clip(b, 0, 1) * 255).astype(np.float64)
-    mse = np.mean((a8 - b8) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def _write_manifest(path, rows):

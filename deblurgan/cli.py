@@ -9,11 +9,13 @@ import click
 from deblurgan.config import FLAT_NAMES
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import DEFAULT_MAX_PIXELS, DEFAULT_WEIGHTS, PRECISIONS
+from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS
 
 # Flags whose name differs from the library parameter they set; every other flag is --<parameter>,
 # and a training-config parameter "section.field" is --<field> (deblurgan.config.FLAT_NAMES).
 FLAG_NAMES = {
     "gradient_penalty_weight": "gp_weight",
+    "input_path": "input_dir",
     "loss.gradient_penalty_weight": "gp_weight",
     **{f"{section}.{field}": flag for flag, (section, field) in FLAT_NAMES.items()},
 }
@@ -52,7 +54,8 @@ weight_path_option = click.option(
 def inference_options(command):
     """The tiling, batching and precision options shared by deblur.py and test.py.
 
-    They reach the command as keyword arguments named as ``deblurgan.inference.deblur_array``'s.
+    They reach the command as keyword arguments named as ``deblurgan.inference.deblur_array``'s,
+    and ``max_image_pixels`` as ``deblur_file``'s and ``evaluate_folder``'s.
     """
     options = [
         click.option(
@@ -73,6 +76,13 @@ def inference_options(command):
             default=DEFAULT_MAX_PIXELS,
             show_default=True,
             help="Pixel budget of one forward pass (bounds memory).",
+        ),
+        click.option(
+            "--max_image_pixels",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_IMAGE_PIXELS,
+            show_default=True,
+            help="Larger photos (or decompression bombs) are skipped with an error line.",
         ),
         click.option(
             "--batch_size",

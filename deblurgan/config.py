@@ -106,6 +106,7 @@ class DataConfig(_Section):
     steps_per_epoch: int | None = _option(None, "Cap the batches per epoch.", minimum=1)
     seed: int = _option(0, "Data order and crops, network initialisation, gradient-penalty draws.")
     sharp_dir: str | None = _option(None, "Sharp photos to blur on the fly instead of pairs.")
+    samples_per_photo: int = _option(8, "With --sharp_dir: crops of each photo per epoch.", minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +121,9 @@ class RunConfig(_Section):
     lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).")
     lr_decay: bool = _option(False, "Linear decay to zero over the second half of training (paper).")
     init_generator: str | None = _option(None, "Start the generator from this .h5 file.")
-    val_dir: str | None = _option(AUTO, "auto: DATA_DIR/test when present; '': no validation.")
+    val_dir: str | None = _option(
+        AUTO, "auto: DATA_DIR/test, or SHARP_DIR/../val with --sharp_dir, when present; '': none."
+    )
     val_images: int = _option(8, "Validation pairs per epoch.", minimum=0)
     bn_recalibration_batches: int = _option(20, "Batches re-estimating batch-norm statistics.", minimum=0)
     workers: int = _option(2, "Image-decoding threads.", minimum=0)

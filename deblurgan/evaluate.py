@@ -16,12 +16,12 @@ from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
-from deblurgan.io import atomic_path, list_images, read_image, to_uint8, write_image
-from deblurgan.metrics import laplacian_variance, psnr, ssim
+from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS, atomic_path, read_image, to_uint8, write_image
+from deblurgan.metrics import laplacian_variance, score_8bit
+from deblurgan.pairing import find_pairs
 
 log = logging.getLogger(__name__)
 
-PSNR_CAP = 100.0  # identical images have infinite PSNR; JSON and means need a finite number
 COLUMNS = (
     "name",
     "height",
@@ -51,55 +51,14 @@ class EvaluationReport:
         return not self.unmatched and not self.failed
 
 
-def _pair_folder(input_dir):
-    """``(relative name, blurred path, sharp path)`` for files of ``A/`` and ``B/`` with the same
-    relative path (extension ignored, so ``x.png`` pairs with ``x.jpg``), and the unmatched names.
-
-    A private helper; ``deblurgan.data`` may offer the same pairing for training.
-    """
-    input_dir = Path(input_dir)
-    folders = {side: input_dir / side for side in ("A", "B")}
-    for side, folder in folders.items():
-        if not folder.is_dir():
-            raise DeblurGANError(
-                f"--input_dir {input_dir}: no {side}/ folder; it must hold A/ (blurred) and B/ (sharp) "
-                "with the same file names"
-            )
-    keyed = {}
-    for side, folder in folders.items():
-        keyed[side] = {p.relative_to(folder).with_suffix("").as_posix(): p for p in list_images(folder)}
-    common = sorted(keyed["A"].keys() & keyed["B"].keys())
-    unmatched = sorted(
-        [
-            f"A/{keyed['A'][k].relative_to(folders['A']).as_posix()} (no B/ partner)"
-            for k in keyed["A"].keys() - keyed["B"].keys()
-        ]
-        + [
-            f"B/{keyed['B'][k].relative_to(folders['B']).as_posix()} (no A/ partner)"
-            for k in keyed["B"].keys() - keyed["A"].keys()
-        ]
-    )
-    if not common:
-        raise DeblurGANError(
-            f"--input_dir {input_dir}: no A/ and B/ images share a file name; "
-            "pair them as A/name.png (blurred) and B/name.png (sharp)"
-        )
-    pairs = [
-        (keyed["A"][k].relative_to(folders["A"]).as_posix(), keyed["A"][k], keyed["B"][k]) for k in common
-    ]
-    return pairs, unmatched
-
-
-def _score_pair(blurred8, restored8, sharp8):
-    return {
-        "psnr_blurred": min(psnr(sharp8, blurred8), PSNR_CAP),
-        "psnr_restored": min(psnr(sharp8, restored8), PSNR_CAP),
-        "ssim_blurred": ssim(sharp8, blurred8),
-        "ssim_restored": ssim(sharp8, restored8),
-        "sharpness_blurred": laplacian_variance(blurred8),
-        "sharpness_restored": laplacian_variance(restored8),
-        "sharpness_sharp": laplacian_variance(sharp8),
-    }
+def _score_pair(blurred, restored, sharp):
+    scores = {}
+    for kind, image in (("blurred", blurred), ("restored", restored)):
+        for metric, value in score_8bit(sharp, image).items():
+            scores[f"{metric}_{kind}"] = value
+    for kind, image in (("blurred", blurred), ("restored", restored), ("sharp", sharp)):
+        scores[f"sharpness_{kind}"] = laplacian_variance(to_uint8(image))
+    return scores
 
 
 def summarize(rows):
@@ -128,26 +87,41 @@ def format_summary_table(summary):
     return "\n".join(lines)
 
 
-def evaluate_folder(generator, input_dir, output_dir, save_images=False, progress=True, **options):
+def evaluate_folder(
+    generator,
+    input_dir,
+    output_dir,
+    save_images=False,
+    progress=True,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+    **options,
+):
     """Evaluates ``generator`` on ``input_dir/A`` (blurred) against ``input_dir/B`` (sharp).
 
     Writes ``output_dir/per_image.csv`` and ``output_dir/summary.json``; with ``save_images``, a
     ``sharp | blurred | restored`` panel per pair under ``output_dir/images/`` (PNG).
 
     Args:
+        max_image_pixels: larger images (or decompression bombs) are reported as failed pairs.
         **options: passed to :func:`deblurgan.inference.deblur_array` (tiling, precision, ...).
 
     Returns:
         :class:`EvaluationReport`.
     """
-    pairs, unmatched = _pair_folder(input_dir)
+    pairs, unmatched = find_pairs(input_dir)
+    if not pairs:
+        raise DeblurGANError(
+            f"input_dir={input_dir}: no A/ and B/ images share a name; pair them as A/name.png "
+            "(blurred) and B/name.png (sharp)",
+            "input_dir",
+        )
     output_dir = Path(output_dir)
     for name in unmatched:
         log.warning("unmatched: %s", name)
     rows, failed = [], []
     for name, blurred_path, sharp_path in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
         try:
-            blurred, sharp = read_image(blurred_path), read_image(sharp_path)
+            blurred, sharp = (read_image(p, max_pixels=max_image_pixels) for p in (blurred_path, sharp_path))
             if blurred.pixels.shape != sharp.pixels.shape:
                 (bh, bw), (sh, sw) = blurred.pixels.shape[:2], sharp.pixels.shape[:2]
                 raise DeblurGANError(
@@ -155,21 +129,22 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
                     "a pair must have the same size"
                 )
         except DeblurGANError as error:
-            failed.append((name, str(error)))
+            failed.append((name, error))
             continue
         restored = deblur_array(generator, blurred.pixels, **options)
-        blurred8, restored8, sharp8 = (to_uint8(x) for x in (blurred.pixels, restored, sharp.pixels))
-        height, width = sharp8.shape[:2]
-        scores = _score_pair(blurred8, restored8, sharp8)
+        height, width = sharp.pixels.shape[:2]
+        scores = _score_pair(blurred.pixels, restored, sharp.pixels)
         rows.append({"name": name, "height": height, "width": width, **scores})
         if save_images:
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)
             write_image((output_dir / "images" / name).with_suffix(".png"), panel)
     if not rows:
-        raise DeblurGANError(f"--input_dir {input_dir}: none of the {len(pairs)} pair(s) could be read")
+        raise DeblurGANError(
+            f"input_dir={input_dir}: none of the {len(pairs)} pair(s) could be read", "input_dir"
+        )
     summary = summarize(rows)
     summary["unmatched"] = unmatched
-    summary["failed"] = [{"name": name, "reason": reason} for name, reason in failed]
+    summary["failed"] = [{"name": name, "reason": str(error)} for name, error in failed]
     _write_reports(output_dir, rows, summary)
     return EvaluationReport(rows, summary, unmatched, failed)
 

@@ -32,7 +32,14 @@ from tqdm import tqdm
 
 from deblurgan.checkpoints import load_generator
 from deblurgan.errors import DeblurGANError
-from deblurgan.io import list_images, preprocess_image, read_image, to_unit_range, write_image
+from deblurgan.io import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    list_images,
+    preprocess_image,
+    read_image,
+    to_unit_range,
+    write_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,6 @@ DEFAULT_MAX_PIXELS = 1_600_000
 FEATHER = 8  # extra overlap beyond the receptive-field radius, used to cross-fade tiles
 # Layers whose output pixel depends on the whole image (per-image statistics).
 _GLOBAL_LAYERS = ("GroupNormalization", "LayerNormalization", "UnitNormalization")
-_POINTWISE_SPATIAL = ("ReflectionPadding2D", "ZeroPadding2D")
 
 _precision_cache = weakref.WeakKeyDictionary()
 
@@ -108,7 +114,7 @@ def with_precision(generator, precision="fp32"):
     per generator, so calling this per photo is cheap.
     """
     if precision not in PRECISIONS:
-        raise DeblurGANError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise DeblurGANError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}", "precision")
     if precision == "fp32":
         return generator
     cache = _precision_cache.setdefault(generator, {})
@@ -167,12 +173,15 @@ def deblur_array(
     """
     image01 = np.asarray(image01, dtype=np.float32)
     if image01.ndim != 3 or image01.shape[-1] != 3:
-        raise ValueError(f"expected an RGB image (height, width, 3), got shape {image01.shape}")
+        raise DeblurGANError(
+            f"image01 has shape {image01.shape}: give an RGB image (height, width, 3)", "image01"
+        )
     if batch_size < 1:
-        raise DeblurGANError(f"--batch_size must be at least 1, got {batch_size}")
+        raise DeblurGANError(f"batch_size={batch_size}: must be at least 1", "batch_size")
     model = with_precision(generator, precision)
     height, width = image01.shape[:2]
-    padded = preprocess_image(_pad_to_multiple(image01, ALIGN))
+    # In place where possible: a 200-megapixel photo holds 2.4 GB per float copy.
+    padded = preprocess_image(_pad_to_multiple(image01, ALIGN), inplace=True)
     padded_h, padded_w = padded.shape[:2]
 
     if tile_size is None and padded_h * padded_w <= max_pixels:
@@ -185,7 +194,7 @@ def deblur_array(
         radius = receptive_field_radius(generator)
         _warn_if_global(generator)
         restored = _deblur_tiled(model, padded, tile_size, overlap, radius, batch_size)
-    return to_unit_range(restored[:height, :width])
+    return to_unit_range(restored[:height, :width], inplace=True)
 
 
 def _ceil_to(value, multiple):
@@ -208,7 +217,7 @@ def _warn_if_global(generator):
     if any(type(layer).__name__ in _GLOBAL_LAYERS for layer in generator.layers):
         log.warning(
             "this generator normalises with per-image statistics (instance norm); tiled output only "
-            "approximates a single pass. Raise --tile_size (or the pixel budget) to avoid tiling"
+            "approximates a single pass. Raise tile_size (or max_pixels) to avoid tiling"
         )
 
 
@@ -230,8 +239,9 @@ def _spans(length, tile, overlap):
     core = tile - 2 * overlap
     if core < ALIGN:
         raise DeblurGANError(
-            f"--tile_size {tile} leaves no room inside an overlap of {overlap} pixels on each side; "
-            f"use --tile_size of at least {2 * overlap + 64} or a smaller --overlap"
+            f"tile_size={tile} leaves no room inside an overlap of {overlap} pixels on each side; "
+            f"use a tile_size of at least {2 * overlap + 64} or a smaller overlap",
+            "tile_size",
         )
     units, core_units = length // ALIGN, core // ALIGN
     count = -(-units // core_units)
@@ -281,7 +291,8 @@ def _deblur_tiled(model, padded, tile, overlap, radius, batch_size):
             weight = np.outer(_ramp_weights(r, height, half_width), _ramp_weights(c, width, half_width))
             output[r.start : r.end, c.start : c.end] += restored * weight[..., None]
             total[r.start : r.end, c.start : c.end] += weight[..., None]
-    return output / np.maximum(total, 1e-12)
+    output /= np.maximum(total, 1e-12)
+    return output
 
 
 # ----------------------------------------------------------------------------- files and folders
@@ -304,18 +315,19 @@ def load_inference_generator(weight_path):
     weight_path = Path(weight_path)
     if not weight_path.exists():
         raise DeblurGANError(
-            f"--weight_path {weight_path}: no such generator file; train one with scripts/train.py "
-            "or pass --weight_path path/to/generator.h5"
+            f"weight_path={weight_path}: no such generator file; train one with scripts/train.py "
+            "or pass the path of a generator .h5 or .keras file",
+            "weight_path",
         )
     return load_generator(weight_path)
 
 
-def format_summary(summary, output_dir):
-    """The lines a script prints after :func:`deblur_folder`."""
+def format_summary(summary, output_dir, describe=str):
+    """The lines a script prints after :func:`deblur_folder`; ``describe`` turns an error into text."""
     lines = [f"deblurred {len(summary.written)} photo(s) into {output_dir}"]
     if summary.failed:
         lines.append(f"skipped {len(summary.failed)} unreadable or unwritable file(s):")
-        lines += [f"  {reason}" for _, reason in summary.failed]
+        lines += [f"  {describe(error)}" for _, error in summary.failed]
     return "\n".join(lines)
 
 
@@ -330,35 +342,47 @@ def plan_outputs(input_path, output_dir):
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
     if not input_path.exists():
-        raise DeblurGANError(f"--input_dir {input_path}: no such file or folder")
+        raise DeblurGANError(f"input_path={input_path}: no such file or folder", "input_path")
     if input_path.is_file():
         target = output_dir / input_path.name
         if target.resolve() == input_path.resolve():
             raise DeblurGANError(
-                f"--output_dir {output_dir}: writing there would overwrite the input {input_path}; "
-                "choose another folder"
+                f"output_dir={output_dir}: writing there would overwrite the input {input_path}; "
+                "choose another folder",
+                "output_dir",
             )
         return [(input_path, target)]
     if output_dir.resolve() == input_path.resolve():
         raise DeblurGANError(
-            f"--output_dir {output_dir} is the input folder; outputs would overwrite the photos, "
-            "choose another folder"
+            f"output_dir={output_dir}: the input folder; outputs would overwrite the photos, "
+            "choose another folder",
+            "output_dir",
         )
     out_resolved = output_dir.resolve()
     sources = [p for p in list_images(input_path) if out_resolved not in p.resolve().parents]
     if not sources:
-        raise DeblurGANError(f"--input_dir {input_path}: no images found (.png, .jpg, .tif, ...)")
+        raise DeblurGANError(
+            f"input_path={input_path}: no images found (.png, .jpg, .tif, ...)", "input_path"
+        )
     return [(p, output_dir / p.relative_to(input_path)) for p in sources]
 
 
-def deblur_file(generator, input_path, output_path, side_by_side=False, **options):
+def deblur_file(
+    generator,
+    input_path,
+    output_path,
+    side_by_side=False,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+    **options,
+):
     """Reads a photo, deblurs it and writes it with the same size, mode (alpha, gray, 16-bit).
 
     Args:
         side_by_side: write ``blurred | restored`` next to each other (the Sicara demo output).
+        max_image_pixels: larger photos (or decompression bombs) are refused before decoding.
         **options: passed to :func:`deblur_array` (tile_size, overlap, batch_size, precision, ...).
     """
-    photo = read_image(input_path)
+    photo = read_image(input_path, max_pixels=max_image_pixels)
     restored = deblur_array(generator, photo.pixels, **options)
     alpha = photo.alpha
     if side_by_side:
@@ -381,10 +405,10 @@ def deblur_folder(generator, input_path, output_dir, side_by_side=False, progres
         try:
             deblur_file(generator, source, target, side_by_side=side_by_side, **options)
         except DeblurGANError as error:
-            summary.failed.append((source, str(error)))
+            summary.failed.append((source, error))
             log.warning("skipped %s", error)
         except OSError as error:  # e.g. disk full, unwritable output
-            summary.failed.append((source, f"{target}: cannot write ({error})"))
+            summary.failed.append((source, DeblurGANError(f"{target}: cannot write ({error})")))
         else:
             summary.written.append(target)
     return summary

@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from deblurgan.errors import DeblurGANError
 
@@ -46,27 +46,131 @@ def list_images(folder):
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_image(path):
+# A 16,000 x 12,000 panorama fits; Pillow's own limit (89 MP) would refuse it.
+DEFAULT_MAX_IMAGE_PIXELS = 200_000_000
+_UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error)
+
+
+def read_image(path, box=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Decodes ``path`` into a :class:`Photo`, applying its EXIF orientation.
 
+    Args:
+        path: the image file.
+        box: ``(left, top, right, bottom)`` in upright pixels: decode only this window (cheaper
+            than converting the whole photo), or None for the whole image.
+        max_pixels: refuse images with more pixels than this (decompression bombs, or photos too
+            large for memory), before decoding them.
+
     Raises:
-        DeblurGANError: the file is missing, unreadable, truncated or not an image.
+        DeblurGANError: the file is missing, unreadable, truncated, too large or not an image.
     """
     path = Path(path)
     if not path.is_file():
         raise DeblurGANError(f"{path}: no such image file; check the path")
     try:
-        with Image.open(path) as image:
+        with _open_checked(path, max_pixels) as image:
             file_format = image.format
             if _is_16bit_color(image):
-                return _read_16bit_color(path, image)
-            image = ImageOps.exif_transpose(image)
+                return _crop_photo(_read_16bit_color(path, image), box)
+            orientation = _exif_orientation(image)
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as error:
+            if box is not None:
+                image = image.crop(_stored_box(box, orientation, image.size))
+            photo = _decode(image, file_format)
+    except _UNREADABLE as error:
         raise DeblurGANError(
             f"{path}: not a readable image ({error}); re-export it as PNG or JPEG or remove it"
         ) from None
-    return _decode(image, file_format)
+    photo.pixels = _orient(photo.pixels, orientation)
+    photo.alpha = None if photo.alpha is None else _orient(photo.alpha, orientation)
+    return photo
+
+
+def _open_checked(path, max_pixels):
+    """``Image.open`` that refuses images over ``max_pixels`` with a DeblurGANError naming the file."""
+    # Pillow refuses (or warns about) large images by a global limit; this check replaces it.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    hint = "raise max_image_pixels if it is a real photo (about 50 bytes of memory per pixel), or remove it"
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise DeblurGANError(
+            f"{path}: over twice max_image_pixels={max_pixels:,}; {hint}", "max_image_pixels"
+        ) from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        message = f"{path}: {width}x{height} pixels, over max_image_pixels={max_pixels:,}; {hint}"
+        raise DeblurGANError(message, "max_image_pixels")
+    return image
+
+
+def image_size(path):
+    """``(height, width)`` of ``path`` after EXIF orientation, from the header only, or None.
+
+    None means the header is unreadable (the file will then be treated as corrupt when loaded).
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            # Pillow decodes a whole PNG to look for an EXIF chunk after the pixels; such files
+            # are rare, and the loader checks the decoded size again anyway.
+            if image.format == "PNG" and "exif" not in image.info:
+                orientation = 1
+            else:
+                orientation = _exif_orientation(image)
+    except (*_UNREADABLE, Image.DecompressionBombError):
+        return None
+    # Orientations 5-8 turn by 90 degrees, so the stored width is the displayed height.
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def _exif_orientation(image):
+    orientation = image.getexif().get(0x0112, 1)
+    return orientation if orientation in range(1, 9) else 1
+
+
+def _stored_box(box, orientation, stored_size):
+    """The window of the stored image that becomes ``box`` of the upright one (see ``_orient``)."""
+    left, top, right, bottom = box
+    width, height = stored_size
+    return {
+        1: (left, top, right, bottom),
+        2: (width - right, top, width - left, bottom),
+        3: (width - right, height - bottom, width - left, height - top),
+        4: (left, height - bottom, right, height - top),
+        5: (top, left, bottom, right),
+        6: (top, height - right, bottom, height - left),
+        7: (width - bottom, height - right, width - top, height - left),
+        8: (width - bottom, left, width - top, right),
+    }[orientation]
+
+
+def _crop_photo(photo, box):
+    if box is not None:
+        left, top, right, bottom = box
+        photo.pixels = np.ascontiguousarray(photo.pixels[top:bottom, left:right])
+        if photo.alpha is not None:
+            photo.alpha = np.ascontiguousarray(photo.alpha[top:bottom, left:right])
+    return photo
+
+
+def resize_image(pixels, size):
+    """Resizes float RGB ``pixels`` (height, width, 3) to ``size`` = (height, width), bicubic.
+
+    This is the Sicara port's whole-image resize (Pillow's bicubic filter), done per channel on
+    floats so 16-bit files keep their precision; the result is clipped back to [0, 1].
+    """
+    height, width = size
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    bicubic = Image.Resampling.BICUBIC
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c])).resize((width, height), bicubic))
+        for c in range(pixels.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
 # Pillow decodes 16-bit RGB(A) into 8-bit modes by keeping each sample's high byte. Its unpackers
@@ -107,7 +211,7 @@ def _swap_rawmode(tile):
 def _read_16bit_color(path, image):
     """Exact 16-bit RGB(A) from a PNG or uncompressed TIFF (see ``_SWAPPED_RAWMODES``)."""
     image.load()  # a PNG's eXIf chunk may follow the pixel data
-    orientation = image.getexif().get(0x0112, 1)
+    orientation = _exif_orientation(image)
     first = np.asarray(image).astype(np.uint16)
     with Image.open(path) as again:
         again.tile = [_swap_rawmode(tile) for tile in again.tile]
@@ -154,7 +258,8 @@ def _decode(image, file_format):
     if mode in ("RGBA", "RGBa", "PA"):
         image = image.convert("RGBA")
         alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    rgb /= 255.0  # in place: one float copy of a huge photo, not two
     return Photo(rgb, alpha, False, 8, file_format)
 
 
@@ -170,15 +275,15 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8):
     allows it; ``bit_depth=16`` is kept for PNG (and grayscale TIFF) and rounded to 8 bits otherwise.
     """
     path = Path(path)
-    pixels = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0)
+    pixels = np.asarray(pixels, dtype=np.float32)  # every branch below clips
     if bit_depth == 16 and not grayscale and path.suffix.lower() == ".png":
         with atomic_path(path) as tmp:
             tmp.write_bytes(_encode_png16(pixels, alpha))
         return
     if grayscale:
-        gray = pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        gray = np.clip(pixels, 0.0, 1.0) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         if bit_depth == 16 and path.suffix.lower() in (".png", ".tif", ".tiff"):
-            image = Image.fromarray(np.round(gray * 65535).astype(np.uint16))
+            image = Image.fromarray(np.round(np.clip(gray, 0, 1) * 65535).astype(np.uint16))
             alpha = None
         else:
             image = Image.fromarray(to_uint8(gray), mode="L")
@@ -220,7 +325,13 @@ def _encode_png16(pixels, alpha=None):
 
 def to_uint8(unit):
     """[0, 1] floats -> 8-bit pixels (clipped, rounded to the nearest level)."""
-    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    unit = np.asarray(unit)
+    if unit.ndim < 3:
+        return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    out = np.empty(unit.shape, np.uint8)
+    for top in range(0, unit.shape[0], 256):  # row bands bound the float temporaries of huge photos
+        out[top : top + 256] = np.round(np.clip(unit[top : top + 256], 0.0, 1.0) * 255.0)
+    return out
 
 
 class atomic_path:
@@ -251,12 +362,17 @@ class atomic_path:
         return False
 
 
-def preprocess_image(image):
+def preprocess_image(image, inplace=False):
     """uint8 pixels (0..255), or floats in [0, 1], -> float32 in [-1, 1] (the networks' range).
 
     Unlike the Sicara port, nothing is resized: the networks take any size divisible by 4.
+    ``inplace=True`` reuses a float32 array's memory (for huge photos).
     """
     image = np.asarray(image)
+    if inplace and image.dtype == np.float32:
+        image *= 2.0
+        image -= 1.0
+        return image
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 127.5 - 1.0
     if image.dtype == np.uint16:
@@ -270,6 +386,13 @@ def deprocess_image(image):
     return np.round(np.clip(image * 127.5 + 127.5, 0.0, 255.0)).astype(np.uint8)
 
 
-def to_unit_range(image):
-    """Network output in [-1, 1] -> float32 in [0, 1] (for ``write_image`` and the metrics)."""
+def to_unit_range(image, inplace=False):
+    """Network output in [-1, 1] -> float32 in [0, 1] (for ``write_image`` and the metrics).
+
+    ``inplace=True`` reuses a float32 array's memory (for huge photos).
+    """
+    if inplace and isinstance(image, np.ndarray) and image.dtype == np.float32:
+        image += 1.0
+        image *= 0.5
+        return np.clip(image, 0.0, 1.0, out=image)
     return np.clip((np.asarray(image, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)

@@ -17,6 +17,9 @@ import numpy as np
 from keras import ops
 from scipy import ndimage
 
+from deblurgan.errors import DeblurGANError
+from deblurgan.io import to_uint8
+
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
 SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # 5: the 11x11 window of Wang et al.
@@ -32,7 +35,7 @@ def _pair(reference, restored):
     reference = np.asarray(reference, dtype=np.float64)
     restored = np.asarray(restored, dtype=np.float64)
     if reference.shape != restored.shape:
-        raise ValueError(f"images differ in shape: {reference.shape} vs {restored.shape}")
+        raise DeblurGANError(f"images differ in shape: {reference.shape} vs {restored.shape}")
     return reference, restored
 
 
@@ -77,7 +80,7 @@ def ssim(reference, restored, data_range=255.0):
         reference, restored = reference[..., None], restored[..., None]
     height, width = reference.shape[:2]
     if min(height, width) < 2 * SSIM_RADIUS + 1:
-        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {height}x{width}")
+        raise DeblurGANError(f"SSIM needs images of at least 11x11 pixels, got {height}x{width}")
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
     scores = []
@@ -93,6 +96,23 @@ def ssim(reference, restored, data_range=255.0):
         r = SSIM_RADIUS
         scores.append(ssim_map[r:-r, r:-r].mean())
     return float(np.mean(scores))
+
+
+PSNR_CAP = 100.0  # identical images have infinite PSNR; JSON, logs and means need a finite number
+
+
+def psnr_8bit(sharp01, image01):
+    """PSNR in dB of two [0, 1] images as they are saved (rounded to 8 bits), capped at ``PSNR_CAP``."""
+    return min(psnr(to_uint8(sharp01), to_uint8(image01)), PSNR_CAP)
+
+
+def score_8bit(sharp01, image01):
+    """The project's one score of an image against its sharp reference: ``{"psnr", "ssim"}``.
+
+    Both images are [0, 1] floats rounded to 8 bits first, as they would be saved, so evaluation
+    (``scripts/test.py``), training's validation and the blur dataset's PSNR agree to the last digit.
+    """
+    return {"psnr": psnr_8bit(sharp01, image01), "ssim": ssim(to_uint8(sharp01), to_uint8(image01))}
 
 
 def _gaussian(image):
@@ -116,7 +136,7 @@ def laplacian_variance(image):
     image = np.asarray(image, dtype=np.float64)
     gray = image @ LUMA_WEIGHTS if image.ndim == 3 else image
     if min(gray.shape) < 3:
-        raise ValueError(f"laplacian_variance needs at least 3x3 pixels, got {gray.shape}")
+        raise DeblurGANError(f"laplacian_variance needs at least 3x3 pixels, got {gray.shape}")
     laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
     return float(laplacian.var())
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from deblurgan.blur_dataset import _downscale, make_blur_dataset
+from deblurgan.blur_dataset import downscale, make_blur_dataset
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import atomic_path, read_image, write_image
 from deblurgan.sample_data import SAMPLE_BLUR, SAMPLE_PHOTOS, sample_photo_path
@@ -378,7 +378,7 @@ def _write_photos(photos, sources, staging, max_side, progress):
             stem = photo.resource.split("/wallpapers/")[1].split("/")[0]
         relative = f"{folder}/{photo.package}__{stem}.png"
         decoded = read_image(source)
-        pixels = _downscale(decoded.pixels, max_side)
+        pixels = downscale(decoded.pixels, max_side)
         write_image(staging / relative, pixels, grayscale=decoded.grayscale)
         rows.append(
             {

@@ -110,7 +110,7 @@ def make_sample_dataset(
     targets = [output_dir / name for name in (*SPLITS, "demo", "demo_sharp")]
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
-        raise DeblurGANError(f"{existing[0]}: already exists; pass overwrite=True (--overwrite) to rebuild")
+        raise DeblurGANError(f"{existing[0]}: already exists; pass overwrite=True to rebuild")
     for target in existing:
         shutil.rmtree(target)
     rows = {}

@@ -18,12 +18,13 @@ from tqdm import tqdm
 from deblurgan import losses
 from deblurgan.checkpoints import load_generator
 from deblurgan.config import AUTO, TrainingConfig, resumed_config
-from deblurgan.data import PairedImageDataset, pair_images
+from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
 from deblurgan.io import read_image
-from deblurgan.metrics import psnr, ssim
+from deblurgan.metrics import psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
+from deblurgan.pairing import pair_images
 from deblurgan.run_directory import RunDirectory, check_fresh, load_run
 from deblurgan.training import (
     DeblurGANTrainer,
@@ -105,12 +106,8 @@ def resume_training(config):
 
 
 def _start(config, state, position, resumed=False):
-    train_dir, val_dir = _data_dirs(config.run)
-    d = config.data
-    dataset = PairedImageDataset(
-        train_dir, batch_size=d.batch_size, crop_size=d.crop_size, resize=d.resize,
-        n_images=d.n_images, seed=d.seed, workers=config.run.workers,
-    )  # fmt: skip
+    train_dir, val_dir = _data_dirs(config)
+    dataset = _training_dataset(config.data, train_dir, config.run.workers)
     trainer = build_trainer(config)
     if state is not None:
         trainer.set_state(state)
@@ -206,10 +203,10 @@ class _Loop:
             blurred = read_image(blurred_path).pixels
             sharp = read_image(sharp_path).pixels
             restored = deblur_array(generator, blurred)
-            sharp255, restored255 = sharp * 255.0, restored * 255.0
-            scores["val/psnr"].append(psnr(sharp255, restored255))
-            scores["val/ssim"].append(ssim(sharp255, restored255))
-            scores["val/psnr_blurred"].append(psnr(sharp255, blurred * 255.0))
+            restored_scores = score_8bit(sharp, restored)  # the same scores as scripts/test.py
+            scores["val/psnr"].append(restored_scores["psnr"])
+            scores["val/ssim"].append(restored_scores["ssim"])
+            scores["val/psnr_blurred"].append(psnr_8bit(sharp, blurred))
             if len(samples) < 3:
                 samples.append(np.concatenate([sharp, blurred, restored], axis=1))
         self.tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
@@ -235,21 +232,49 @@ def _auto_content_loss(network, vgg_weights):
         return "l1"
 
 
-def _data_dirs(run):
-    data_dir = Path(run.data_dir)
-    if (data_dir / "train" / "A").is_dir():
-        train_dir = data_dir / "train"
+def _training_dataset(data, train_dir, workers):
+    """Pairs from ``train_dir``, or with ``data.sharp_dir`` sharp photos blurred on the fly."""
+    if not data.sharp_dir:
+        return PairedImageDataset(
+            train_dir, batch_size=data.batch_size, crop_size=data.crop_size, resize=data.resize,
+            n_images=data.n_images, seed=data.seed, workers=workers,
+        )  # fmt: skip
+    for name in ("resize", "n_images"):
+        if getattr(data, name) is not None:
+            raise DeblurGANError(
+                f"data.{name}={getattr(data, name)}: applies to image pairs, not to data.sharp_dir "
+                "(photos are cropped to data.crop_size)",
+                parameter=f"data.{name}",
+            )
+    if data.crop_size is None:
+        raise DeblurGANError(
+            "data.crop_size=None: data.sharp_dir needs a crop size", parameter="data.crop_size"
+        )
+    return SharpPhotoDataset(
+        data.sharp_dir, batch_size=data.batch_size, crop_size=data.crop_size,
+        samples_per_photo=data.samples_per_photo, seed=data.seed, workers=workers,
+    )  # fmt: skip
+
+
+def _data_dirs(config):
+    """(training pairs folder or None with sharp photos, validation pairs folder or None)."""
+    data_dir, run = Path(config.run.data_dir), config.run
+    if config.data.sharp_dir:
+        # scripts/fetch_photos.py writes PHOTOS/train (sharp) beside PHOTOS/val/{A,B}
+        train_dir, auto_val = None, Path(config.data.sharp_dir).parent / "val"
+    elif (data_dir / "train" / "A").is_dir():
+        train_dir, auto_val = data_dir / "train", data_dir / "test"
     elif (data_dir / "A").is_dir():
-        train_dir = data_dir
+        train_dir, auto_val = data_dir, None
     else:
         raise DeblurGANError(
             f"data_dir={data_dir}: expected {data_dir}/train/A and {data_dir}/train/B (blurred and sharp "
-            f"images), or {data_dir}/A and {data_dir}/B",
+            f"images), or {data_dir}/A and {data_dir}/B; or pass --sharp_dir",
             parameter="data_dir",
         )
     val_dir = run.val_dir
     if val_dir == AUTO:
-        val_dir = data_dir / "test" if (data_dir / "test" / "A").is_dir() and train_dir != data_dir else None
+        val_dir = auto_val if auto_val is not None and (auto_val / "A").is_dir() else None
     return train_dir, (Path(val_dir) if val_dir else None)
 
 

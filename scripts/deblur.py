@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from deblurgan.cli import inference_options, main_guard, weight_path_option
+from deblurgan.cli import flag_message, inference_options, main_guard, weight_path_option
 from deblurgan.inference import (
     deblur_folder,
     format_summary,
@@ -43,7 +43,7 @@ def main(weight_path, input_dir, output_dir, side_by_side, **inference):
         side_by_side=side_by_side,
         **inference,
     )
-    print(format_summary(summary, output_dir))
+    print(format_summary(summary, output_dir, describe=flag_message))
     if not summary.ok:
         sys.exit(1)
 

@@ -7,7 +7,7 @@ Example:
 import click
 
 from deblurgan.cli import main_guard
-from deblurgan.data import organize_gopro
+from deblurgan.gopro import organize_gopro
 
 
 @click.command()

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from deblurgan.cli import inference_options, main_guard, weight_path_option
+from deblurgan.cli import flag_message, inference_options, main_guard, weight_path_option
 from deblurgan.evaluate import evaluate_folder, format_summary_table
 from deblurgan.inference import load_inference_generator
 
@@ -45,8 +45,8 @@ def main(weight_path, input_dir, output_dir, save_images, **inference):
     print(f"reports written to {output_dir}/per_image.csv and {output_dir}/summary.json")
     for name in report.unmatched:
         print(f"unmatched: {name}")
-    for name, reason in report.failed:
-        print(f"skipped {name}: {reason}")
+    for name, error in report.failed:
+        print(f"skipped {name}: {flag_message(error)}")
     if not report.ok:
         sys.exit(1)
 

@@ -3,6 +3,7 @@ import pytest
 from scipy import ndimage
 
 from deblurgan import blur
+from deblurgan.errors import DeblurGANError
 
 
 def _natural_image(height=64, width=96, seed=0):
@@ -121,7 +122,7 @@ def test_noise_and_jpeg():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="exposure"):
+    with pytest.raises(DeblurGANError, match="exposure"):
         blur.psf_from_trajectory(blur.trajectory(np.random.default_rng(0)), exposure=0)
-    with pytest.raises(ValueError, match="fit"):
+    with pytest.raises(DeblurGANError, match="fit"):
         blur.trajectory(np.random.default_rng(0), canvas=32, max_length=60)

@@ -1,15 +1,16 @@
 """Pairing, streaming crops and flips, odd image files, corrupt files and bad folders."""
 
 import logging
-import pickle
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from deblurgan.data import PairedImageDataset, image_size, load_images, pair_images
+from deblurgan.datasets import PairedImageDataset
 from deblurgan.errors import DeblurGANError
-from deblurgan.io import preprocess_image, read_image
+from deblurgan.io import image_size, preprocess_image, read_image
+from deblurgan.pairing import pair_images
+from deblurgan.utils import load_images
 
 HEIGHT, WIDTH = 40, 48
 OFFSET = 10  # A = B + OFFSET (uint8), so blurred - sharp is OFFSET / 127.5 wherever they line up
@@ -66,6 +67,20 @@ def test_pair_images_matches_relative_names_sorted(tmp_path):
     ]
 
 
+def test_pairing_ignores_extensions_and_refuses_ambiguous_names(tmp_path):
+    write_pairs(tmp_path, n_pairs=2)
+    (tmp_path / "A" / "001.png").rename(tmp_path / "A" / "001.PNG")
+    Image.fromarray(sharp_pixels(1)).save(tmp_path / "B" / "001.png")
+    Image.fromarray(sharp_pixels(5)).save(tmp_path / "B" / "005.jpg")
+    with pytest.raises(DeblurGANError, match=r"1 images have no partner.*B/005\.jpg \(no A/ partner\)"):
+        pair_images(tmp_path)
+    pairs = pair_images(tmp_path, unmatched="warn")  # the lonely file is logged and left out
+    assert [(a.name, b.name) for a, b in pairs] == [("000.png", "000.png"), ("001.PNG", "001.png")]
+    Image.fromarray(sharp_pixels(0)).save(tmp_path / "A" / "000.jpg")
+    with pytest.raises(DeblurGANError, match=r"A/000\.jpg and .*A/000\.png: two images with the same name"):
+        pair_images(tmp_path)
+
+
 def test_missing_folder_names_the_expected_layout(tmp_path):
     (tmp_path / "A").mkdir()
     with pytest.raises(DeblurGANError, match=r"missing B/ folder.*A \(blurred\).*B \(sharp\)"):
@@ -90,8 +105,8 @@ def test_unmatched_names_are_listed_with_count(tmp_path):
     with pytest.raises(DeblurGANError) as error:
         pair_images(tmp_path)
     message = str(error.value)
-    assert "14 images have no partner (names must match exactly" in message
-    assert "A/000.png (no B/000.png)" in message and "and 9 more" in message
+    assert "14 images have no partner (names must match, extension aside)" in message
+    assert "A/000.png (no B/ partner)" in message and "and 9 more" in message
     assert "A (blurred)" in message and "\n" not in message
 
 
@@ -103,14 +118,14 @@ def test_fewer_pairs_than_batch_size(tmp_path):
 
 def test_image_smaller_than_crop_names_file_and_fixes(tmp_path):
     write_pairs(tmp_path, n_pairs=2)
-    too_small = r"000\.png is 48x40, smaller than the 64x64 crop.*--crop_size.*--resize"
+    too_small = r"000\.png is 48x40, smaller than crop_size=64; use a crop_size of at most 40, resize"
     with pytest.raises(DeblurGANError, match=too_small):
         PairedImageDataset(tmp_path, crop_size=64)
     # Without the up-front header scan the same error comes when the batch is read.
     ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=64, check_sizes=False)
-    with pytest.raises(DeblurGANError, match="smaller than the 64x64 crop"):
+    with pytest.raises(DeblurGANError, match="smaller than crop_size=64"):
         ds[0]
-    with pytest.raises(DeblurGANError, match="smaller than the 64x64 crop"):
+    with pytest.raises(DeblurGANError, match="smaller than crop_size=64"):
         next(ds.prefetch_iter(epoch=0))  # raised in a worker thread, re-raised here
 
 
@@ -129,7 +144,7 @@ def test_full_images_need_equal_sizes_to_batch(tmp_path):
     write_pairs(tmp_path, n_pairs=2)
     Image.fromarray(sharp_pixels(1, 32, 32)).save(tmp_path / "B" / "001.png")
     Image.fromarray(sharp_pixels(1, 32, 32) + OFFSET).save(tmp_path / "A" / "001.png")
-    with pytest.raises(DeblurGANError, match="--batch_size 1"):
+    with pytest.raises(DeblurGANError, match="batch_size=1"):
         PairedImageDataset(tmp_path, batch_size=2, crop_size=None, shuffle=False)
     ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=None, flip=False, shuffle=False)
     assert ds[0][0].shape == (1, HEIGHT, WIDTH, 3) and ds[1][0].shape == (1, 32, 32, 3)
@@ -283,7 +298,7 @@ def corrupt_dataset(root, **kwargs):
 
 def test_corrupt_files_are_skipped_counted_and_substituted(tmp_path, caplog):
     ds = corrupt_dataset(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="deblurgan.data"):
+    with caplog.at_level(logging.WARNING, logger="deblurgan.datasets"):
         batches = [ds[i] for i in range(len(ds))]
     assert ds.n_skipped == 2
     warned = " ".join(record.getMessage() for record in caplog.records)
@@ -308,7 +323,7 @@ def test_all_files_corrupt_is_a_clear_error(tmp_path):
         (tmp_path / side).mkdir()
         (tmp_path / side / "x.png").write_bytes(b"garbage")
     ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=16)
-    with pytest.raises(DeblurGANError, match="no readable image pair left"):
+    with pytest.raises(DeblurGANError, match="nothing readable left"):
         ds[0]
 
 
@@ -406,38 +421,6 @@ def test_crops_of_odd_files_match_read_image(tmp_path):
     assert image_size(ds.pairs[3][1]) == (WIDTH, HEIGHT) and image_size(ds.pairs[0][1]) == (HEIGHT, WIDTH)
 
 
-def test_pickled_copy_reads_the_same_batches(tmp_path):
-    ds = corrupt_dataset(tmp_path, batch_size=2)
-    ds[1]
-    copy = pickle.loads(pickle.dumps(ds))
-    assert copy.n_skipped == ds.n_skipped
-    np.testing.assert_array_equal(copy.get_batch(1, 3)[1], ds.get_batch(1, 3)[1])
-
-
-class RecordingDataset(PairedImageDataset):
-    def __getitem__(self, index):
-        self.read.append((self.epoch, index))
-        return super().__getitem__(index)
-
-
-@pytest.mark.backend
-def test_model_fit_reads_one_epoch_of_batches_per_keras_epoch(tmp_path):
-    import keras
-
-    write_pairs(tmp_path, n_pairs=4)
-    ds = RecordingDataset(tmp_path, batch_size=2, crop_size=16, workers=2)
-    ds.read = []
-    inputs = keras.Input((16, 16, 3))
-    model = keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same")(inputs))
-    model.compile(optimizer="sgd", loss="mae")
-    history = model.fit(ds, epochs=3, initial_epoch=1, verbose=0, callbacks=[ds.epoch_callback()])
-    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
-    assert ds.epoch == 2
-    # Some backends read a warm-up batch before the first epoch; every epoch is then read whole.
-    for epoch in (1, 2):
-        assert sorted(index for e, index in ds.read if e == epoch) == [0, 1]
-
-
 @pytest.mark.slow
 def test_bench_data_measures_a_rate(tmp_path):
     import importlib.util
@@ -451,3 +434,32 @@ def test_bench_data_measures_a_rate(tmp_path):
     assert len(pair_images(tmp_path)) == 3
     for prefetch in (True, False):
         assert bench.measure_loader(tmp_path, crop_size=32, workers=2, prefetch=prefetch) > 0
+
+
+def test_16bit_rgb_training_pairs_keep_their_16_bits(tmp_path):
+    from deblurgan.io import write_image
+
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    samples = np.stack([rows * 1000 + cols, cols * 1000 + rows, rows * cols + 7], axis=-1).astype(np.uint16)
+    for side in ("A", "B"):
+        write_image(tmp_path / side / "deep.png", samples / 65535.0, bit_depth=16)
+    ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=16, flip=False)
+    sharp = ds.get_batch(0, 0)[1][0]
+    values = np.round((sharp.astype(np.float64) + 1.0) / 2.0 * 65535.0)
+    top, left = int(values[0, 0, 0]) // 1000, int(values[0, 0, 1]) // 1000  # the values say where
+    np.testing.assert_array_equal(values, samples[top : top + 16, left : left + 16])
+    assert np.any(values % 257 != 0), "8-bit decoding would give only multiples of 257"
+
+
+def test_pairs_over_max_image_pixels_are_skipped_with_a_warning(tmp_path, caplog):
+    write_pairs(tmp_path, n_pairs=2)
+    write_pairs(tmp_path / "big", n_pairs=1, height=64, width=64)
+    for side in ("A", "B"):
+        (tmp_path / "big" / side / "000.png").rename(tmp_path / side / "big.png")
+    limit = HEIGHT * WIDTH
+    ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=16, shuffle=False, max_image_pixels=limit)
+    with caplog.at_level(logging.WARNING, logger="deblurgan.datasets"):
+        batches = [ds.get_batch(i, 0) for i in range(len(ds))]
+    assert ds.n_skipped == 1 and "big.png: 64x64 pixels, over max_image_pixels=1,920" in caplog.text
+    for blurred, sharp in batches:
+        check_aligned_window(blurred[0], sharp[0], 16)

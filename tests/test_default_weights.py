@@ -12,7 +12,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import deblurgan
-from deblurgan.data import pair_images
+from deblurgan.pairing import pair_images
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "generator.h5"

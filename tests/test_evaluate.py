@@ -91,12 +91,16 @@ def test_reports_panels_and_unmatched_names(tmp_path):
 
 def test_missing_folders_and_no_pairs_are_user_errors(tmp_path):
     (tmp_path / "A").mkdir()
-    with pytest.raises(DeblurGANError, match="no B/ folder"):
+    with pytest.raises(DeblurGANError, match="missing B/ folder"):
         evaluate_folder(_identity(), tmp_path, tmp_path / "out")
     (tmp_path / "B").mkdir()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "A" / "a.png")
-    with pytest.raises(DeblurGANError, match="share a file name"):
+    with pytest.raises(DeblurGANError, match=r"B: no images \(.png"):
         evaluate_folder(_identity(), tmp_path, tmp_path / "out")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "B" / "b.png")
+    with pytest.raises(DeblurGANError, match="input_dir=.*no A/ and B/ images share a name") as error:
+        evaluate_folder(_identity(), tmp_path, tmp_path / "out")
+    assert error.value.parameter == "input_dir"
 
 
 @pytest.mark.slow
@@ -125,3 +129,36 @@ def test_script_end_to_end(tmp_path):
     assert "PSNR (dB)" in result.stdout and "SSIM" in result.stdout
     assert json.loads((tmp_path / "res" / "summary.json").read_text())["images"] == 2
     assert (tmp_path / "res" / "images" / "x.png").is_file()
+
+
+def test_images_over_max_image_pixels_are_failed_pairs(tmp_path):
+    _dataset(tmp_path / "data")
+    _dataset(tmp_path / "data", names=("big",), size=(64, 64))
+    out = tmp_path / "out"
+    report = evaluate_folder(_identity(), tmp_path / "data", out, progress=False, max_image_pixels=40 * 56)
+    assert [row["name"] for row in report.rows] == ["sub/y.png", "x.png"]
+    [(name, error)] = report.failed
+    assert name == "big.png" and error.parameter == "max_image_pixels" and "64x64 pixels" in str(error)
+
+
+def test_training_validation_scores_equal_test_py_scores(tmp_path):
+    """Training's val/psnr, val/ssim and val/psnr_blurred are test.py's numbers (evaluate_folder's)
+    for the same folder and the generator of that epoch's checkpoint."""
+    from deblurgan.checkpoints import load_generator
+    from deblurgan.training_loop import TrainingOptions, train
+
+    _dataset(tmp_path / "data" / "train", names=("a", "b"))
+    _dataset(tmp_path / "val", size=(48, 64))
+    [row] = train(
+        TrainingOptions(
+            data_dir=str(tmp_path / "data"), val_dir=str(tmp_path / "val"), weights_dir=str(tmp_path / "w"),
+            log_dir=str(tmp_path / "logs"), n_epochs=1, batch_size=2, crop_size=32, n_filters=4,
+            n_blocks=1, gan_mode="none", content_loss="l1", workers=0, progress=False,
+        )
+    )  # fmt: skip
+    (checkpoint,) = (tmp_path / "w").glob("generator_0_*.h5")
+    report = evaluate_folder(load_generator(checkpoint), tmp_path / "val", tmp_path / "out", progress=False)
+    assert row["val/psnr"] == pytest.approx(report.summary["psnr"]["restored"], abs=1e-9)
+    assert row["val/ssim"] == pytest.approx(report.summary["ssim"]["restored"], abs=1e-9)
+    assert row["val/psnr_blurred"] == pytest.approx(report.summary["psnr"]["blurred"], abs=1e-9)
+    assert row["val/psnr"] != pytest.approx(row["val/psnr_blurred"], abs=1e-6)  # the network did something

@@ -97,3 +97,33 @@ def test_8bit_files_are_unchanged(tmp_path):
     photo = read_image(tmp_path / "e.png")
     assert photo.bit_depth == 8
     np.testing.assert_array_equal(np.round(photo.pixels * 255), rgb)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_crop_box_is_a_window_of_the_upright_image(tmp_path, orientation):
+    from PIL import ImageOps
+
+    stored = np.random.default_rng(orientation).integers(0, 256, (10, 14, 3)).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "o.png", exif=exif)
+    with Image.open(tmp_path / "o.png") as image:  # Pillow's own orientation as the reference
+        upright = np.asarray(ImageOps.exif_transpose(image)) / 255.0
+    np.testing.assert_array_equal(read_image(tmp_path / "o.png").pixels, upright.astype(np.float32))
+    box = (2, 3, 7, 9)  # left, top, right, bottom, inside both orientations' shapes
+    crop = read_image(tmp_path / "o.png", box=box).pixels
+    np.testing.assert_array_equal(crop, upright[3:9, 2:7].astype(np.float32))
+    (tmp_path / "d.png").write_bytes(_png16(_samples(10, 14, 3), 1, orientation=orientation))
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "d.png", box=box).pixels, read_image(tmp_path / "d.png").pixels[3:9, 2:7]
+    )
+
+
+def test_images_over_max_pixels_are_refused_before_decoding(tmp_path):
+    from deblurgan.errors import DeblurGANError
+
+    Image.new("RGB", (40, 30)).save(tmp_path / "big.png")
+    with pytest.raises(DeblurGANError, match=r"big\.png: 40x30 pixels, over max_image_pixels=1,000") as error:
+        read_image(tmp_path / "big.png", max_pixels=1000)
+    assert error.value.parameter == "max_image_pixels"
+    assert read_image(tmp_path / "big.png", max_pixels=1200).pixels.shape == (30, 40, 3)

@@ -3,6 +3,7 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from deblurgan.errors import DeblurGANError
 from deblurgan.metrics import laplacian_variance, psnr, psnr_ops, ssim, ssim_ops
 
 
@@ -40,9 +41,9 @@ def test_ssim_matches_skimage(seed):
 
 
 def test_ssim_rejects_mismatch_and_tiny_images():
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(DeblurGANError, match="shape"):
         ssim(np.zeros((20, 20, 3)), np.zeros((20, 21, 3)))
-    with pytest.raises(ValueError, match="11x11"):
+    with pytest.raises(DeblurGANError, match="11x11"):
         ssim(np.zeros((10, 20, 3)), np.zeros((10, 20, 3)))
 
 

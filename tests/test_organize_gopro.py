@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deblurgan.data import organize_gopro, pair_images
 from deblurgan.errors import DeblurGANError
+from deblurgan.gopro import organize_gopro
+from deblurgan.pairing import pair_images
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "organize_gopro_dataset.py"
 SCENES = {"train": ["GOPR0372_07_00", "GOPR0374_11_00"], "test": ["GOPR0384_11_00"]}
@@ -75,7 +76,7 @@ def test_wrong_dir_in_explains_the_layout(tmp_path):
         organize_gopro(tmp_path / "empty", tmp_path / "out")
     with pytest.raises(DeblurGANError, match="choose blur or blur_gamma"):
         organize_gopro(dir_in, tmp_path / "out", blur_key="sharp")
-    with pytest.raises(DeblurGANError, match="inside --dir_in"):
+    with pytest.raises(DeblurGANError, match="inside the input"):
         organize_gopro(dir_in, dir_in / "organized")
     assert not (tmp_path / "out").exists()
 

@@ -397,3 +397,42 @@ def test_a_run_killed_while_writing_its_state_resumes_from_the_last_complete_one
     resume_training(options)
     assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 2
     assert len(list(weights.glob("generator_1_*.h5"))) >= 1
+
+
+@pytest.fixture
+def photos_dir(tmp_path):
+    """fetch_photos.py's layout: sharp photos in photos/train, validation pairs in photos/val."""
+    root = tmp_path / "photos"
+    rng = np.random.default_rng(3)
+    (root / "train").mkdir(parents=True)
+    for i in range(3):
+        photo = np.kron(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), np.ones((4, 4, 1), np.uint8))
+        Image.fromarray(photo).save(root / "train" / f"photo_{i}.png")
+    _write_pairs(root / "val", 2, seed=4)
+    return root
+
+
+@pytest.mark.slow
+def test_sharp_photos_train_validate_and_resume_bit_identically(photos_dir, tmp_path):
+    sharp = dict(sharp_dir=str(photos_dir / "train"), samples_per_photo=2, gan_mode="none")
+    rows = train(_options(tmp_path / "unused", tmp_path, "straight", n_epochs=2, **sharp))
+    assert [len(rows), rows[0]["val/psnr_blurred"] > 0] == [2, True]  # photos/val found by itself
+    state = np.load(tmp_path / "straight" / "weights" / "training_state.npz")
+    assert int(state["generator_optimizer/0"]) == 2 * 3  # 3 photos x 2 samples / batch 2, two epochs
+    train(_options(tmp_path / "unused", tmp_path, "resumed", n_epochs=1, **sharp))
+    resume_training(_options(tmp_path / "unused", tmp_path, "resumed", n_epochs=2, **sharp))
+    _assert_same_weights(
+        _generator_weights(tmp_path / "straight" / "weights", 1),
+        _generator_weights(tmp_path / "resumed" / "weights", 1),
+    )
+
+
+def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path):
+    common = ["--sharp_dir", str(photos_dir / "train"), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS]
+    line = _one_line_error(_run_script("--resize", "32", *common))
+    assert line.startswith("error: --resize 32: applies to image pairs")
+    (tmp_path / "no_photos").mkdir()
+    line = _one_line_error(
+        _run_script("--sharp_dir", str(tmp_path / "no_photos"), "--weights_dir", str(tmp_path / "w"))
+    )
+    assert line.startswith("error: --sharp_dir ") and "no images" in line
