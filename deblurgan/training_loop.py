@@ -162,7 +162,7 @@ class _Loop:
         batch_index = self.start_batch if first else 0
         # loss sums of the batches before an interruption, so the epoch's means cover all of it
         self.sums = sums = dict(self.start_sums) if first else {}
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         bar = tqdm(total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not run.progress)
         with bar:
             for blurred, sharp in self.dataset.prefetch_iter(epoch, start=batch_index):
@@ -180,6 +180,10 @@ class _Loop:
         row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": lr, **means}
         self._recalibrate(epoch)
         row.update(self._validate(epoch))
+        # For training curves against compute: optimizer steps so far, and the CPU time of this
+        # process (all threads) in this epoch; an interrupted epoch counts only its resumed part.
+        row["steps"] = int(self.trainer.generator_optimizer.iterations)
+        row["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
         self.directory.save_epoch(self.trainer, epoch, means)
         self.position, self.saved = (epoch + 1, 0), True
         self.directory.log(row, epoch)
