@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
+from deblurgan.fid import fid_from_features, image_features
 from deblurgan.inference import deblur_array
 from deblurgan.io import atomic_path, list_images, read_image, to_uint8, write_image
 from deblurgan.metrics import laplacian_variance, psnr, ssim
@@ -120,6 +121,8 @@ def format_summary_table(summary):
         f"{'metric':<12}{'blurred':>12}{'restored':>12}{'gain':>12}",
     ]
     rows = (("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), ("sharpness", "sharpness", ".1f"))
+    if "fid" in summary:
+        rows += (("fid", "FID", ".2f"),)
     for metric, label, fmt in rows:
         values = summary[metric]
         lines.append(
@@ -128,13 +131,18 @@ def format_summary_table(summary):
     return "\n".join(lines)
 
 
-def evaluate_folder(generator, input_dir, output_dir, save_images=False, progress=True, **options):
+def evaluate_folder(
+    generator, input_dir, output_dir, save_images=False, progress=True, fid_extractor=None, **options
+):
     """Evaluates ``generator`` on ``input_dir/A`` (blurred) against ``input_dir/B`` (sharp).
 
     Writes ``output_dir/per_image.csv`` and ``output_dir/summary.json``; with ``save_images``, a
     ``sharp | blurred | restored`` panel per pair under ``output_dir/images/`` (PNG).
 
     Args:
+        fid_extractor: a feature extractor (``deblurgan.fid.inception_feature_extractor()``) to add
+            ``summary["fid"]``: the FID of the blurred and of the restored set against the sharp
+            set (needs at least 2 pairs); ``None`` skips it.
         **options: passed to :func:`deblurgan.inference.deblur_array` (tiling, precision, ...).
 
     Returns:
@@ -145,6 +153,7 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
     for name in unmatched:
         log.warning("unmatched: %s", name)
     rows, failed = [], []
+    features = {"blurred": [], "restored": [], "sharp": []}
     for name, blurred_path, sharp_path in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
         try:
             blurred, sharp = read_image(blurred_path), read_image(sharp_path)
@@ -162,16 +171,32 @@ def evaluate_folder(generator, input_dir, output_dir, save_images=False, progres
         height, width = sharp8.shape[:2]
         scores = _score_pair(blurred8, restored8, sharp8)
         rows.append({"name": name, "height": height, "width": width, **scores})
+        if fid_extractor is not None:
+            for side, image in zip(features, (blurred8, restored8, sharp8), strict=True):
+                features[side].append(image_features([image], fid_extractor)[0])
         if save_images:
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)
             write_image((output_dir / "images" / name).with_suffix(".png"), panel)
     if not rows:
         raise DeblurGANError(f"--input_dir {input_dir}: none of the {len(pairs)} pair(s) could be read")
     summary = summarize(rows)
+    if fid_extractor is not None:
+        summary["fid"] = _fid_summary(features, input_dir)
     summary["unmatched"] = unmatched
     summary["failed"] = [{"name": name, "reason": reason} for name, reason in failed]
     _write_reports(output_dir, rows, summary)
     return EvaluationReport(rows, summary, unmatched, failed)
+
+
+def _fid_summary(features, input_dir):
+    if len(features["sharp"]) < 2:
+        raise DeblurGANError(
+            f"--input_dir {input_dir}: FID needs at least 2 image pairs; add pairs or drop --fid"
+        )
+    sharp = np.stack(features["sharp"])
+    blurred = fid_from_features(np.stack(features["blurred"]), sharp)
+    restored = fid_from_features(np.stack(features["restored"]), sharp)
+    return {"blurred": blurred, "restored": restored, "gain": restored - blurred}
 
 
 def _write_reports(output_dir, rows, summary):

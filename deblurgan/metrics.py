@@ -13,6 +13,8 @@ SSIM follows Wang et al. (2004) as scikit-image computes it with
 whose window lies inside the image, then over the channels.
 """
 
+import warnings
+
 import numpy as np
 from keras import ops
 from scipy import linalg, ndimage
@@ -154,7 +156,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
             f"covariances must be {mu1.shape * 2} like the means, got {sigma1.shape} and {sigma2.shape}"
         )
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    with warnings.catch_warnings():  # a singular product is handled below, as disp=False did
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))

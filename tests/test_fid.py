@@ -1,15 +1,22 @@
 """Tests for FID: deblurgan.metrics.frechet_distance against closed forms and an eigenvalue reference,
 and deblurgan.metrics.fid with a tiny random-weight extractor (no Inception weights, no network)."""
 
+import importlib.util
+import json
 import urllib.error
 
 import keras
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from PIL import Image
 
+import deblurgan
 from deblurgan import fid as fid_module
 from deblurgan import metrics
 from deblurgan.errors import DeblurGANError
+from deblurgan.evaluate import evaluate_folder, format_summary_table
+from tests.conftest import REPO_ROOT
 
 RNG = np.random.default_rng(0)
 
@@ -156,11 +163,83 @@ def test_offline_imagenet_weights_error_names_the_file_and_the_fix(monkeypatch, 
         fid_module.inception_feature_extractor(tmp_path / "missing.h5")
 
 
+def identity():
+    inputs = keras.Input((None, None, 3))
+    return keras.Model(inputs, keras.layers.Activation("linear")(inputs))
+
+
+def write_pairs(root, n=3):
+    """A/ = B/ shifted in colour; returns the blurred and sharp uint8 lists."""
+    sharp = photos(n, 0)
+    blurred = [np.clip(image.astype(int) + (20, 0, -20), 0, 255).astype("uint8") for image in sharp]
+    for side, images in (("A", blurred), ("B", sharp)):
+        (root / side).mkdir(parents=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(root / side / f"{i}.png")
+    return blurred, sharp
+
+
+@pytest.mark.backend
+def test_evaluate_folder_reports_fid_of_blurred_and_restored(tmp_path):
+    blurred, sharp = write_pairs(tmp_path / "data")
+    extractor = tiny_extractor()
+    report = evaluate_folder(
+        identity(), tmp_path / "data", tmp_path / "out", progress=False, fid_extractor=extractor
+    )
+    expected = metrics.fid(blurred, sharp, extractor)
+    assert expected > 0
+    assert report.summary["fid"] == pytest.approx({"blurred": expected, "restored": expected, "gain": 0.0})
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["fid"] == report.summary["fid"]
+    assert "FID" in format_summary_table(report.summary)
+    without = evaluate_folder(identity(), tmp_path / "data", tmp_path / "out2", progress=False)
+    assert "fid" not in without.summary and "FID" not in format_summary_table(without.summary)
+
+
+@pytest.fixture(scope="module")
+def evaluation_script():
+    spec = importlib.util.spec_from_file_location("evaluation_script", REPO_ROOT / "scripts/test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory):
+    inputs = keras.Input((None, None, 3), name="blurred")
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1, name="conv")(inputs), name="generator")
+    return deblurgan.save_model(model, tmp_path_factory.mktemp("g") / "g.h5")
+
+
+def test_script_fid_user_errors_are_one_line(tmp_path, evaluation_script, generator_file):
+    write_pairs(tmp_path / "data", n=2)
+    args = ["--weight_path", str(generator_file), "--input_dir", str(tmp_path / "data"), "--fid"]
+    args += ["--output_dir", str(tmp_path / "o"), "--inception_weights", str(tmp_path / "none.h5")]
+    result = CliRunner().invoke(evaluation_script, args)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(f"error: {tmp_path / 'none.h5'}: no such InceptionV3 weights file")
+
+
+def test_fid_of_a_single_pair_is_one_line(tmp_path):
+    write_pairs(tmp_path / "data", n=1)
+    with pytest.raises(DeblurGANError, match="FID needs at least 2 image pairs; add pairs or drop --fid"):
+        evaluate_folder(
+            identity(), tmp_path / "data", tmp_path / "o", progress=False, fid_extractor=identity()
+        )
+
+
 @pytest.mark.slow
-def test_local_weights_file_is_loaded(tmp_path):
+def test_local_weights_file_is_loaded_and_test_py_reports_fid(tmp_path, evaluation_script, generator_file):
     source = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg")
     path = tmp_path / fid_module.INCEPTION_FILE
     source.save(path)  # legacy HDF5, the format of Keras' own notop files
     extractor = fid_module.inception_feature_extractor(path)
     for got, want in zip(extractor.get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
+    write_pairs(tmp_path / "data")
+    args = ["--weight_path", str(generator_file), "--input_dir", str(tmp_path / "data")]
+    args += ["--output_dir", str(tmp_path / "out"), "--fid", "--inception_weights", str(path)]
+    result = CliRunner().invoke(evaluation_script, args)
+    assert result.exit_code == 0, result.output
+    assert "FID" in result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["fid"]) == {"blurred", "restored", "gain"}
