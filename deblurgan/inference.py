@@ -33,6 +33,7 @@ from tqdm import tqdm
 from deblurgan.checkpoints import load_generator
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import list_images, preprocess_image, read_image, to_unit_range, write_image
+from deblurgan.multiscale_model import finest_output
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def deblur_array(
         raise ValueError(f"expected an RGB image (height, width, 3), got shape {image01.shape}")
     if batch_size < 1:
         raise DeblurGANError(f"--batch_size must be at least 1, got {batch_size}")
+    generator = finest_output(generator)  # a multi-scale generator deblurs with its finest output
     model = with_precision(generator, precision)
     height, width = image01.shape[:2]
     padded = preprocess_image(_pad_to_multiple(image01, ALIGN))
