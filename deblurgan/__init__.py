@@ -45,6 +45,7 @@ from deblurgan.model import (  # noqa: E402
     discriminator_model,
     generator_containing_discriminator_multiple_outputs,
     generator_model,
+    multiscale_generator_model,
     patchgan_critic_model,
 )
 from deblurgan.training import DeblurGANTrainer, gradient_penalty  # noqa: E402
@@ -76,6 +77,7 @@ __all__ = [
     "load_images",
     "losses",
     "make_blur_dataset",
+    "multiscale_generator_model",
     "organize_gopro",
     "pair_images",
     "PairedImageDataset",

@@ -42,6 +42,7 @@ def bits(weights):
     return [np.asarray(w).view(np.uint32) for w in weights]
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_alpha_0_and_1_give_the_end_networks_bit_for_bit(alpha):
     a, b = tiny(1), tiny(2)
@@ -55,6 +56,7 @@ def test_alpha_0_and_1_give_the_end_networks_bit_for_bit(alpha):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.backend
 def test_every_weight_is_the_affine_blend_and_inputs_are_untouched():
     a, b = tiny(1), tiny(2)
     before_a, before_b = a.get_weights(), b.get_weights()
@@ -67,6 +69,16 @@ def test_every_weight_is_the_affine_blend_and_inputs_are_untouched():
         np.testing.assert_array_equal(now, then)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
     assert c.predict(x, verbose=0).shape == (1, 32, 32, 3)
+
+
+def test_multiscale_generators_interpolate_too():
+    a, b = (
+        randomize_weights(deblurgan.multiscale_generator_model(n_blocks=1, n_filters=4), s) for s in (1, 2)
+    )
+    c = deblurgan.interpolate_generators(a, b, 0.5)
+    for wc, wa, wb in zip(c.get_weights(), a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wc, (wa + wb) / 2, rtol=1e-6, atol=1e-7)
+    assert len(c.outputs) == 3
 
 
 def test_different_architectures_and_bad_alpha_are_refused_in_one_line():
