@@ -10,7 +10,7 @@ import os
 # own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from deblurgan import losses  # noqa: E402
+from deblurgan import frequency, losses  # noqa: E402
 from deblurgan.blur import (  # noqa: E402
     blur_image,
     linear_motion_kernel,
@@ -63,6 +63,7 @@ __all__ = [
     "deprocess_image",
     "discriminator_model",
     "evaluate_folder",
+    "frequency",
     "export_keras",
     "generator_containing_discriminator_multiple_outputs",
     "generator_model",

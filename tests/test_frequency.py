@@ -69,3 +69,17 @@ def test_highpass_critic_sees_the_highpass_and_saves_and_loads(tmp_path):
     assert frequency.HighPass2D(kernel_size=3).get_config()["kernel_size"] == 3
     with pytest.raises(ValueError, match="odd positive"):
         frequency.lowpass(image, kernel_size=4)
+
+
+def test_import_deblurgan_registers_the_highpass_layer_for_a_fresh_process(tmp_path, run_python):
+    critic = frequency.highpass_critic(deblurgan.patchgan_critic_model(n_filters=4, n_layers=1))
+    critic.save(tmp_path / "critic.h5")
+    out = run_python(
+        f"""
+        import keras, deblurgan
+        model = keras.models.load_model({str(tmp_path / "critic.h5")!r})
+        print(type(model.get_layer("highpass")).__name__)
+        """,
+        backend=keras.backend.backend(),
+    )
+    assert out.strip().splitlines()[-1] == "HighPass2D"
