@@ -10,7 +10,7 @@ import os
 # own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from deblurgan import losses  # noqa: E402
+from deblurgan import frequency, losses  # noqa: E402
 from deblurgan.blur import (  # noqa: E402
     blur_image,
     linear_motion_kernel,
@@ -32,6 +32,7 @@ from deblurgan.inference import (  # noqa: E402
     deblur_folder,
     receptive_field_radius,
 )
+from deblurgan.interpolation import interpolate_generators  # noqa: E402
 from deblurgan.io import (  # noqa: E402
     deprocess_image,
     list_images,
@@ -46,6 +47,7 @@ from deblurgan.model import (  # noqa: E402
     discriminator_model,
     generator_containing_discriminator_multiple_outputs,
     generator_model,
+    multiscale_generator_model,
     patchgan_critic_model,
 )
 from deblurgan.pairing import pair_images  # noqa: E402
@@ -66,11 +68,13 @@ __all__ = [
     "deprocess_image",
     "discriminator_model",
     "evaluate_folder",
+    "frequency",
     "export_keras",
     "generator_containing_discriminator_multiple_outputs",
     "generator_model",
     "GlobalSkip",
     "gradient_penalty",
+    "interpolate_generators",
     "laplacian_variance",
     "linear_motion_kernel",
     "list_images",
@@ -79,6 +83,7 @@ __all__ = [
     "load_images",
     "losses",
     "make_blur_dataset",
+    "multiscale_generator_model",
     "organize_gopro",
     "pair_images",
     "PairedImageDataset",

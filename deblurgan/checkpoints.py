@@ -87,7 +87,8 @@ def _load(path, expect):
             f"{path}: Keras cannot load this model ({message}); check that it was saved by "
             "deblurgan and is complete"
         ) from None
-    is_generator = len(model.outputs) == 1 and tuple(model.output_shape[1:]) == tuple(model.input_shape[1:])
+    # A generator's (first, i.e. finest for multi-scale) output has its input's shape; a critic's has not.
+    is_generator = tuple(model.outputs[0].shape[1:]) == tuple(model.input_shape[1:])
     if expect == "generator" and not is_generator:
         raise DeblurGANError(
             f"{path}: this is a critic (discriminator) file, not a generator "

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
+from deblurgan.fid import fid_from_features, image_features
 from deblurgan.inference import deblur_array
 from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS, atomic_path, read_image, to_uint8, write_image
 from deblurgan.metrics import laplacian_variance, score_8bit
@@ -79,6 +80,8 @@ def format_summary_table(summary):
         f"{'metric':<12}{'blurred':>12}{'restored':>12}{'gain':>12}",
     ]
     rows = (("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), ("sharpness", "sharpness", ".1f"))
+    if "fid" in summary:
+        rows += (("fid", "FID", ".2f"),)
     for metric, label, fmt in rows:
         values = summary[metric]
         lines.append(
@@ -94,6 +97,7 @@ def evaluate_folder(
     save_images=False,
     progress=True,
     max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+    fid_extractor=None,
     **options,
 ):
     """Evaluates ``generator`` on ``input_dir/A`` (blurred) against ``input_dir/B`` (sharp).
@@ -103,6 +107,9 @@ def evaluate_folder(
 
     Args:
         max_image_pixels: larger images (or decompression bombs) are reported as failed pairs.
+        fid_extractor: a feature extractor (``deblurgan.fid.inception_feature_extractor()``) to add
+            ``summary["fid"]``: the FID of the blurred and of the restored set against the sharp
+            set (needs at least 2 pairs); ``None`` skips it.
         **options: passed to :func:`deblurgan.inference.deblur_array` (tiling, precision, ...).
 
     Returns:
@@ -119,6 +126,7 @@ def evaluate_folder(
     for name in unmatched:
         log.warning("unmatched: %s", name)
     rows, failed = [], []
+    features = {"blurred": [], "restored": [], "sharp": []}
     for name, blurred_path, sharp_path in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
         try:
             blurred, sharp = (read_image(p, max_pixels=max_image_pixels) for p in (blurred_path, sharp_path))
@@ -135,6 +143,9 @@ def evaluate_folder(
         height, width = sharp.pixels.shape[:2]
         scores = _score_pair(blurred.pixels, restored, sharp.pixels)
         rows.append({"name": name, "height": height, "width": width, **scores})
+        if fid_extractor is not None:
+            for side, image in zip(features, (blurred.pixels, restored, sharp.pixels), strict=True):
+                features[side].append(image_features([to_uint8(image)], fid_extractor)[0])
         if save_images:
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)
             write_image((output_dir / "images" / name).with_suffix(".png"), panel)
@@ -143,10 +154,23 @@ def evaluate_folder(
             f"input_dir={input_dir}: none of the {len(pairs)} pair(s) could be read", "input_dir"
         )
     summary = summarize(rows)
+    if fid_extractor is not None:
+        summary["fid"] = _fid_summary(features, input_dir)
     summary["unmatched"] = unmatched
     summary["failed"] = [{"name": name, "reason": str(error)} for name, error in failed]
     _write_reports(output_dir, rows, summary)
     return EvaluationReport(rows, summary, unmatched, failed)
+
+
+def _fid_summary(features, input_dir):
+    if len(features["sharp"]) < 2:
+        raise DeblurGANError(
+            f"--input_dir {input_dir}: FID needs at least 2 image pairs; add pairs or drop --fid"
+        )
+    sharp = np.stack(features["sharp"])
+    blurred = fid_from_features(np.stack(features["blurred"]), sharp)
+    restored = fid_from_features(np.stack(features["restored"]), sharp)
+    return {"blurred": blurred, "restored": restored, "gain": restored - blurred}
 
 
 def _write_reports(output_dir, rows, summary):

@@ -40,6 +40,7 @@ from deblurgan.io import (
     to_unit_range,
     write_image,
 )
+from deblurgan.multiscale_model import finest_output
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ def deblur_array(
         )
     if batch_size < 1:
         raise DeblurGANError(f"batch_size={batch_size}: must be at least 1", "batch_size")
+    generator = finest_output(generator)  # a multi-scale generator deblurs with its finest output
     model = with_precision(generator, precision)
     height, width = image01.shape[:2]
     # In place where possible: a 200-megapixel photo holds 2.4 GB per float copy.

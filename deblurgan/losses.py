@@ -317,3 +317,69 @@ def content_loss(name, **kwargs):
             raise ValueError(f"the {name} content loss takes no options, got {sorted(kwargs)}")
         return l1_loss if name == "l1" else mse_loss
     raise ValueError(f"content loss must be one of {CONTENT_LOSSES}, got {name!r}")
+
+
+# ----------------------------------------------------------------------------- relativistic average GANs
+# Scores are the critic's raw outputs (logits, no sigmoid), any shape (a PatchGAN map included); the
+# "average" is the mean over the whole batch of the other kind of image. Each loss is the mean of its
+# real and its fake term, as in the ESRGAN and DeblurGAN-v2 code (the papers write the plain sum).
+
+
+def _relativistic(real_scores, fake_scores):
+    """``C(x_r) - E[C(x_f)]`` and ``C(x_f) - E[C(x_r)]``."""
+    fake_scores = ops.convert_to_tensor(fake_scores)
+    real_scores = ops.convert_to_tensor(real_scores, dtype=fake_scores.dtype)
+    return real_scores - ops.mean(fake_scores), fake_scores - ops.mean(real_scores)
+
+
+def ragan_critic_loss(real_scores, fake_scores):
+    """RaGAN critic loss with binary cross-entropy (Jolicoeur-Martineau 2018; ESRGAN).
+
+    ``(BCE(real - mean(fake), 1) + BCE(fake - mean(real), 0)) / 2``, with
+    ``BCE(z, 1) = -log sigmoid(z) = softplus(-z)`` and ``BCE(z, 0) = softplus(z)`` (stable for
+    large scores).
+
+    Example:
+        >>> round(float(ragan_critic_loss(np.array([1.0, 3.0]), np.array([0.0, 1.0]))), 6)
+        0.248289
+    """
+    real_rel, fake_rel = _relativistic(real_scores, fake_scores)
+    return (ops.mean(ops.softplus(-real_rel)) + ops.mean(ops.softplus(fake_rel))) / 2.0
+
+
+def ragan_generator_loss(real_scores, fake_scores):
+    """RaGAN generator loss (BCE): the critic's targets swapped,
+    ``(BCE(real - mean(fake), 0) + BCE(fake - mean(real), 1)) / 2``; both terms carry gradient
+    (the real scores depend on the generator through the fakes' mean)."""
+    real_rel, fake_rel = _relativistic(real_scores, fake_scores)
+    return (ops.mean(ops.softplus(real_rel)) + ops.mean(ops.softplus(-fake_rel))) / 2.0
+
+
+def ragan_ls_critic_loss(real_scores, fake_scores):
+    """Relativistic average least-squares critic loss (DeblurGAN-v2's RaGAN-LS).
+
+    ``(mean((real - mean(fake) - 1)^2) + mean((fake - mean(real) + 1)^2)) / 2``.
+
+    Example:
+        >>> float(ragan_ls_critic_loss(np.array([1.0, 3.0]), np.array([0.0, 1.0])))
+        0.875
+    """
+    real_rel, fake_rel = _relativistic(real_scores, fake_scores)
+    return (ops.mean(ops.square(real_rel - 1.0)) + ops.mean(ops.square(fake_rel + 1.0))) / 2.0
+
+
+def ragan_ls_generator_loss(real_scores, fake_scores):
+    """RaGAN-LS generator loss: ``(mean((real - mean(fake) + 1)^2) + mean((fake - mean(real) - 1)^2)) / 2``.
+
+    DeblurGAN-v2's code subtracts the mean of the fake *images* in the first term (a slip); this uses
+    the mean of the fake *scores*, as its paper and its critic loss do.
+    """
+    real_rel, fake_rel = _relativistic(real_scores, fake_scores)
+    return (ops.mean(ops.square(real_rel + 1.0)) + ops.mean(ops.square(fake_rel - 1.0))) / 2.0
+
+
+# gan mode -> (critic loss, generator loss), both (real_scores, fake_scores) -> scalar
+RELATIVISTIC_LOSSES = {
+    "ragan": (ragan_critic_loss, ragan_generator_loss),
+    "ragan-ls": (ragan_ls_critic_loss, ragan_ls_generator_loss),
+}

@@ -1,4 +1,4 @@
-"""Image quality metrics: PSNR, SSIM and the variance of the Laplacian (a no-reference sharpness score).
+"""Image quality metrics: PSNR, SSIM, the variance of the Laplacian (a no-reference sharpness score), FID.
 
 Two families with the same definitions:
 
@@ -13,9 +13,11 @@ SSIM follows Wang et al. (2004) as scikit-image computes it with
 whose window lies inside the image, then over the channels.
 """
 
+import warnings
+
 import numpy as np
 from keras import ops
-from scipy import ndimage
+from scipy import linalg, ndimage
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import to_uint8
@@ -139,6 +141,74 @@ def laplacian_variance(image):
         raise DeblurGANError(f"laplacian_variance needs at least 3x3 pixels, got {gray.shape}")
     laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
     return float(laplacian.var())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
+    """The Frechet distance between the Gaussians N(mu1, sigma1) and N(mu2, sigma2), the core of FID.
+
+    ``||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrtm(sigma1 @ sigma2))``, computed in float64
+    with ``scipy.linalg.sqrtm`` as the reference implementations (TTUR, pytorch-fid) do:
+
+    - when the square root is not finite (a singular product, e.g. fewer samples than features),
+      it is recomputed with ``eps * I`` added to both covariances;
+    - round-off can leave tiny imaginary parts: they are dropped when every diagonal imaginary part
+      is within 1e-3 of 0, and a ValueError is raised otherwise.
+
+    Args:
+        mu1, mu2: mean feature vectors, shape ``(d,)``.
+        sigma1, sigma2: covariance matrices, shape ``(d, d)``.
+        eps: the diagonal offset used only when the first square root is not finite.
+
+    Returns:
+        float >= 0 (up to round-off); 0 for identical Gaussians.
+
+    Example:
+        >>> round(frechet_distance(np.zeros(2), np.eye(2), np.ones(2), 4 * np.eye(2)), 6)
+        4.0
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
+    sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or mu1.ndim != 1:
+        raise ValueError(f"mean vectors must be 1-D of one length, got {mu1.shape} and {mu2.shape}")
+    if sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise ValueError(
+            f"covariances must be {mu1.shape * 2} like the means, got {sigma1.shape} and {sigma2.shape}"
+        )
+    diff = mu1 - mu2
+    with warnings.catch_warnings():  # a singular product is handled below, as disp=False did
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        largest = np.max(np.abs(np.diagonal(covmean).imag))
+        if largest > 1e-3:
+            raise ValueError(
+                f"sqrtm(sigma1 @ sigma2) has imaginary parts up to {largest:.3g}: the covariances are "
+                "not valid (symmetric positive semi-definite) or badly conditioned"
+            )
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def fid(images_a, images_b, feature_extractor=None, batch_size=16, progress=False):
+    """Frechet Inception Distance between two sets of images (lower: more alike).
+
+    Args:
+        images_a, images_b: sequences (at least 2 each) of ``(height, width, 3)`` images, uint8 or
+            float in [0, 1]; sizes may differ.
+        feature_extractor: a Keras model mapping a batch in [-1, 1] to features ``(batch, d)``
+            (a fixed input size means images are resized to it); ``None`` builds
+            :func:`deblurgan.fid.inception_feature_extractor` with ImageNet weights.
+        batch_size: images per forward pass.
+
+    See :mod:`deblurgan.fid` for how features are taken and how to provide weights offline.
+    """
+    from deblurgan import fid as fid_module  # keras.applications is imported only when needed
+
+    return fid_module.fid(images_a, images_b, feature_extractor, batch_size=batch_size, progress=progress)
 
 
 # ----------------------------------------------------------------------------- keras.ops versions

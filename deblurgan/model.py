@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from deblurgan.layer_utils import GlobalSkip, ReflectionPadding2D, normalization, res_block
+from deblurgan.multiscale_model import multiscale_generator_model  # noqa: F401  (re-exported)
 
 # Keyword bundles for generator_model(preset=...). "sicara" is the default graph.
 GENERATOR_PRESETS = {

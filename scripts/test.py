@@ -11,6 +11,7 @@ import click
 
 from deblurgan.cli import flag_message, inference_options, main_guard, weight_path_option
 from deblurgan.evaluate import evaluate_folder, format_summary_table
+from deblurgan.fid import inception_feature_extractor
 from deblurgan.inference import load_inference_generator
 
 
@@ -29,9 +30,16 @@ from deblurgan.inference import load_inference_generator
     help="Where per_image.csv, summary.json and the panels go.",
 )
 @click.option("--save_images", is_flag=True, help="Also write sharp | blurred | restored panels.")
+@click.option("--fid", is_flag=True, help="Also report FID (InceptionV3) of blurred and restored vs sharp.")
+@click.option(
+    "--inception_weights",
+    default="imagenet",
+    show_default=True,
+    help="For --fid: 'imagenet' (downloaded once) or a local InceptionV3 notop .h5 file.",
+)
 @inference_options
 @main_guard
-def main(weight_path, input_dir, output_dir, save_images, **inference):
+def main(weight_path, input_dir, output_dir, save_images, fid, inception_weights, **inference):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
     generator = load_inference_generator(weight_path)
     report = evaluate_folder(
@@ -39,6 +47,7 @@ def main(weight_path, input_dir, output_dir, save_images, **inference):
         input_dir,
         output_dir,
         save_images=save_images,
+        fid_extractor=inception_feature_extractor(inception_weights) if fid else None,
         **inference,
     )
     print(format_summary_table(report.summary))

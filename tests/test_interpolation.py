@@ -1,0 +1,125 @@
+"""Tests for deblurgan.interpolation and scripts/interpolate_weights.py (ESRGAN's network interpolation)."""
+
+import importlib.util
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import deblurgan
+from deblurgan.errors import DeblurGANError
+from tests.conftest import REPO_ROOT, randomize_weights
+
+
+def tiny(seed, **options):
+    options = {"n_filters": 8, "n_blocks": 1, **options}
+    return randomize_weights(deblurgan.generator_model(**options), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location(
+        "interpolate_weights", REPO_ROOT / "scripts/interpolate_weights.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("interp")
+    a, b = tiny(1), tiny(2)
+    deblurgan.save_model(a, folder / "a.h5")
+    deblurgan.save_model(b, folder / "b.h5")
+    deblurgan.save_model(tiny(3, n_blocks=2), folder / "other.h5")
+    deblurgan.save_model(deblurgan.patchgan_critic_model(n_filters=8, n_layers=1), folder / "critic.h5")
+    return folder, a, b
+
+
+def bits(weights):
+    return [np.asarray(w).view(np.uint32) for w in weights]
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_alpha_0_and_1_give_the_end_networks_bit_for_bit(alpha):
+    a, b = tiny(1), tiny(2)
+    # a negative zero survives too: (1 - 0) * a + 0 * b would turn it into +0
+    weights = a.get_weights()
+    weights[0].flat[0] = -0.0
+    a.set_weights(weights)
+    c = deblurgan.interpolate_generators(a, b, alpha)
+    expected = a if alpha == 0.0 else b
+    for got, want in zip(bits(c.get_weights()), bits(expected.get_weights()), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.backend
+def test_every_weight_is_the_affine_blend_and_inputs_are_untouched():
+    a, b = tiny(1), tiny(2)
+    before_a, before_b = a.get_weights(), b.get_weights()
+    c = deblurgan.interpolate_generators(a, b, 0.8)
+    assert len(c.get_weights()) == len(before_a) == 44  # conv kernels, biases and BN statistics
+    for wc, wa, wb in zip(c.get_weights(), before_a, before_b, strict=True):
+        np.testing.assert_allclose(wc, 0.2 * wa + 0.8 * wb, rtol=1e-6, atol=1e-7)
+        assert not np.array_equal(wc, wa) and not np.array_equal(wc, wb)
+    for now, then in zip(a.get_weights() + b.get_weights(), before_a + before_b, strict=True):
+        np.testing.assert_array_equal(now, then)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    assert c.predict(x, verbose=0).shape == (1, 32, 32, 3)
+
+
+def test_multiscale_generators_interpolate_too():
+    a, b = (
+        randomize_weights(deblurgan.multiscale_generator_model(n_blocks=1, n_filters=4), s) for s in (1, 2)
+    )
+    c = deblurgan.interpolate_generators(a, b, 0.5)
+    for wc, wa, wb in zip(c.get_weights(), a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wc, (wa + wb) / 2, rtol=1e-6, atol=1e-7)
+    assert len(c.outputs) == 3
+
+
+def test_different_architectures_and_bad_alpha_are_refused_in_one_line():
+    with pytest.raises(DeblurGANError, match="'generator' and model 'other': the networks have different"):
+        deblurgan.interpolate_generators(tiny(1), tiny(2, n_blocks=2, name="other"), 0.5)
+    with pytest.raises(DeblurGANError, match=r"alpha=1.5: must lie in \[0, 1\]") as error:
+        deblurgan.interpolate_generators(tiny(1), tiny(2), 1.5)
+    assert error.value.parameter == "alpha"
+
+
+def test_script_writes_the_blend_and_keeps_inputs(files, script, tmp_path):
+    folder, a, b = files
+    before = (folder / "a.h5").read_bytes(), (folder / "b.h5").read_bytes()
+    out = tmp_path / "c.h5"
+    args = ["--from_weights", folder / "a.h5", "--to_weights", folder / "b.h5", "--alpha", "0.25"]
+    result = CliRunner().invoke(script, [str(x) for x in args] + ["--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output
+    c = deblurgan.load_generator(out)
+    for wc, wa, wb in zip(c.get_weights(), a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wc, 0.75 * wa + 0.25 * wb, rtol=1e-6, atol=1e-7)
+    assert ((folder / "a.h5").read_bytes(), (folder / "b.h5").read_bytes()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.h5"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("to_file", "alpha", "output", "message"),
+    [
+        ("other.h5", "0.5", "c.h5", "a.h5 and .*other.h5: the networks have different architectures"),
+        ("critic.h5", "0.5", "c.h5", "critic.h5: this is a critic"),
+        ("b.h5", "-0.1", "c.h5", r"--alpha -0.1: must lie in \[0, 1\]"),
+        ("b.h5", "0.5", "b.h5", "b.h5: is also an input file"),
+    ],
+)
+def test_script_user_errors_are_one_line_exit_2(files, script, to_file, alpha, output, message):
+    folder = files[0]
+    args = ["--from_weights", str(folder / "a.h5"), "--to_weights", str(folder / to_file)]
+    before = (folder / to_file).read_bytes()
+    result = CliRunner().invoke(script, args + ["--alpha", alpha, "--output", str(folder / output)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert re.search(message, lines[0]), lines[0]
+    assert (folder / to_file).read_bytes() == before
