@@ -9,13 +9,14 @@ import sys
 
 import click
 
-from deblurgan.cli import inference_options, main_guard, weight_path_option
+from deblurgan.cli import engine_option, inference_options, main_guard, weight_path_option
+from deblurgan.engines import load_engine
 from deblurgan.evaluate import evaluate_folder, format_summary_table
-from deblurgan.inference import load_inference_generator
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @weight_path_option
+@engine_option
 @click.option(
     "--input_dir",
     default="images/test",
@@ -31,9 +32,9 @@ from deblurgan.inference import load_inference_generator
 @click.option("--save_images", is_flag=True, help="Also write sharp | blurred | restored panels.")
 @inference_options
 @main_guard
-def main(weight_path, input_dir, output_dir, save_images, **inference):
+def main(weight_path, engine, input_dir, output_dir, save_images, **inference):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
-    generator = load_inference_generator(weight_path)
+    generator = load_engine(weight_path, engine)
     report = evaluate_folder(
         generator,
         input_dir,
