@@ -27,7 +27,7 @@ from deblurgan.precision import resolve_precision
 log = logging.getLogger(__name__)
 
 ENGINES = ("keras", "onnxruntime", "openvino")
-_EXPORT = {"onnxruntime": ("onnx", ".onnx"), "openvino": ("openvino", ".xml")}
+EXPORT_FORMATS = {"onnxruntime": ("onnx", ".onnx"), "openvino": ("openvino", ".xml")}
 _OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
@@ -47,7 +47,7 @@ def weights_hash(weight_path):
 
 def cached_export(weight_path, engine, generator=None):
     """The export of ``weight_path`` for ``engine``, written on first use; returns its path."""
-    format, suffix = _EXPORT[engine]
+    format, suffix = EXPORT_FORMATS[engine]
     path = cache_dir() / f"generator-{weights_hash(weight_path)}{suffix}"
     if not path.exists():
         log.warning("exporting %s for %s to %s (once per weight file)", weight_path, engine, path)
