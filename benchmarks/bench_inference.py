@@ -187,6 +187,10 @@ def engine_table(args):
     print(f"CPU: {_cpu_model()}; {cores} cores available; flags: {describe_cpu()}")
     resolved = {name: resolve_precision(name) for name in args.engine_precisions.split(",")}
     print(f"precision auto -> {resolve_precision('auto')} on this machine")
+    peak = _peak_gflops(cores)
+    if peak:
+        print(f"fp32 peak ~{peak:.0f} GFLOP/s ({cores} cores x {_cpu_mhz():.0f} MHz, two FMA pipes); "
+              f"{TFLOP_PER_FRAME} TFLOP per frame -> {TFLOP_PER_FRAME * 1000 / peak:.1f} s/photo at peak")
     print(f"{'engine':<13}{'precision':<16}{'s/photo':>9}{'warm-up s':>11}{'GFLOP/s':>9}")
     seen = {}
     for engine in args.engines.split(","):
@@ -217,6 +221,22 @@ def engine_table(args):
                 f"{TFLOP_PER_FRAME * 1000 / r['seconds']:>9.0f}",
                 flush=True,
             )
+
+
+def _cpu_mhz():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz"))
+    except (OSError, StopIteration, ValueError):
+        return 0.0
+
+
+def _peak_gflops(cores):
+    """Two 256-bit FMA pipes per core: 2 x 8 fp32 lanes x 2 FLOP per cycle (AVX-512: twice that)."""
+    from deblurgan.precision import cpu_flags
+
+    per_cycle = 64 if "avx512f" in cpu_flags() else 32
+    return cores * _cpu_mhz() * per_cycle / 1000
 
 
 def _cpu_model():
