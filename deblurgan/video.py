@@ -67,7 +67,7 @@ def deblur_video(generator, input_path, output_path, side_by_side=False, progres
     meta = probe_video(input_path)
     width, height = meta["size"]
     out_size = (2 * width if side_by_side else width, height)
-    expected = int(round(meta.get("duration", 0) * meta["fps"])) or None
+    expected = _count_frames(input_path)
     audio = {}
     if meta.get("audio_codec"):
         same_container = Path(input_path).suffix.lower() == Path(output_path).suffix.lower()
@@ -118,3 +118,14 @@ def _deblur_frame(generator, raw, height, width, side_by_side, options):
     if side_by_side:
         restored = np.concatenate([frame, restored], axis=1)
     return np.ascontiguousarray(to_uint8(restored)).tobytes()
+
+
+def _count_frames(path):
+    """The number of video frames (ffmpeg decodes the stream once, far faster than deblurring it);
+    None where ffmpeg cannot tell. The container's duration would count audio past the last frame."""
+    import imageio_ffmpeg
+
+    try:
+        return imageio_ffmpeg.count_frames_and_secs(str(path))[0] or None
+    except (OSError, RuntimeError, ValueError):
+        return None
