@@ -34,5 +34,9 @@ setup(
         "jax": ["jax>=0.4.30"],
         # Newest release tested; a newer one may pull several GB of CUDA packages on Linux.
         "torch": ["torch>=2.2,<2.14"],
+        # scripts/export.py and --engine: Keras exports ONNX through tf2onnx, OpenVINO IR through openvino.
+        "export": ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17", "openvino>=2024.0"],
+        "video": ["imageio-ffmpeg>=0.5"],  # its wheel ships an ffmpeg binary
+        "notebook": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "matplotlib>=3.7"],
     },
 )

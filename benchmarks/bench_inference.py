@@ -13,6 +13,14 @@ depend on the weights; accuracy figures do, so prefer trained weights for those.
     python benchmarks/bench_inference.py                        # all cases
     python benchmarks/bench_inference.py --cases 720p --runs 3
     taskset -c 0,1 python benchmarks/bench_inference.py         # a 2-core CPU
+    python benchmarks/bench_inference.py --cases 720p --runs 3
+    taskset -c 0,1 python benchmarks/bench_inference.py         # a 2-core CPU
+    python benchmarks/bench_inference.py --cases "" --engines keras,onnxruntime,openvino,torch
+
+The engine table (``--engines``) times one 1280x720 photo per engine and precision (``fp32`` and
+``auto``, which resolves to bf16 only where the CPU has it natively): this package's Keras path,
+ONNX Runtime and OpenVINO on an export of the same generator, and the same network written
+directly in PyTorch (``torch_reference.py``), each in a fresh process, after the CPU flags.
 """
 
 import argparse
@@ -103,6 +111,142 @@ def worker(args):
     }))
 
 
+TFLOP_PER_FRAME = 1.6  # 2 x 0.8 T multiply-adds of the default generator on 1280x720
+
+
+def engine_worker(args):
+    """Times one engine on the 720p photo in this process: prints a JSON line."""
+    import deblurgan
+    from deblurgan.inference import deblur_array
+    from deblurgan.precision import resolve_precision
+
+    precision = resolve_precision(args.precision)
+    sharp, blurred = synthetic_pair(*CASES["720p"])
+    if args.engine == "torch":
+        run = _torch_runner(precision)
+    else:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        generator = deblurgan.generator_model()
+        calibrate_batch_norm(generator, synthetic_pair(256, 256, seed=1)[1])
+        if args.engine != "keras":
+            from deblurgan.engines import EXPORT_FORMATS, ExportedGenerator
+            from deblurgan.export import export_generator
+
+            fmt, suffix = EXPORT_FORMATS[args.engine]
+            path = export_generator(generator, Path(args.save).with_suffix(suffix), format=fmt)
+            generator = ExportedGenerator(generator, path, args.engine, precision)
+
+        def run():
+            return deblur_array(generator, blurred, precision=precision)
+
+    start = time.perf_counter()
+    run()
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    print(
+        json.dumps(
+            {
+                "engine": args.engine,
+                "precision": precision,
+                "seconds": min(times),
+                "warmup_seconds": warmup,
+                "all_seconds": times,
+            }
+        )
+    )
+
+
+def _torch_runner(precision):
+    """The PyTorch reference generator (random weights, eval mode) on the 720p photo."""
+    import torch
+    from torch_reference import torch_generator
+
+    torch.manual_seed(0)
+    model = torch_generator().eval()
+    x = torch.rand(1, 3, *CASES["720p"]) * 2 - 1
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            return model(x)
+
+    return run
+
+
+def engine_table(args):
+    """Prints seconds per 1280x720 photo per engine and precision, with the CPU's flags and peak."""
+    from deblurgan.precision import describe_cpu, resolve_precision
+
+    cores = len(os.sched_getaffinity(0))
+    print(f"CPU: {_cpu_model()}; {cores} cores available; flags: {describe_cpu()}")
+    resolved = {name: resolve_precision(name) for name in args.engine_precisions.split(",")}
+    print(f"precision auto -> {resolve_precision('auto')} on this machine")
+    peak = _peak_gflops(cores)
+    if peak:
+        print(f"fp32 peak ~{peak:.0f} GFLOP/s ({cores} cores x {_cpu_mhz():.0f} MHz, two FMA pipes); "
+              f"{TFLOP_PER_FRAME} TFLOP per frame -> {TFLOP_PER_FRAME * 1000 / peak:.1f} s/photo at peak")
+    print(f"{'engine':<13}{'precision':<16}{'s/photo':>9}{'warm-up s':>11}{'GFLOP/s':>9}")
+    seen = {}
+    for engine in args.engines.split(","):
+        for name, precision in resolved.items():
+            label = name if name == precision else f"{name} (={precision})"
+            if (engine, precision) not in seen:
+                with tempfile.TemporaryDirectory() as tmp:
+                    command = [
+                        sys.executable,
+                        __file__,
+                        "--engine_worker",
+                        "--engine",
+                        engine,
+                        "--precision",
+                        precision,
+                        "--runs",
+                        str(args.runs),
+                        "--save",
+                        f"{tmp}/g",
+                    ]
+                    result = subprocess.run(command, capture_output=True, text=True)
+                if result.returncode != 0:
+                    sys.exit(f"{engine} {precision} failed:\n{result.stderr[-3000:]}")
+                seen[engine, precision] = json.loads(result.stdout.strip().splitlines()[-1])
+            r = seen[engine, precision]
+            print(
+                f"{engine:<13}{label:<16}{r['seconds']:>9.2f}{r['warmup_seconds']:>11.2f}"
+                f"{TFLOP_PER_FRAME * 1000 / r['seconds']:>9.0f}",
+                flush=True,
+            )
+
+
+def _cpu_mhz():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz"))
+    except (OSError, StopIteration, ValueError):
+        return 0.0
+
+
+def _peak_gflops(cores):
+    """Two 256-bit FMA pipes per core: 2 x 8 fp32 lanes x 2 FLOP per cycle (AVX-512: twice that)."""
+    from deblurgan.precision import cpu_flags
+
+    per_cycle = 64 if "avx512f" in cpu_flags() else 32
+    return cores * _cpu_mhz() * per_cycle / 1000
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
 def run_case(case, precision, args, save):
     command = [sys.executable, __file__, "--worker", "--case", case, "--precision", precision,
                "--runs", str(args.runs), "--save", save]
@@ -120,15 +264,25 @@ def main():
     parser.add_argument("--cases", default="720p,12mp", help="comma-separated: 720p, 12mp")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--runs", type=int, default=2, help="timed runs per case (the best is reported)")
+    parser.add_argument("--engines", default="", help="comma-separated: keras, onnxruntime, openvino, torch")
+    parser.add_argument("--engine_precisions", default="fp32,auto", help="precisions of the engine table")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine_worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.engine_worker:
+        return engine_worker(args)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if args.engines:
+        engine_table(args)
+    if not args.cases:
+        return
     from deblurgan.metrics import psnr
 
     print(f"CPU cores available: {len(os.sched_getaffinity(0))}; weights: {args.weight_path or 'random'}")

@@ -58,43 +58,9 @@ def torch_reference_seconds(batch_size, crop, critic_updates, runs):
     """The same ResNet generator and PatchGAN critic in plain PyTorch, WGAN-GP, L1 content loss."""
     import torch
     from torch import nn
+    from torch_reference import torch_generator  # benchmarks/ is the script's folder
 
     torch.manual_seed(0)
-
-    def res_block(ch):
-        return nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.BatchNorm2d(ch), nn.ReLU(True), nn.Dropout(0.5),
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.BatchNorm2d(ch),
-        )  # fmt: skip
-
-    class Generator(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, 64, 7), nn.BatchNorm2d(64), nn.ReLU(True)]
-            layers += [nn.Conv2d(64, 128, 3, 2, 1), nn.BatchNorm2d(128), nn.ReLU(True)]
-            layers += [nn.Conv2d(128, 256, 3, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True)]
-            self.head = nn.Sequential(*layers)
-            self.blocks = nn.ModuleList(res_block(256) for _ in range(9))
-            tail = [
-                nn.Upsample(scale_factor=2),
-                nn.Conv2d(256, 128, 3, padding=1),
-                nn.BatchNorm2d(128),
-                nn.ReLU(True),
-            ]
-            tail += [
-                nn.Upsample(scale_factor=2),
-                nn.Conv2d(128, 64, 3, padding=1),
-                nn.BatchNorm2d(64),
-                nn.ReLU(True),
-            ]
-            tail += [nn.ReflectionPad2d(3), nn.Conv2d(64, 3, 7), nn.Tanh()]
-            self.tail = nn.Sequential(*tail)
-
-        def forward(self, x):
-            h = self.head(x)
-            for block in self.blocks:
-                h = h + block(h)
-            return torch.clamp(x + self.tail(h), -1, 1)
 
     def critic():
         layers, ch = [nn.Conv2d(3, 64, 4, 2, 1), nn.LeakyReLU(0.2, True)], 64
@@ -110,7 +76,7 @@ def torch_reference_seconds(batch_size, crop, critic_updates, runs):
         layers += [nn.Conv2d(512, 1, 4, 1, 1)]
         return nn.Sequential(*layers)
 
-    g, d = Generator(), critic()
+    g, d = torch_generator(), critic()
     g_opt = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(d.parameters(), 1e-4, betas=(0.5, 0.999))
     blurred = torch.rand(batch_size, 3, crop, crop) * 2 - 1

@@ -4,11 +4,11 @@ Importing the package registers every custom Keras object, so ``keras.models.loa
 deblurgan files without ``custom_objects``.
 """
 
-import os
+from deblurgan.quiet import import_tensorflow_quietly
 
 # TensorFlow's C++ start-up chatter (CPU features, missing CUDA) hides our own messages; a user's
-# own setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# own TF_CPP_MIN_LOG_LEVEL wins (see deblurgan/quiet.py).
+import_tensorflow_quietly()
 
 from deblurgan import frequency, losses  # noqa: E402
 from deblurgan.blur import (  # noqa: E402

@@ -7,9 +7,11 @@ import sys
 import click
 
 from deblurgan.config import FLAT_NAMES
+from deblurgan.engines import ENGINES
 from deblurgan.errors import DeblurGANError
-from deblurgan.inference import DEFAULT_MAX_PIXELS, DEFAULT_WEIGHTS, PRECISIONS
+from deblurgan.inference import DEFAULT_MAX_PIXELS, DEFAULT_WEIGHTS
 from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS
+from deblurgan.precision import PRECISION_CHOICES
 
 # Flags whose name differs from the library parameter they set; every other flag is --<parameter>,
 # and a training-config parameter "section.field" is --<field> (deblurgan.config.FLAT_NAMES).
@@ -48,6 +50,14 @@ def main_guard(command):
 
 weight_path_option = click.option(
     "--weight_path", default=DEFAULT_WEIGHTS, show_default=True, help="Generator file (.h5 or .keras)."
+)
+
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="keras",
+    show_default=True,
+    help="What runs the generator; onnxruntime/openvino export it once (cached by the weights' hash).",
 )
 
 
@@ -93,10 +103,10 @@ def inference_options(command):
         ),
         click.option(
             "--precision",
-            type=click.Choice(list(PRECISIONS)),
-            default="fp32",
+            type=click.Choice(PRECISION_CHOICES),
+            default="auto",
             show_default=True,
-            help="bf16 is faster on CPUs with AVX512_BF16/AMX and on recent GPUs.",
+            help="auto: bf16 on CPUs with AVX512_BF16/AMX and on GPUs (where it is faster), else fp32.",
         ),
     ]
     for option in reversed(options):

@@ -41,6 +41,7 @@ from deblurgan.io import (
     write_image,
 )
 from deblurgan.multiscale_model import finest_output
+from deblurgan.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ def default_overlap(generator):
 
 
 def with_precision(generator, precision="fp32"):
-    """The generator computing in ``precision`` (``fp32``, ``bf16`` or ``fp16``).
+    """The generator computing in ``precision`` (``fp32``, ``bf16``, ``fp16``, or ``auto``: see
+    :func:`deblurgan.precision.resolve_precision`).
 
     For bf16/fp16 the model is rebuilt from its config with every layer under Keras' mixed dtype
     policy (float32 weights, 16-bit computation) and the weights copied. The output layer (the
@@ -114,6 +116,9 @@ def with_precision(generator, precision="fp32"):
     rounded to 8 significant bits, only the correction the network computes. The result is cached
     per generator, so calling this per photo is cheap.
     """
+    precision = resolve_precision(precision)
+    if hasattr(generator, "with_precision"):  # an engine other than Keras (deblurgan.engines)
+        return generator.with_precision(precision)
     if precision not in PRECISIONS:
         raise DeblurGANError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}", "precision")
     if precision == "fp32":
@@ -145,7 +150,7 @@ def deblur_array(
     tile_size=None,
     overlap=None,
     batch_size=1,
-    precision="fp32",
+    precision="auto",
     max_pixels=DEFAULT_MAX_PIXELS,
 ):
     """Deblurs one photo of any size.
@@ -161,7 +166,8 @@ def deblur_array(
             tiled result equal to a single pass.
         batch_size: tiles per forward pass. Under a pixel budget, 1 gives the largest tiles and so the
             least recomputed overlap; larger batches help GPUs with small explicit tiles.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :func:`with_precision`).
+        precision: ``"auto"`` (bf16 where native, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"``
+            (see :func:`with_precision` and :mod:`deblurgan.precision`).
         max_pixels: the pixel budget of one forward pass when ``tile_size`` is ``None``.
 
     Returns:

@@ -139,7 +139,8 @@ _finest = weakref.WeakKeyDictionary()
 def finest_output(generator):
     """``generator`` itself when it has one output, else a model sharing its layers that returns
     only the first (finest) output; cached per generator, so calling it per photo is cheap."""
-    if len(generator.outputs) == 1:
+    outputs = getattr(generator, "outputs", None)  # engines other than Keras run one output
+    if not outputs or len(outputs) == 1:
         return generator
     if generator not in _finest:
         _finest[generator] = keras.Model(generator.inputs, generator.outputs[0], name=generator.name)

@@ -8,16 +8,17 @@ import sys
 
 import click
 
-from deblurgan.cli import flag_message, inference_options, main_guard, weight_path_option
+from deblurgan.cli import engine_option, flag_message, inference_options, main_guard, weight_path_option
+from deblurgan.engines import load_engine
 from deblurgan.inference import (
     deblur_folder,
     format_summary,
-    load_inference_generator,
 )
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @weight_path_option
+@engine_option
 @click.option(
     "--input_dir",
     default="images/demo",
@@ -33,9 +34,9 @@ from deblurgan.inference import (
 @click.option("--side_by_side", is_flag=True, help="Write blurred | restored side by side (Sicara demo).")
 @inference_options
 @main_guard
-def main(weight_path, input_dir, output_dir, side_by_side, **inference):
+def main(weight_path, engine, input_dir, output_dir, side_by_side, **inference):
     """Deblur every photo of INPUT_DIR into OUTPUT_DIR with a trained DeblurGAN generator."""
-    generator = load_inference_generator(weight_path)
+    generator = load_engine(weight_path, engine)
     summary = deblur_folder(
         generator,
         input_dir,

@@ -9,14 +9,15 @@ import sys
 
 import click
 
-from deblurgan.cli import flag_message, inference_options, main_guard, weight_path_option
+from deblurgan.cli import engine_option, flag_message, inference_options, main_guard, weight_path_option
+from deblurgan.engines import load_engine
 from deblurgan.evaluate import evaluate_folder, format_summary_table
 from deblurgan.fid import inception_feature_extractor
-from deblurgan.inference import load_inference_generator
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @weight_path_option
+@engine_option
 @click.option(
     "--input_dir",
     default="images/test",
@@ -39,9 +40,9 @@ from deblurgan.inference import load_inference_generator
 )
 @inference_options
 @main_guard
-def main(weight_path, input_dir, output_dir, save_images, fid, inception_weights, **inference):
+def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception_weights, **inference):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
-    generator = load_inference_generator(weight_path)
+    generator = load_engine(weight_path, engine)
     report = evaluate_folder(
         generator,
         input_dir,

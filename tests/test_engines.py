@@ -1,0 +1,111 @@
+"""--engine (ONNX Runtime, OpenVINO with a cached export) and --precision auto."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from infer_helpers import random_photo, tiny_generator
+
+from deblurgan import engines, precision
+from deblurgan.checkpoints import save_model
+from deblurgan.errors import DeblurGANError
+from deblurgan.inference import deblur_array, with_precision
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    """Sets the CPU flags and GPU presence :mod:`deblurgan.precision` sees."""
+
+    def fake(flags, gpu=False):
+        monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+        monkeypatch.setattr(precision, "has_gpu", lambda: gpu)
+
+    return fake
+
+
+@pytest.mark.backend
+def test_auto_is_fp32_without_native_bf16_and_bf16_with_it(fake_cpu):
+    fake_cpu({"avx2", "fma", "avx512f"})
+    assert precision.resolve_precision("auto") == "fp32"
+    generator = tiny_generator()
+    assert with_precision(generator, "auto") is generator
+    for native in ({"avx2", "avx512_bf16"}, {"avx2", "amx_bf16"}):
+        fake_cpu(native)
+        assert precision.resolve_precision("auto") == "bf16"
+    fake_cpu({"avx2"}, gpu=True)
+    assert precision.resolve_precision("auto") == "bf16"
+    assert with_precision(generator, "auto").layers[1].compute_dtype == "bfloat16"
+    assert precision.resolve_precision("fp16") == "fp16"
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\nflags\t: fpu\n")
+    assert precision.cpu_flags.__wrapped__(str(cpuinfo)) == {"fpu", "sse2", "avx2", "fma"}
+    assert precision.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEBLURGAN_CACHE", str(tmp_path / "cache"))
+    return save_model(tiny_generator(seed=1), tmp_path / "generator.h5")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_engine_matches_keras_and_exports_once_per_weight_file(weights, engine, tmp_path, monkeypatch):
+    keras_engine = engines.load_engine(weights, "keras")
+    photo = random_photo(61, 83)  # padded to 64x84, and tiled below
+    want = deblur_array(keras_engine, photo, precision="fp32")
+    runner = engines.load_engine(weights, engine)
+    cached = sorted((tmp_path / "cache").iterdir())
+    assert len(cached) == (1 if engine == "onnxruntime" else 2)  # .xml + .bin
+    assert engines.weights_hash(weights) in cached[0].name
+    np.testing.assert_allclose(deblur_array(runner, photo, precision="auto"), want, atol=1e-4)
+    tiled = deblur_array(runner, photo, tile_size=48, overlap=8, precision="fp32")
+    want_tiled = deblur_array(keras_engine, photo, tile_size=48, overlap=8, precision="fp32")
+    np.testing.assert_allclose(tiled, want_tiled, atol=1e-4)
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the weights did not change")
+
+    monkeypatch.setattr(engines, "export_generator", no_export)
+    engines.load_engine(weights, engine)
+    save_model(tiny_generator(seed=2), weights)  # new weights: a new export
+    monkeypatch.undo()
+    monkeypatch.setenv("DEBLURGAN_CACHE", str(tmp_path / "cache"))
+    engines.load_engine(weights, engine)
+    assert len(list((tmp_path / "cache").iterdir())) == 2 * len(cached)
+
+
+def test_onnxruntime_refuses_reduced_precision_and_unknown_engines(weights):
+    with pytest.raises(DeblurGANError, match="engine='tensorrt' is not one of keras, onnxruntime, openvino"):
+        engines.load_engine(weights, "tensorrt")
+    runner = engines.load_engine(weights, "onnxruntime")
+    with pytest.raises(DeblurGANError, match="precision=bf16: the onnxruntime engine runs fp32 only"):
+        with_precision(runner, "bf16")
+
+
+@pytest.mark.slow
+def test_deblur_script_takes_the_engine_option(weights, tmp_path):
+    import importlib.util
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from deblurgan.io import read_image
+
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "deblur.py"
+    spec = importlib.util.spec_from_file_location("deblur_script", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    photo = (random_photo(40, 52) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    outputs = {}
+    for engine in ("keras", "onnxruntime"):
+        args = ["--weight_path", str(weights), "--engine", engine, "--input_dir", str(tmp_path / "photo.png")]
+        result = CliRunner().invoke(script.main, args + ["--output_dir", str(tmp_path / engine)])
+        assert result.exit_code == 0, result.output
+        outputs[engine] = read_image(tmp_path / engine / "photo.png").pixels
+    assert np.abs(outputs["keras"] - outputs["onnxruntime"]).max() <= 1 / 255 + 1e-6
+    assert any(p.suffix == ".onnx" for p in (tmp_path / "cache").iterdir())
