@@ -15,7 +15,6 @@ upwards for small sets; with fewer images than features (2048) the covariances a
 """
 
 import logging
-import urllib.error
 from pathlib import Path
 
 import h5py
@@ -25,8 +24,8 @@ from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import preprocess_image
-from deblurgan.losses import _first_line, _keras_cache_dir
 from deblurgan.metrics import frechet_distance
+from deblurgan.pretrained import cached_weights_path, first_line
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +49,9 @@ def inception_weights_path():
         DeblurGANError: the file is not cached and cannot be downloaded; the message names the
             file, its URL and where to put a copy.
     """
-    cache_dir = _keras_cache_dir()
-    cached = Path(cache_dir, "models", INCEPTION_FILE)
-    if not cached.is_file():
-        log.info("downloading InceptionV3 ImageNet weights from %s", INCEPTION_URL)
-    try:
-        return keras.utils.get_file(
-            INCEPTION_FILE, INCEPTION_URL, cache_subdir="models", file_hash=INCEPTION_MD5, cache_dir=cache_dir
-        )
-    except Exception as error:  # get_file wraps URL errors in a bare Exception
-        cause = error.__context__
-        reason = cause.reason if isinstance(cause, urllib.error.URLError) else _first_line(error)
-        raise DeblurGANError(
-            f"{INCEPTION_FILE}: InceptionV3 ImageNet weights are missing or damaged in {cached.parent} "
-            f"and the download failed ({reason}); {_download_help(cached.parent)}"
-        ) from None
+    return cached_weights_path(
+        INCEPTION_FILE, INCEPTION_URL, INCEPTION_MD5, "InceptionV3 ImageNet weights", _download_help
+    )
 
 
 def inception_feature_extractor(weights="imagenet"):
@@ -92,7 +79,7 @@ def inception_feature_extractor(weights="imagenet"):
         )
     except Exception as error:  # Keras raises many types for a foreign or damaged file
         raise DeblurGANError(
-            f"{path}: cannot load it as InceptionV3 notop weights ({_first_line(error)}); "
+            f"{path}: cannot load it as InceptionV3 notop weights ({first_line(error)}); "
             f"pass {INCEPTION_FILE}"
         ) from None
     model.trainable = False

@@ -19,8 +19,6 @@ or ``None`` (random initialisation, for tests).
 
 import functools
 import logging
-import os
-import urllib.error
 from pathlib import Path
 
 import h5py
@@ -28,6 +26,7 @@ import keras
 from keras import layers, ops
 
 from deblurgan.errors import DeblurGANError
+from deblurgan.pretrained import cached_weights_path, first_line
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +101,6 @@ def _download_help(network, cache_dir="~/.keras/models"):
     )
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def _keras_cache_dir():
-    """``$KERAS_HOME`` read now (Keras reads it once, at import), else ``~/.keras``."""
-    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-
-
 def imagenet_weights_path(network="vgg16"):
     """The local path of the Keras ImageNet "notop" weights for ``network``, downloading if needed.
 
@@ -124,20 +113,8 @@ def imagenet_weights_path(network="vgg16"):
     """
     _check_network(network)
     file_name, url, md5 = VGG_WEIGHTS[network]
-    cache_dir = _keras_cache_dir()
-    cached = Path(cache_dir, "models", file_name)
-    if not cached.is_file():
-        log.info("downloading %s ImageNet weights from %s", network.upper(), url)
-    try:
-        return keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=md5, cache_dir=cache_dir)
-    except Exception as error:  # get_file wraps URL errors in a bare Exception
-        cause = error.__context__
-        reason = cause.reason if isinstance(cause, urllib.error.URLError) else _first_line(error)
-        raise DeblurGANError(
-            f"{file_name}: {network.upper()} ImageNet weights are missing or damaged in "
-            f"{cached.parent} and the download failed ({reason}); "
-            f"{_download_help(network, cached.parent)}"
-        ) from None
+    label = f"{network.upper()} ImageNet weights"
+    return cached_weights_path(file_name, url, md5, label, lambda cache: _download_help(network, cache))
 
 
 def _check_weights_file(path, network):
@@ -161,7 +138,7 @@ def _full_vgg(network, weights_path):
         return constructor(include_top=False, weights=weights_path, input_shape=(None, None, 3))
     except Exception as error:  # Keras raises many types for a foreign or damaged file
         raise DeblurGANError(
-            f"{weights_path}: cannot load it as {network.upper()} notop weights ({_first_line(error)}); "
+            f"{weights_path}: cannot load it as {network.upper()} notop weights ({first_line(error)}); "
             f"pass {VGG_WEIGHTS[network][0]} for network={network!r}"
         ) from None
 
