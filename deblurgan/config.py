@@ -67,7 +67,11 @@ class CriticConfig(_Section):
     """The adversarial part: GAN mode (a row of ``training.RECIPES``), critic network, its steps."""
 
     section: ClassVar[str] = "critic"
-    gan_mode: str = _option("wgan", "wgan (Sicara), wgan-gp (paper), wgan-clip, none.", choices=GAN_MODES)
+    gan_mode: str = _option(
+        "wgan",
+        "wgan (Sicara), wgan-gp (paper), wgan-clip, ragan (ESRGAN), ragan-ls (DeblurGAN-v2), none.",
+        choices=GAN_MODES,
+    )
     architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.", choices=CRITICS)
     n_filters: int = _option(64, "Critic filters.", minimum=1)
     updates: int = _option(5, "Critic steps per generator step.", minimum=1)

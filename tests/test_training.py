@@ -50,7 +50,7 @@ def _trainer(gan_mode, critic_updates=1):
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("gan_mode", ["wgan", "wgan-gp", "wgan-clip"])
+@pytest.mark.parametrize("gan_mode", ["wgan", "wgan-gp", "wgan-clip", "ragan", "ragan-ls"])
 def test_generator_step_leaves_every_critic_variable_bit_identical(gan_mode):
     trainer = _trainer(gan_mode)
     blurred, sharp = _pairs()
@@ -65,7 +65,7 @@ def test_generator_step_leaves_every_critic_variable_bit_identical(gan_mode):
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("gan_mode", ["wgan", "wgan-gp", "wgan-clip"])
+@pytest.mark.parametrize("gan_mode", ["wgan", "wgan-gp", "wgan-clip", "ragan", "ragan-ls"])
 def test_critic_step_leaves_every_generator_variable_bit_identical(gan_mode):
     trainer = _trainer(gan_mode)
     blurred, sharp = _pairs()
@@ -78,7 +78,8 @@ def test_critic_step_leaves_every_generator_variable_bit_identical(gan_mode):
     changed = _changed(critic_before, _snapshot(trainer.critic))
     trainable = {v.path for v in trainer.critic.trainable_variables}
     if gan_mode != "wgan":
-        # mean D(fake) - mean D(real) does not depend on the last bias: its gradient is exactly 0
+        # mean D(fake) - mean D(real), and the relativistic C(x) - mean C(y), do not depend on the
+        # last bias: its gradient is exactly 0
         trainable.discard("conv_score/bias")
     assert trainable <= changed
     if gan_mode == "wgan":  # the Sicara critic has batch norm: its statistics belong to the critic step
@@ -113,8 +114,8 @@ def test_weight_clipping_bounds_every_critic_weight():
     assert largest == pytest.approx(0.01)
 
 
-def _linear_critic(weights, bias=0.25):
-    inputs = keras.Input((4, 4, 3))
+def _linear_critic(weights, bias=0.25, shape=(4, 4, 3)):
+    inputs = keras.Input(shape)
     score = keras.layers.Dense(1, name="score")(keras.layers.Flatten()(inputs))
     critic = keras.Model(inputs, score)
     critic.get_layer("score").set_weights([weights.reshape(-1, 1), np.array([bias], "float32")])
@@ -173,6 +174,77 @@ def test_critic_step_differentiates_through_the_gradient_penalty():
     np.testing.assert_allclose(new_w, w - 0.1 * grad, rtol=1e-4, atol=1e-6)
 
 
+def _softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+# Hand-written relativistic average losses (Jolicoeur-Martineau 2018): d_r = C(real) - mean C(fake),
+# d_f = C(fake) - mean C(real); each loss is the mean of its real and fake terms.
+RAGAN_BY_HAND = {  # gan mode -> (critic loss, generator loss) of (d_r, d_f)
+    "ragan": (
+        lambda d_r, d_f: (np.mean(_softplus(-d_r)) + np.mean(_softplus(d_f))) / 2,
+        lambda d_r, d_f: (np.mean(_softplus(d_r)) + np.mean(_softplus(-d_f))) / 2,
+    ),
+    "ragan-ls": (
+        lambda d_r, d_f: (np.mean((d_r - 1) ** 2) + np.mean((d_f + 1) ** 2)) / 2,
+        lambda d_r, d_f: (np.mean((d_r + 1) ** 2) + np.mean((d_f - 1) ** 2)) / 2,
+    ),
+}
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("gan_mode", ["ragan", "ragan-ls"])
+def test_relativistic_losses_match_hand_computation_on_a_linear_critic(gan_mode):
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=192).astype("float32") * 0.2
+    keras.utils.set_random_seed(0)
+    generator = generator_model(input_shape=(8, 8, 3), n_filters=2, n_blocks=1, dropout_rate=0)
+    critic = _linear_critic(w, shape=(8, 8, 3))
+    trainer = DeblurGANTrainer(generator, critic, gan_mode=gan_mode, critic_updates=1)
+    real, fake, blurred = (rng.uniform(-1, 1, (3, 8, 8, 3)).astype("float32") for _ in range(3))
+
+    def scores(images):  # C(x) = w.x + 0.25
+        return images.reshape(len(images), -1) @ w + 0.25
+
+    critic_by_hand, generator_by_hand = RAGAN_BY_HAND[gan_mode]
+    d_r, d_f = scores(real) - scores(fake).mean(), scores(fake) - scores(real).mean()
+    logs = trainer._critic_step(real, fake, np.full((3, 1, 1, 1), 0.5, "float32"))
+    assert float(logs["critic/total"]) == pytest.approx(critic_by_hand(d_r, d_f), rel=1e-4)
+    assert float(logs["critic/relativistic"]) == float(logs["critic/total"])
+
+    # the generator step scores its own output (batch statistics: training mode) against the real images
+    restored = keras.ops.convert_to_numpy(generator(blurred, training=True))
+    w = keras.ops.convert_to_numpy(trainer.critic.get_layer("score").kernel).reshape(-1)  # after the step
+    bias = float(keras.ops.convert_to_numpy(trainer.critic.get_layer("score").bias)[0])
+    real_scores, fake_scores = real.reshape(3, -1) @ w + bias, restored.reshape(3, -1) @ w + bias
+    d_r, d_f = real_scores - fake_scores.mean(), fake_scores - real_scores.mean()
+    logs = trainer._generator_step(blurred, real)
+    assert float(logs["generator/adversarial"]) == pytest.approx(generator_by_hand(d_r, d_f), rel=1e-4)
+
+
+@pytest.mark.backend
+def test_ragan_ls_critic_step_follows_the_hand_derived_gradient():
+    """One SGD step on a linear critic C(x) = w.x + b: with d_r = w.(x_i - mean y), d_f = w.(y_j - mean x),
+    dL/dw = mean_i (d_r_i - 1)(x_i - mean y) + mean_j (d_f_j + 1)(y_j - mean x)."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=48).astype("float32") * 0.3
+    critic = _linear_critic(w)
+    generator = generator_model(input_shape=(4, 4, 3), n_filters=2, n_blocks=1)
+    trainer = DeblurGANTrainer(
+        generator, critic, gan_mode="ragan-ls", critic_updates=1,
+        generator_optimizer=keras.optimizers.SGD(0.1), critic_optimizer=keras.optimizers.SGD(0.1),
+    )  # fmt: skip
+    real = rng.uniform(-1, 1, (2, 4, 4, 3)).astype("float32").reshape(2, -1)
+    fake = rng.uniform(-1, 1, (3, 4, 4, 3)).astype("float32").reshape(3, -1)
+    alpha = np.zeros((2, 1, 1, 1), "float32")  # unused: no gradient penalty
+    trainer._critic_step(real.reshape(2, 4, 4, 3), fake.reshape(3, 4, 4, 3), alpha)
+
+    real_rel, fake_rel = real - fake.mean(0), fake - real.mean(0)
+    grad = ((real_rel @ w - 1)[:, None] * real_rel).mean(0) + ((fake_rel @ w + 1)[:, None] * fake_rel).mean(0)
+    new_w = keras.ops.convert_to_numpy(critic.get_layer("score").kernel).reshape(-1)
+    np.testing.assert_allclose(new_w, w - 0.1 * grad, rtol=1e-4, atol=1e-6)
+
+
 def test_training_really_learns_to_deblur():
     """Paper recipe (WGAN-GP, PatchGAN, residual generator), tiny networks, 4 fixed pairs."""
     blurred, sharp = _pairs(n=4, seed=0)
@@ -207,6 +279,10 @@ def test_default_optimizers_follow_each_recipe():
     rms_g, rms_d = default_optimizers("wgan-clip")
     assert isinstance(rms_d, keras.optimizers.RMSprop)
     assert float(rms_g.learning_rate) == pytest.approx(5e-5)
+    _, esrgan = default_optimizers("ragan")  # ESRGAN: Adam 1e-4, betas 0.9/0.99
+    assert (float(esrgan.learning_rate), esrgan.beta_1, esrgan.beta_2) == pytest.approx((1e-4, 0.9, 0.99))
+    v2_g, _ = default_optimizers("ragan-ls")  # DeblurGAN-v2: Adam 1e-4, PyTorch's default betas
+    assert (float(v2_g.learning_rate), v2_g.beta_1, v2_g.beta_2) == pytest.approx((1e-4, 0.9, 0.999))
 
 
 def test_linear_decay_is_flat_then_reaches_zero():
