@@ -18,6 +18,7 @@ from deblurgan.training import GAN_MODES
 
 AUTO = "auto"
 CRITICS = (AUTO, "sicara", "patchgan")
+CRITIC_INPUTS = ("image", "highpass")
 
 
 def _option(default, help, *flags, choices=None, minimum=None):
@@ -73,6 +74,7 @@ class CriticConfig(_Section):
         choices=GAN_MODES,
     )
     architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.", choices=CRITICS)
+    input: str = _option("image", "highpass: the critic sees x - lowpass(x) (DSGAN).", choices=CRITIC_INPUTS)
     n_filters: int = _option(64, "Critic filters.", minimum=1)
     updates: int = _option(5, "Critic steps per generator step.", minimum=1)
     clip_value: float = _option(0.01, "wgan-clip weight bound.")
@@ -89,6 +91,7 @@ class LossConfig(_Section):
     content_weight: float = _option(100.0, "Weight of the content loss.")
     adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.")
     gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight")
+    lowpass_weight: float = _option(0.0, "Weight of DSGAN's low-pass L1 (colour) loss; 0: off.", minimum=0)
     vgg_network: str = _option(
         "vgg16", "vgg16 block3_conv3 (Sicara), vgg19 conv3_3 (paper).", choices=VGG_NETWORKS
     )
@@ -140,6 +143,7 @@ FLAT_NAMES = {
     "critic": ("critic", "architecture"),
     "critic_filters": ("critic", "n_filters"),
     "critic_updates": ("critic", "updates"),
+    "critic_input": ("critic", "input"),
     "content_loss": ("loss", "content"),
 }
 GENERATOR_VARIANT = ("norm", "output_mode", "upsampling")  # flags that override --preset

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from deblurgan import losses
+from deblurgan import frequency, losses
 from deblurgan.errors import DeblurGANError
 
 
@@ -102,6 +102,7 @@ class DeblurGANTrainer:
         gan_mode: one of ``GAN_MODES`` (a row of ``RECIPES``).
         content_loss: callable ``(sharp, restored) -> scalar`` (e.g. ``losses.content_loss("l1")``).
         content_weight, adversarial_weight: generator loss weights (100 and 1, as Sicara and the paper).
+        lowpass_weight: weight of DSGAN's low-pass L1 term (``frequency.lowpass_l1_loss``; 0: off).
         gradient_penalty_weight: lambda of WGAN-GP (10).
         clip_value: critic weight clipping bound for ``wgan-clip`` (0.01).
         critic_updates: critic steps per generator step (5).
@@ -117,7 +118,7 @@ class DeblurGANTrainer:
     def __init__(
         self, generator, critic, gan_mode="wgan", content_loss=None, content_weight=100.0,
         adversarial_weight=1.0, gradient_penalty_weight=10.0, clip_value=0.01, critic_updates=5,
-        generator_optimizer=None, critic_optimizer=None, seed=0,
+        generator_optimizer=None, critic_optimizer=None, seed=0, lowpass_weight=0.0,
     ):  # fmt: skip
         self.recipe = recipe(gan_mode)
         if self.recipe.uses_critic and critic is None:
@@ -128,6 +129,7 @@ class DeblurGANTrainer:
         self.content_loss = content_loss or losses.content_loss("l1")
         self.content_weight = float(content_weight)
         self.adversarial_weight = float(adversarial_weight)
+        self.lowpass_weight = float(lowpass_weight)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.clip_value = float(clip_value)
         self.critic_updates = int(critic_updates)
@@ -190,6 +192,10 @@ class DeblurGANTrainer:
         content = self.content_loss(sharp, restored)
         logs = {"generator/content": content}
         total = self.content_weight * content
+        if self.lowpass_weight:
+            lowpass = frequency.lowpass_l1_loss(sharp, restored)
+            logs["generator/lowpass"] = lowpass
+            total = total + self.lowpass_weight * lowpass
         if self.critic is not None:
             adversarial = self._adversarial_loss(critic_values, restored, sharp)
             logs["generator/adversarial"] = adversarial

@@ -20,6 +20,7 @@ from deblurgan.checkpoints import load_generator
 from deblurgan.config import AUTO, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.errors import DeblurGANError
+from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array
 from deblurgan.io import read_image
 from deblurgan.metrics import psnr_8bit, score_8bit
@@ -69,6 +70,8 @@ def build_trainer(config):
             critic = discriminator_model(input_shape=(size, size, 3), n_filters=c.n_filters)
         else:
             critic = patchgan_critic_model(n_filters=c.n_filters)
+        if c.input == "highpass":
+            critic = highpass_critic(critic)
     loss = config.loss
     if loss.content == "perceptual":
         vgg = dict(network=loss.vgg_network, weights=loss.vgg_weights, input_scaling=loss.vgg_input_scaling)
@@ -83,6 +86,7 @@ def build_trainer(config):
         content_loss=content,
         content_weight=loss.content_weight,
         adversarial_weight=loss.adversarial_weight,
+        lowpass_weight=loss.lowpass_weight,
         gradient_penalty_weight=loss.gradient_penalty_weight,
         clip_value=c.clip_value,
         critic_updates=c.updates,

@@ -186,6 +186,23 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
 
 
+def test_one_epoch_of_ragan_with_frequency_separation_then_resume_rules(data_dir, tmp_path):
+    """--gan_mode ragan-ls --critic_input highpass --lowpass_weight 1: terms logged, critic saved."""
+    dsgan = dict(gan_mode="ragan-ls", critic_input="highpass", lowpass_weight=1.0)
+    (row,) = train(_options(data_dir, tmp_path, n_epochs=1, **dsgan))
+    assert {"critic/relativistic", "generator/adversarial", "generator/lowpass", "val/psnr"} <= set(row)
+    assert "critic/wasserstein" not in row
+    expected_total = 100 * row["generator/content"] + row["generator/adversarial"] + row["generator/lowpass"]
+    assert row["generator/total"] == pytest.approx(expected_total, rel=1e-4)
+    weights = tmp_path / "run" / "weights"
+    critic = deblurgan.load_critic(weights / "discriminator_0.h5")
+    assert [layer.name for layer in critic.layers] == ["image", "highpass", "critic"]
+    options = json.loads((weights / "options.json").read_text())
+    assert (options["critic"]["input"], options["critic"]["architecture"]) == ("highpass", "patchgan")
+    with pytest.raises(DeblurGANError, match=r"critic.input='highpass' \(now 'image'\)"):
+        resume_training(_options(data_dir, tmp_path, n_epochs=2, **{**dsgan, "critic_input": "image"}))
+
+
 def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
     train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
     with pytest.raises(DeblurGANError, match="continue it with --resume"):
@@ -274,7 +291,10 @@ def test_the_script_defaults_are_the_config_defaults():
 def test_every_flag_reaches_its_config_field():
     flags = {"critic_filters": 8, "critic_updates": 3, "content_loss": "mse", "gradient_penalty_weight": 5.0}
     flags.update(vgg_input_scaling="none", preset="paper", norm="batch", sharp_dir="photos", n_epochs=3)
+    flags.update(gan_mode="ragan-ls", critic_input="highpass", lowpass_weight=2.0)
     config = TrainingConfig.from_flags(**flags)
+    assert (config.critic.gan_mode, config.critic.input) == ("ragan-ls", "highpass")
+    assert config.loss.lowpass_weight == 2.0
     assert (config.critic.n_filters, config.critic.updates, config.loss.content) == (8, 3, "mse")
     assert (config.loss.gradient_penalty_weight, config.loss.vgg_input_scaling) == (5.0, "none")
     # the paper preset, with its norm overridden

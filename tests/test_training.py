@@ -3,9 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import uniform_filter, uniform_filter1d
 
 from deblurgan import losses
+from deblurgan.checkpoints import load_critic, save_model
+from deblurgan.config import TrainingConfig
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
 from deblurgan.training import (
     DeblurGANTrainer,
@@ -14,6 +16,7 @@ from deblurgan.training import (
     linear_decay_learning_rate,
     recalibrate_batch_norm,
 )
+from deblurgan.training_loop import build_trainer, resolve
 
 
 def _pairs(n=2, size=32, seed=0):
@@ -243,6 +246,51 @@ def test_ragan_ls_critic_step_follows_the_hand_derived_gradient():
     grad = ((real_rel @ w - 1)[:, None] * real_rel).mean(0) + ((fake_rel @ w + 1)[:, None] * fake_rel).mean(0)
     new_w = keras.ops.convert_to_numpy(critic.get_layer("score").kernel).reshape(-1)
     np.testing.assert_allclose(new_w, w - 0.1 * grad, rtol=1e-4, atol=1e-6)
+
+
+def _lowpass_by_hand(images):
+    """DSGAN's low-pass: the 5x5 mean, borders reflected without repeating the edge (scipy's "mirror")."""
+    return uniform_filter(np.asarray(images, "float64"), size=(1, 5, 5, 1), mode="mirror")
+
+
+@pytest.mark.backend
+def test_lowpass_term_is_the_l1_between_low_passes_weighted_into_the_total():
+    keras.utils.set_random_seed(0)
+    generator = generator_model(n_filters=4, n_blocks=1, dropout_rate=0)
+    trainer = DeblurGANTrainer(
+        generator, patchgan_critic_model(n_filters=4, n_layers=2), gan_mode="wgan-gp",
+        content_loss=losses.content_loss("l1"), lowpass_weight=3.0,
+    )  # fmt: skip
+    blurred, sharp = _pairs()
+    restored = keras.ops.convert_to_numpy(generator(blurred, training=True))  # what the step sees
+    logs = trainer._generator_step(blurred, sharp)
+    expected = np.mean(np.abs(_lowpass_by_hand(sharp) - _lowpass_by_hand(restored)))
+    assert float(logs["generator/lowpass"]) == pytest.approx(expected, rel=1e-4)
+    logs = {name: float(value) for name, value in logs.items()}
+    expected_total = 100.0 * logs["generator/content"] + logs["generator/adversarial"] + 3.0 * expected
+    assert logs["generator/total"] == pytest.approx(expected_total, rel=1e-5)
+    # off by default: no term, no log
+    assert "generator/lowpass" not in _trainer("wgan-gp")._generator_step(blurred, sharp)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize(("gan_mode", "plain_name"), [("wgan-gp", "critic"), ("wgan", "discriminator")])
+def test_highpass_critic_scores_an_image_as_the_plain_critic_its_high_pass(
+    tmp_path, randomize_weights, gan_mode, plain_name
+):
+    flags = dict(n_filters=4, n_blocks=1, critic_filters=4, crop_size=32, content_loss="l1")
+    trainer = build_trainer(
+        resolve(TrainingConfig.from_flags(gan_mode=gan_mode, critic_input="highpass", **flags))
+    )
+    plain = randomize_weights(trainer.critic.get_layer(plain_name), seed=1)
+    images = np.random.default_rng(6).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    scores = keras.ops.convert_to_numpy(trainer.critic(images))
+    high_pass = (images - _lowpass_by_hand(images)).astype("float32")
+    np.testing.assert_allclose(scores, keras.ops.convert_to_numpy(plain(high_pass)), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(scores, keras.ops.convert_to_numpy(plain(images)), atol=1e-3)
+    # saved and loaded as .h5 like every critic
+    loaded = load_critic(save_model(trainer.critic, tmp_path / "discriminator_0.h5"))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)), scores, rtol=1e-5, atol=1e-6)
 
 
 def test_training_really_learns_to_deblur():
