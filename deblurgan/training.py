@@ -28,6 +28,7 @@ from keras import ops
 
 from deblurgan import frequency, losses
 from deblurgan.errors import DeblurGANError
+from deblurgan.multiscale_model import finest_output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +101,9 @@ class DeblurGANTrainer:
     Args:
         generator, critic: Keras models (``critic`` may be None for ``gan_mode="none"``).
         gan_mode: one of ``GAN_MODES`` (a row of ``RECIPES``).
-        content_loss: callable ``(sharp, restored) -> scalar`` (e.g. ``losses.content_loss("l1")``).
+        content_loss: callable ``(sharp, restored) -> scalar`` (e.g. ``losses.content_loss("l1")``);
+            ``restored`` is the list of outputs of a multi-scale generator (finest first), whose
+            other terms use the finest only.
         content_weight, adversarial_weight: generator loss weights (100 and 1, as Sicara and the paper).
         lowpass_weight: weight of DSGAN's low-pass L1 term (``frequency.lowpass_l1_loss``; 0: off).
         gradient_penalty_weight: lambda of WGAN-GP (10).
@@ -140,7 +143,7 @@ class DeblurGANTrainer:
         self._generator_step = _Updater(
             self._generator_loss, generator, self.generator_optimizer, other=self.critic
         )
-        self._predict = _compiled_inference(generator)
+        self._predict = _compiled_inference(finest_output(generator))  # what the critic sees
         if self.critic is not None:
             post = self._clip_weights if self.recipe.clip_weights else None
             self._critic_step = _Updater(
@@ -189,9 +192,11 @@ class DeblurGANTrainer:
         restored, non_trainable = self.generator.stateless_call(
             trainable, non_trainable, blurred, training=True
         )
-        content = self.content_loss(sharp, restored)
+        content = self.content_loss(sharp, restored)  # every output of a multi-scale generator
         logs = {"generator/content": content}
         total = self.content_weight * content
+        if isinstance(restored, (list, tuple)):  # the other terms judge the finest output only
+            restored = restored[0]
         if self.lowpass_weight:
             lowpass = frequency.lowpass_l1_loss(sharp, restored)
             logs["generator/lowpass"] = lowpass

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from scipy.ndimage import uniform_filter, uniform_filter1d
+from scipy.ndimage import correlate1d, uniform_filter, uniform_filter1d
 
 from deblurgan import losses
 from deblurgan.checkpoints import load_critic, save_model
@@ -291,6 +291,33 @@ def test_highpass_critic_scores_an_image_as_the_plain_critic_its_high_pass(
     # saved and loaded as .h5 like every critic
     loaded = load_critic(save_model(trainer.critic, tmp_path / "discriminator_0.h5"))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)), scores, rtol=1e-5, atol=1e-6)
+
+
+def _half_by_hand(images):
+    """One Gaussian-pyramid level: the 1-4-6-4-1 binomial blur, borders mirrored, every other pixel."""
+    kernel = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    blurred = np.asarray(images, "float64")
+    for axis in (1, 2):
+        blurred = correlate1d(blurred, kernel, axis=axis, mode="mirror")
+    return blurred[:, ::2, ::2]
+
+
+@pytest.mark.backend
+def test_multiscale_content_loss_is_the_mean_over_scales_and_the_critic_judges_the_finest():
+    flags = dict(n_blocks=1, n_filters=4, kernel_size=3, critic_filters=4, crop_size=32, gan_mode="wgan-gp")
+    config = resolve(TrainingConfig.from_flags(architecture="multiscale", **flags))
+    assert config.loss.content == "mse"  # the paper's loss, unless --content_loss is given
+    trainer = build_trainer(config)
+    blurred, sharp = _pairs()
+    outputs = [keras.ops.convert_to_numpy(o) for o in trainer.generator(blurred)]
+    targets = [sharp, _half_by_hand(sharp), _half_by_hand(_half_by_hand(sharp))]
+    logs = trainer._generator_step(blurred, sharp)
+    expected = np.mean([np.mean((t - o) ** 2) for t, o in zip(targets, outputs, strict=True)])
+    assert float(logs["generator/content"]) == pytest.approx(expected, rel=1e-4)
+    # wgan-gp's adversarial term: -mean D(finest output); the generator step left the critic as it was
+    finest_score = keras.ops.convert_to_numpy(trainer.critic(outputs[0]))
+    assert float(logs["generator/adversarial"]) == pytest.approx(-finest_score.mean(), rel=1e-4, abs=1e-6)
+    assert tuple(trainer._predict(keras.ops.convert_to_tensor(blurred)).shape) == (2, 32, 32, 3)
 
 
 def test_training_really_learns_to_deblur():
