@@ -1,11 +1,12 @@
 """The options of a training run as five frozen configs; the defaults are the Sicara recipe.
 
-``TrainingConfig(generator, critic, loss, data, run)``: ``generator`` is exactly
-:func:`deblurgan.model.generator_model`'s keyword arguments; ``critic``, ``loss`` and ``data`` define
-what is trained; ``run`` says where files go and how long to train. A resumed run must match the
-first four; its ``run`` part may change. ``TrainingConfig.from_flags(**flags)`` takes the flat
-names of ``scripts/train.py`` (and of the ``options.json`` of earlier versions). A field with a
-``help`` is a ``scripts/train.py`` option.
+``TrainingConfig(generator, critic, loss, data, run)``: ``generator`` is its ``architecture`` and
+the keyword arguments of :func:`deblurgan.model.generator_model` (``resnet``) or
+:func:`deblurgan.multiscale_model.multiscale_generator_model` (``multiscale``); ``critic``,
+``loss`` and ``data`` define what is trained; ``run`` says where files go and how long to train. A
+resumed run must match the first four; its ``run`` part may change.
+``TrainingConfig.from_flags(**flags)`` takes the flat names of ``scripts/train.py`` (and of the
+``options.json`` of earlier versions). A field with a ``help`` is a ``scripts/train.py`` option.
 """
 
 import dataclasses
@@ -18,6 +19,9 @@ from deblurgan.training import GAN_MODES
 
 AUTO = "auto"
 CRITICS = (AUTO, "sicara", "patchgan")
+# generator architecture -> its residual blocks when n_blocks is None (per scale for multiscale, Nah et al.)
+ARCHITECTURE_BLOCKS = {"resnet": 9, "multiscale": 19}
+CRITIC_INPUTS = ("image", "highpass")
 
 
 def _option(default, help, *flags, choices=None, minimum=None):
@@ -41,12 +45,23 @@ class _Section:
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig(_Section):
-    """``generator_model``'s keyword arguments, with its defaults (the Sicara generator)."""
+    """The generator: ``architecture`` and its builder's keyword arguments, with their defaults.
+
+    ``resnet`` (the Sicara generator) takes ``generator_model``'s arguments; ``multiscale``
+    (DeepDeblur) takes ``input_shape``, ``n_filters``, ``n_blocks``, ``n_scales``, ``kernel_size``
+    and ``name`` and ignores the rest. ``n_blocks=None``: the architecture's default
+    (``ARCHITECTURE_BLOCKS``).
+    """
 
     section: ClassVar[str] = "generator"
+    architecture: str = _option(
+        "resnet", "Generator: resnet (Sicara) or multiscale (DeepDeblur).", choices=tuple(ARCHITECTURE_BLOCKS)
+    )
     input_shape: tuple = (None, None, 3)
-    n_filters: int = _option(64, "Generator filters (first convolution).", minimum=1)
-    n_blocks: int = _option(9, "Residual blocks.", minimum=0)
+    n_filters: int = _option(64, "Generator filters (first convolution; each scale's).", minimum=1)
+    n_blocks: int | None = _option(None, "Residual blocks (default 9; multiscale: 19 per scale).", minimum=0)
+    n_scales: int = _option(3, "multiscale: pyramid levels (1, 1/2, 1/4).", minimum=1)
+    kernel_size: int = _option(5, "multiscale: side of every convolution.", minimum=1)
     norm: str = _option("batch", "Overrides --preset's normalisation.", choices=("batch", "instance", "none"))
     output_mode: str = _option(
         "average", "Overrides --preset: average (Sicara) or clip.", choices=("average", "clip")
@@ -67,8 +82,13 @@ class CriticConfig(_Section):
     """The adversarial part: GAN mode (a row of ``training.RECIPES``), critic network, its steps."""
 
     section: ClassVar[str] = "critic"
-    gan_mode: str = _option("wgan", "wgan (Sicara), wgan-gp (paper), wgan-clip, none.", choices=GAN_MODES)
+    gan_mode: str = _option(
+        "wgan",
+        "wgan (Sicara), wgan-gp (paper), wgan-clip, ragan (ESRGAN), ragan-ls (DeblurGAN-v2), none.",
+        choices=GAN_MODES,
+    )
     architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.", choices=CRITICS)
+    input: str = _option("image", "highpass: the critic sees x - lowpass(x) (DSGAN).", choices=CRITIC_INPUTS)
     n_filters: int = _option(64, "Critic filters.", minimum=1)
     updates: int = _option(5, "Critic steps per generator step.", minimum=1)
     clip_value: float = _option(0.01, "wgan-clip weight bound.")
@@ -85,6 +105,7 @@ class LossConfig(_Section):
     content_weight: float = _option(100.0, "Weight of the content loss.")
     adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.")
     gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight")
+    lowpass_weight: float = _option(0.0, "Weight of DSGAN's low-pass L1 (colour) loss; 0: off.", minimum=0)
     vgg_network: str = _option(
         "vgg16", "vgg16 block3_conv3 (Sicara), vgg19 conv3_3 (paper).", choices=VGG_NETWORKS
     )
@@ -136,6 +157,7 @@ FLAT_NAMES = {
     "critic": ("critic", "architecture"),
     "critic_filters": ("critic", "n_filters"),
     "critic_updates": ("critic", "updates"),
+    "critic_input": ("critic", "input"),
     "content_loss": ("loss", "content"),
 }
 GENERATOR_VARIANT = ("norm", "output_mode", "upsampling")  # flags that override --preset

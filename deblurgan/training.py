@@ -4,8 +4,11 @@ GAN modes are rows of ``RECIPES`` (the README's table lists them): ``"wgan"`` is
 recipe (Sicara critic, real target +1 under ``mean(y_true * y_pred)``, Adam 1e-4 betas 0.9/0.999;
 Sicara ran separate real and fake critic updates, here one update minimises their sum),
 ``"wgan-gp"`` the paper's (PatchGAN, ``mean D(fake) - mean D(real) + 10 GP``, Adam betas 0.5/0.999),
-``"wgan-clip"`` the original WGAN (weights clipped to +-0.01, RMSprop 5e-5), and ``"none"`` content
-loss only (pre-training).
+``"wgan-clip"`` the original WGAN (weights clipped to +-0.01, RMSprop 5e-5), ``"ragan"`` and
+``"ragan-ls"`` the relativistic average GANs of ESRGAN (binary cross-entropy; Adam 1e-4, betas
+0.9/0.99 as ESRGAN) and DeblurGAN-v2 (least squares; Adam 1e-4, betas 0.9/0.999, PyTorch's defaults
+as DeblurGAN-v2 uses them), both with the PatchGAN critic, and ``"none"`` content loss only
+(pre-training).
 
 Correct updates: every loss is written as a pure function of variable *values* (``stateless_call``),
 and each step differentiates and updates only its own network's trainable values and writes back
@@ -23,15 +26,19 @@ import keras
 import numpy as np
 from keras import ops
 
-from deblurgan import losses
+from deblurgan import frequency, losses
 from deblurgan.errors import DeblurGANError
+from deblurgan.multiscale_model import finest_output
 
 
 @dataclasses.dataclass(frozen=True)
 class GanRecipe:
     """What a GAN mode changes. ``real_target``: the label of real images under
     ``mean(y_true * y_pred)`` (Sicara's critic scores them low, +1; the paper's high, -1); fakes get
-    the opposite label and the generator's adversarial term the real one."""
+    the opposite label and the generator's adversarial term the real one.
+    ``relativistic``: ``(critic loss, generator loss)`` of the critic's raw ``(real, fake)`` scores
+    (``losses.RELATIVISTIC_LOSSES``) replacing the Wasserstein terms; the generator's needs the
+    scores of the real images too."""
 
     real_target: float
     gradient_penalty: bool
@@ -40,16 +47,22 @@ class GanRecipe:
     optimizer_kwargs: dict
     learning_rate: float
     critic: str  # the critic architecture of critic="auto"
+    relativistic: tuple | None = None
     uses_critic: bool = True
 
 
 _ADAM, _RMSPROP = keras.optimizers.Adam, keras.optimizers.RMSprop
 _SICARA_BETAS, _PAPER_BETAS = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8), dict(beta_1=0.5, beta_2=0.999)
+_ESRGAN_BETAS = dict(beta_1=0.9, beta_2=0.99)
+_RAGAN, _RAGAN_LS = losses.RELATIVISTIC_LOSSES["ragan"], losses.RELATIVISTIC_LOSSES["ragan-ls"]
 # fmt: off
-RECIPES = {  # real_target, gradient penalty, clipping, optimizer, its kwargs, learning rate, critic
+RECIPES = {  # real_target, gradient penalty, clipping, optimizer, its kwargs, learning rate, critic,
+    # relativistic losses
     "wgan":      GanRecipe(1.0,  False, False, _ADAM,    _SICARA_BETAS, 1e-4, "sicara"),
     "wgan-gp":   GanRecipe(-1.0, True,  False, _ADAM,    _PAPER_BETAS,  1e-4, "patchgan"),
     "wgan-clip": GanRecipe(-1.0, False, True,  _RMSPROP, {},            5e-5, "patchgan"),
+    "ragan":     GanRecipe(-1.0, False, False, _ADAM,    _ESRGAN_BETAS, 1e-4, "patchgan", _RAGAN),
+    "ragan-ls":  GanRecipe(-1.0, False, False, _ADAM,    _SICARA_BETAS, 1e-4, "patchgan", _RAGAN_LS),
     "none":      GanRecipe(-1.0, False, False, _ADAM,    _SICARA_BETAS, 1e-4, "patchgan", uses_critic=False),
 }
 # fmt: on
@@ -88,8 +101,11 @@ class DeblurGANTrainer:
     Args:
         generator, critic: Keras models (``critic`` may be None for ``gan_mode="none"``).
         gan_mode: one of ``GAN_MODES`` (a row of ``RECIPES``).
-        content_loss: callable ``(sharp, restored) -> scalar`` (e.g. ``losses.content_loss("l1")``).
+        content_loss: callable ``(sharp, restored) -> scalar`` (e.g. ``losses.content_loss("l1")``);
+            ``restored`` is the list of outputs of a multi-scale generator (finest first), whose
+            other terms use the finest only.
         content_weight, adversarial_weight: generator loss weights (100 and 1, as Sicara and the paper).
+        lowpass_weight: weight of DSGAN's low-pass L1 term (``frequency.lowpass_l1_loss``; 0: off).
         gradient_penalty_weight: lambda of WGAN-GP (10).
         clip_value: critic weight clipping bound for ``wgan-clip`` (0.01).
         critic_updates: critic steps per generator step (5).
@@ -105,7 +121,7 @@ class DeblurGANTrainer:
     def __init__(
         self, generator, critic, gan_mode="wgan", content_loss=None, content_weight=100.0,
         adversarial_weight=1.0, gradient_penalty_weight=10.0, clip_value=0.01, critic_updates=5,
-        generator_optimizer=None, critic_optimizer=None, seed=0,
+        generator_optimizer=None, critic_optimizer=None, seed=0, lowpass_weight=0.0,
     ):  # fmt: skip
         self.recipe = recipe(gan_mode)
         if self.recipe.uses_critic and critic is None:
@@ -116,6 +132,7 @@ class DeblurGANTrainer:
         self.content_loss = content_loss or losses.content_loss("l1")
         self.content_weight = float(content_weight)
         self.adversarial_weight = float(adversarial_weight)
+        self.lowpass_weight = float(lowpass_weight)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.clip_value = float(clip_value)
         self.critic_updates = int(critic_updates)
@@ -126,7 +143,7 @@ class DeblurGANTrainer:
         self._generator_step = _Updater(
             self._generator_loss, generator, self.generator_optimizer, other=self.critic
         )
-        self._predict = _compiled_inference(generator)
+        self._predict = _compiled_inference(finest_output(generator))  # what the critic sees
         if self.critic is not None:
             post = self._clip_weights if self.recipe.clip_weights else None
             self._critic_step = _Updater(
@@ -151,11 +168,14 @@ class DeblurGANTrainer:
         critic, real_target = self.critic, self.recipe.real_target
         real_score, non_trainable = critic.stateless_call(trainable, non_trainable, sharp, training=True)
         fake_score, non_trainable = critic.stateless_call(trainable, non_trainable, restored, training=True)
-        wasserstein = losses.wasserstein_loss(real_target, real_score) + losses.wasserstein_loss(
-            -real_target, fake_score
-        )
-        logs = {"critic/wasserstein": wasserstein}
-        total = wasserstein
+        if self.recipe.relativistic:
+            total = self.recipe.relativistic[0](real_score, fake_score)
+            logs = {"critic/relativistic": total}
+        else:
+            total = losses.wasserstein_loss(real_target, real_score) + losses.wasserstein_loss(
+                -real_target, fake_score
+            )
+            logs = {"critic/wasserstein": total}
         if self.recipe.gradient_penalty:
             penalty = gradient_penalty(
                 lambda x: critic.stateless_call(trainable, non_trainable, x, training=True)[0],
@@ -172,20 +192,31 @@ class DeblurGANTrainer:
         restored, non_trainable = self.generator.stateless_call(
             trainable, non_trainable, blurred, training=True
         )
-        content = self.content_loss(sharp, restored)
+        content = self.content_loss(sharp, restored)  # every output of a multi-scale generator
         logs = {"generator/content": content}
         total = self.content_weight * content
+        if isinstance(restored, (list, tuple)):  # the other terms judge the finest output only
+            restored = restored[0]
+        if self.lowpass_weight:
+            lowpass = frequency.lowpass_l1_loss(sharp, restored)
+            logs["generator/lowpass"] = lowpass
+            total = total + self.lowpass_weight * lowpass
         if self.critic is not None:
-            critic_trainable, critic_non_trainable = critic_values
-            # Batch statistics as in the critic's own steps; its state updates are discarded.
-            score, _ = self.critic.stateless_call(
-                critic_trainable, critic_non_trainable, restored, training=True
-            )
-            adversarial = losses.wasserstein_loss(self.recipe.real_target, score)
+            adversarial = self._adversarial_loss(critic_values, restored, sharp)
             logs["generator/adversarial"] = adversarial
             total = total + self.adversarial_weight * adversarial
         logs["generator/total"] = total
         return total, (logs, non_trainable)
+
+    def _adversarial_loss(self, critic_values, restored, sharp):
+        """The generator's adversarial term: the critic's verdict on ``restored``, read-only."""
+
+        def score(images):  # batch statistics as in the critic's own steps; its state updates dropped
+            return self.critic.stateless_call(*critic_values, images, training=True)[0]
+
+        if self.recipe.relativistic:
+            return self.recipe.relativistic[1](score(sharp), score(restored))
+        return losses.wasserstein_loss(self.recipe.real_target, score(restored))
 
     def _clip_weights(self, values):
         return [ops.clip(v, -self.clip_value, self.clip_value) for v in values]

@@ -6,6 +6,7 @@ are described in :mod:`deblurgan.run_directory`, the options in :mod:`deblurgan.
 """
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -17,13 +18,15 @@ from tqdm import tqdm
 
 from deblurgan import losses
 from deblurgan.checkpoints import load_generator
-from deblurgan.config import AUTO, TrainingConfig, resumed_config
+from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.errors import DeblurGANError
+from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array
 from deblurgan.io import read_image
 from deblurgan.metrics import psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
+from deblurgan.multiscale_model import multiscale_content_loss, multiscale_generator_model
 from deblurgan.pairing import pair_images
 from deblurgan.run_directory import RunDirectory, check_fresh, load_run
 from deblurgan.training import (
@@ -38,13 +41,20 @@ log = logging.getLogger(__name__)
 
 
 def resolve(config):
-    """A new config with ``"auto"`` choices made (critic architecture, content loss); checks them."""
+    """A new config with ``"auto"`` choices made (critic architecture, content loss, generator
+    blocks); checks them."""
     gan = recipe(config.critic.gan_mode)
-    critic, loss = config.critic, config.loss
+    generator, critic, loss = config.generator, config.critic, config.loss
+    multiscale = generator.architecture == "multiscale"
+    if generator.n_blocks is None:
+        generator = dataclasses.replace(generator, n_blocks=ARCHITECTURE_BLOCKS[generator.architecture])
     if critic.architecture == AUTO:
         critic = dataclasses.replace(critic, architecture=gan.critic)
-    if loss.content == AUTO:
-        loss = dataclasses.replace(loss, content=_auto_content_loss(loss.vgg_network, loss.vgg_weights))
+    if loss.content == AUTO:  # the multi-scale network's paper loss is the MSE
+        content = "mse" if multiscale else _auto_content_loss(loss.vgg_network, loss.vgg_weights)
+        loss = dataclasses.replace(loss, content=content)
+    if multiscale:
+        _check_multiscale(generator, config.data)
     if (
         gan.uses_critic
         and critic.architecture == "sicara"
@@ -55,13 +65,43 @@ def resolve(config):
             "set a crop_size or resize, or use the patchgan critic",
             parameter="data.crop_size",
         )
-    return dataclasses.replace(config, critic=critic, loss=loss)
+    return dataclasses.replace(config, generator=generator, critic=critic, loss=loss)
+
+
+def _check_multiscale(generator, data):
+    # deblurgan.inference pads and tiles to multiples of 4: two halvings (validation, deblur.py).
+    if generator.n_scales > 3:
+        raise DeblurGANError(
+            f"generator.n_scales={generator.n_scales}: at most 3 (inference pads to multiples of 4)",
+            parameter="generator.n_scales",
+        )
+    size, multiple = data.resize or data.crop_size, 2 ** (generator.n_scales - 1)
+    if size is not None and size % multiple:
+        name = "resize" if data.resize else "crop_size"
+        raise DeblurGANError(
+            f"data.{name}={size}: the multiscale generator needs a multiple of {multiple} "
+            f"(2 ** (n_scales - 1))",
+            parameter=f"data.{name}",
+        )
+
+
+def build_generator(generator):
+    """The network of a :class:`~deblurgan.config.GeneratorConfig`: ``generator_model`` (``resnet``)
+    or ``multiscale_generator_model``; ``n_blocks=None`` takes the architecture's default."""
+    kwargs = dataclasses.asdict(generator)
+    architecture, n_scales, kernel_size = (kwargs.pop(k) for k in ("architecture", "n_scales", "kernel_size"))
+    if kwargs["n_blocks"] is None:
+        kwargs["n_blocks"] = ARCHITECTURE_BLOCKS[architecture]
+    if architecture == "multiscale":
+        shared = {k: kwargs[k] for k in ("input_shape", "n_blocks", "n_filters", "name")}
+        return multiscale_generator_model(n_scales=n_scales, kernel_size=kernel_size, **shared)
+    return generator_model(**kwargs)
 
 
 def build_trainer(config):
     """The networks, losses and optimizers of a resolved ``config``, in a :class:`DeblurGANTrainer`."""
     keras.utils.set_random_seed(config.data.seed)
-    generator = generator_model(**dataclasses.asdict(config.generator))
+    generator = build_generator(config.generator)
     c, size = config.critic, config.data.resize or config.data.crop_size
     critic = None
     if recipe(c.gan_mode).uses_critic:
@@ -69,12 +109,16 @@ def build_trainer(config):
             critic = discriminator_model(input_shape=(size, size, 3), n_filters=c.n_filters)
         else:
             critic = patchgan_critic_model(n_filters=c.n_filters)
+        if c.input == "highpass":
+            critic = highpass_critic(critic)
     loss = config.loss
     if loss.content == "perceptual":
         vgg = dict(network=loss.vgg_network, weights=loss.vgg_weights, input_scaling=loss.vgg_input_scaling)
         content = losses.content_loss("perceptual", **vgg)
     else:
         content = losses.content_loss(loss.content)
+    if config.generator.architecture == "multiscale":  # every scale against the sharp pyramid
+        content = functools.partial(multiscale_content_loss, loss=content)
     generator_optimizer, critic_optimizer = default_optimizers(c.gan_mode, config.run.lr)
     return DeblurGANTrainer(
         generator,
@@ -83,6 +127,7 @@ def build_trainer(config):
         content_loss=content,
         content_weight=loss.content_weight,
         adversarial_weight=loss.adversarial_weight,
+        lowpass_weight=loss.lowpass_weight,
         gradient_penalty_weight=loss.gradient_penalty_weight,
         clip_value=c.clip_value,
         critic_updates=c.updates,

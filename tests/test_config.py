@@ -9,13 +9,38 @@ from deblurgan.cli import flag_message
 from deblurgan.config import GeneratorConfig, TrainingConfig, resumed_config
 from deblurgan.errors import DeblurGANError
 from deblurgan.model import generator_model
+from deblurgan.multiscale_model import multiscale_generator_model
 from deblurgan.training_loop import build_trainer, resolve
 
 
-def test_the_generator_config_is_exactly_generator_models_keyword_arguments():
-    parameters = inspect.signature(generator_model).parameters
+def test_the_generator_config_is_its_architecture_and_the_builders_keyword_arguments():
     fields = {f.name: f.default for f in dataclasses.fields(GeneratorConfig)}
-    assert fields == {name: p.default for name, p in parameters.items()}
+    assert fields.pop("architecture") == "resnet"
+    assert fields.pop("n_blocks") is None  # each architecture's default: 9, or 19 per scale
+    for builder in (generator_model, multiscale_generator_model):
+        parameters = inspect.signature(builder).parameters
+        assert {
+            name: p.default for name, p in parameters.items() if name != "n_blocks"
+        }.items() <= fields.items()
+    assert set(fields) <= set(inspect.signature(generator_model).parameters) | {"n_scales", "kernel_size"}
+
+
+def test_resolve_gives_each_architecture_its_blocks_and_content_loss_and_checks_sizes():
+    resnet = resolve(TrainingConfig.from_flags(content_loss="l1"))
+    multiscale = resolve(TrainingConfig.from_flags(architecture="multiscale", vgg_weights=None))
+    assert (resnet.generator.n_blocks, multiscale.generator.n_blocks) == (9, 19)
+    assert multiscale.loss.content == "mse"  # auto: the paper's loss, even where VGG could be had
+    given = resolve(TrainingConfig.from_flags(architecture="multiscale", content_loss="l1", n_blocks=2))
+    assert (given.loss.content, given.generator.n_blocks) == ("l1", 2)
+    with pytest.raises(
+        DeblurGANError, match="data.crop_size=30: the multiscale generator needs a multiple of 4"
+    ):
+        resolve(TrainingConfig.from_flags(architecture="multiscale", crop_size=30))
+    with pytest.raises(DeblurGANError, match="generator.n_scales=4: at most 3"):
+        resolve(TrainingConfig.from_flags(architecture="multiscale", n_scales=4))
+    # the architecture is part of the generator: a resume must match it
+    with pytest.raises(DeblurGANError, match="generator.architecture='multiscale' \\(now 'resnet'\\)"):
+        resumed_config(TrainingConfig.from_flags(), multiscale, "options.json")
 
 
 def test_configs_are_frozen_and_round_trip_through_json_types():

@@ -186,6 +186,40 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
 
 
+def test_one_epoch_of_ragan_with_frequency_separation_then_resume_rules(data_dir, tmp_path):
+    """--gan_mode ragan-ls --critic_input highpass --lowpass_weight 1: terms logged, critic saved."""
+    dsgan = dict(gan_mode="ragan-ls", critic_input="highpass", lowpass_weight=1.0)
+    (row,) = train(_options(data_dir, tmp_path, n_epochs=1, **dsgan))
+    assert {"critic/relativistic", "generator/adversarial", "generator/lowpass", "val/psnr"} <= set(row)
+    assert "critic/wasserstein" not in row
+    expected_total = 100 * row["generator/content"] + row["generator/adversarial"] + row["generator/lowpass"]
+    assert row["generator/total"] == pytest.approx(expected_total, rel=1e-4)
+    weights = tmp_path / "run" / "weights"
+    critic = deblurgan.load_critic(weights / "discriminator_0.h5")
+    assert [layer.name for layer in critic.layers] == ["image", "highpass", "critic"]
+    options = json.loads((weights / "options.json").read_text())
+    assert (options["critic"]["input"], options["critic"]["architecture"]) == ("highpass", "patchgan")
+    with pytest.raises(DeblurGANError, match=r"critic.input='highpass' \(now 'image'\)"):
+        resume_training(_options(data_dir, tmp_path, n_epochs=2, **{**dsgan, "critic_input": "image"}))
+
+
+@pytest.mark.parametrize("gan_mode", ["none", "wgan-gp"])
+def test_one_epoch_of_the_multiscale_generator_writes_a_generator_that_deblurs(data_dir, tmp_path, gan_mode):
+    multiscale = dict(architecture="multiscale", n_scales=2, kernel_size=3, content_loss="auto")
+    (row,) = train(_options(data_dir, tmp_path, n_epochs=1, gan_mode=gan_mode, **multiscale))
+    assert row["generator/content"] > 0 and row["val/psnr"] > 0
+    weights = tmp_path / "run" / "weights"
+    options = json.loads((weights / "options.json").read_text())
+    assert options["generator"]["architecture"] == "multiscale" and options["loss"]["content"] == "mse"
+    (checkpoint,) = weights.glob("generator_0_*.h5")
+    generator = deblurgan.load_generator(checkpoint)
+    assert [tuple(o.shape) for o in generator.outputs] == [(None, None, None, 3), (None, None, None, 3)]
+    blurred = np.asarray(Image.open(data_dir / "test" / "A" / "pair_00.png"), "float32") / 255
+    restored = deblurgan.deblur_array(generator, blurred)  # the finest output, in [0, 1]
+    finest = np.asarray(generator(blurred[None] * 2 - 1)[0])[0]
+    np.testing.assert_allclose(restored, np.clip((finest + 1) / 2, 0, 1), atol=1e-5)
+
+
 def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
     train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
     with pytest.raises(DeblurGANError, match="continue it with --resume"):
@@ -262,6 +296,24 @@ def test_readme_command_runs_on_the_embedded_dataset(tmp_path):
     assert (tmp_path / "logs" / "losses.csv").is_file()
 
 
+@pytest.mark.slow
+def test_issue_11_training_options_run_one_epoch_of_the_script_on_the_embedded_dataset(tmp_path):
+    """--architecture multiscale, --gan_mode ragan, --critic_input highpass, --lowpass_weight together."""
+    result = _run_script(
+        "--data_dir", str(REPO / "images"), "--weights_dir", str(tmp_path / "w"),
+        "--log_dir", str(tmp_path / "l"), *TINY_ARGS, "--n_epochs", "1", "--steps_per_epoch", "2",
+        "--architecture", "multiscale", "--n_scales", "2", "--kernel_size", "3", "--gan_mode", "ragan",
+        "--critic_input", "highpass", "--lowpass_weight", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (checkpoint,) = (tmp_path / "w").glob("generator_0_*.h5")
+    assert len(deblurgan.load_generator(checkpoint).outputs) == 2
+    deblurgan.load_critic(tmp_path / "w" / "discriminator_0.h5").get_layer("highpass")
+    with open(tmp_path / "l" / "losses.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert float(row["generator/lowpass"]) > 0 and float(row["critic/relativistic"]) > 0
+
+
 def test_the_script_defaults_are_the_config_defaults():
     """train.py's click defaults, read from the command itself, give exactly TrainingConfig()."""
     spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
@@ -279,7 +331,10 @@ def test_the_script_defaults_are_the_config_defaults():
 def test_every_flag_reaches_its_config_field():
     flags = {"critic_filters": 8, "critic_updates": 3, "content_loss": "mse", "gradient_penalty_weight": 5.0}
     flags.update(vgg_input_scaling="none", preset="paper", norm="batch", sharp_dir="photos", n_epochs=3)
+    flags.update(gan_mode="ragan-ls", critic_input="highpass", lowpass_weight=2.0)
     config = TrainingConfig.from_flags(**flags)
+    assert (config.critic.gan_mode, config.critic.input) == ("ragan-ls", "highpass")
+    assert config.loss.lowpass_weight == 2.0
     assert (config.critic.n_filters, config.critic.updates, config.loss.content) == (8, 3, "mse")
     assert (config.loss.gradient_penalty_weight, config.loss.vgg_input_scaling) == (5.0, "none")
     # the paper preset, with its norm overridden
