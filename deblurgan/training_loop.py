@@ -5,6 +5,7 @@ the run in ``config.run.weights_dir`` from its last complete (or interrupted) st
 are described in :mod:`deblurgan.run_directory`, the options in :mod:`deblurgan.config`.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -20,7 +21,7 @@ from deblurgan.checkpoints import load_generator
 from deblurgan.config import AUTO, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.errors import DeblurGANError
-from deblurgan.inference import deblur_array
+from deblurgan.inference import deblur_array, output_layers
 from deblurgan.io import read_image
 from deblurgan.metrics import psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
@@ -61,14 +62,17 @@ def resolve(config):
 def build_trainer(config):
     """The networks, losses and optimizers of a resolved ``config``, in a :class:`DeblurGANTrainer`."""
     keras.utils.set_random_seed(config.data.seed)
-    generator = generator_model(**dataclasses.asdict(config.generator))
     c, size = config.critic, config.data.resize or config.data.crop_size
     critic = None
-    if recipe(c.gan_mode).uses_critic:
-        if c.architecture == "sicara":
-            critic = discriminator_model(input_shape=(size, size, 3), n_filters=c.n_filters)
-        else:
-            critic = patchgan_critic_model(n_filters=c.n_filters)
+    with _dtype_policy(config.run.precision):  # float32 weights either way, so the same initial values
+        generator = generator_model(**dataclasses.asdict(config.generator))
+        if recipe(c.gan_mode).uses_critic:
+            if c.architecture == "sicara":
+                critic = discriminator_model(input_shape=(size, size, 3), n_filters=c.n_filters)
+            else:
+                critic = patchgan_critic_model(n_filters=c.n_filters)
+    for network in (generator, critic):
+        _float32_outputs(network)
     loss = config.loss
     if loss.content == "perceptual":
         vgg = dict(network=loss.vgg_network, weights=loss.vgg_weights, input_scaling=loss.vgg_input_scaling)
@@ -76,6 +80,9 @@ def build_trainer(config):
     else:
         content = losses.content_loss(loss.content)
     generator_optimizer, critic_optimizer = default_optimizers(c.gan_mode, config.run.lr)
+    if config.run.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+        generator_optimizer = keras.optimizers.LossScaleOptimizer(generator_optimizer)
+        critic_optimizer = keras.optimizers.LossScaleOptimizer(critic_optimizer)
     return DeblurGANTrainer(
         generator,
         critic,
@@ -89,7 +96,27 @@ def build_trainer(config):
         generator_optimizer=generator_optimizer,
         critic_optimizer=critic_optimizer,
         seed=config.data.seed,
+        jit_compile=config.run.jit_compile,
     )
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision):
+    """Keras' global dtype policy set to ``precision`` while networks are built under it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _float32_outputs(network):
+    """The output layers of ``network`` compute in float32, so that every loss does: the generator's
+    global skip adds the blurred input back unrounded, and only the computed correction is 16-bit."""
+    if network is not None:
+        for layer in output_layers(network):
+            layer.dtype_policy = "float32"
 
 
 def train(config):
