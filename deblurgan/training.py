@@ -414,7 +414,7 @@ def _optimizer_step(optimizer, optimizer_values, grads, trainable, variables):
 def _compile(fn, jit_compile=None):
     """``fn`` compiled for the backend: jax.jit, tf.function (XLA with ``jit_compile``), or eager
     PyTorch. ``jit_compile=None`` is each backend's norm: XLA on JAX (no XLA = eager JAX, very slow),
-    plain tf.function on TensorFlow (XLA measured no faster on a CPU: benchmarks/README.md)."""
+    plain tf.function on TensorFlow (XLA was no faster on an AVX2 CPU: benchmarks/README.md)."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
