@@ -127,7 +127,7 @@ class RunConfig(_Section):
     val_images: int = _option(8, "Validation pairs per epoch.", minimum=0)
     bn_recalibration_batches: int = _option(20, "Batches re-estimating batch-norm statistics.", minimum=0)
     workers: int = _option(2, "Image-decoding threads.", minimum=0)
-    # Speed options: free to change on resume (mixed_float16 adds loss-scale variables to the state).
+    # Speed options; like the rest of run, a resume takes them from its command line, not the saved run.
     precision: str = _option(
         "float32",
         "mixed_bfloat16 is fast only where bf16 is native (GPU, AVX512_BF16/AMX); weights stay float32.",
