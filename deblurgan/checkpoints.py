@@ -21,14 +21,34 @@ MODEL_EXTENSIONS = (".h5", ".keras")
 
 
 def save_model(model, path):
-    """Saves ``model`` (architecture and weights) to ``path`` (``.h5`` or ``.keras``) atomically."""
+    """Saves ``model`` (architecture and weights) to ``path`` (``.h5`` or ``.keras``) atomically.
+
+    A network trained in mixed precision is saved as its float32 twin (same weights), so the file is
+    the same as after float32 training.
+    """
     path = Path(path)
     if path.suffix not in MODEL_EXTENSIONS:
         raise DeblurGANError(f"{path}: model files must end in .h5 or .keras")
     with atomic_path(path) as tmp:
-        model.save(tmp)
+        float32_model(model).save(tmp)
     log.info("saved %s", path)
     return path
+
+
+def float32_model(model):
+    """``model`` itself, or where a layer computes in another dtype (a mixed precision policy), a
+    float32 copy holding the same (float32) weights."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def float32_layer(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=float32_layer)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def export_keras(path, output_path=None):

@@ -15,7 +15,7 @@ from typing import ClassVar
 from deblurgan.errors import DeblurGANError
 from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
 from deblurgan.model import GENERATOR_PRESETS, UPSAMPLINGS
-from deblurgan.training import GAN_MODES
+from deblurgan.training import GAN_MODES, PRECISIONS
 
 AUTO = "auto"
 CRITICS = (AUTO, "sicara", "patchgan")
@@ -148,6 +148,13 @@ class RunConfig(_Section):
     val_images: int = _option(8, "Validation pairs per epoch.", minimum=0)
     bn_recalibration_batches: int = _option(20, "Batches re-estimating batch-norm statistics.", minimum=0)
     workers: int = _option(2, "Image-decoding threads.", minimum=0)
+    # Speed options; like the rest of run, a resume takes them from its command line, not the saved run.
+    precision: str = _option(
+        "float32",
+        "mixed_bfloat16 is fast only where bf16 is native (GPU, AVX512_BF16/AMX); weights stay float32.",
+        choices=PRECISIONS,
+    )
+    jit_compile: bool | None = _option(None, "XLA-compile the steps (default: on for JAX, off for TF).")
     progress: bool = _option(True, "Show the tqdm bar.")
 
 

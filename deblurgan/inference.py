@@ -126,11 +126,11 @@ def with_precision(generator, precision="fp32"):
     cache = _precision_cache.setdefault(generator, {})
     if precision not in cache:
         policy = PRECISIONS[precision]
-        output_layers = {id(node_layer) for node_layer in _output_layers(generator)}
+        outputs = {id(node_layer) for node_layer in output_layers(generator)}
 
         def clone_layer(layer):
             config = layer.get_config()
-            config["dtype"] = "float32" if id(layer) in output_layers else policy
+            config["dtype"] = "float32" if id(layer) in outputs else policy
             return layer.__class__.from_config(config)
 
         model = keras.models.clone_model(generator, clone_function=clone_layer)
@@ -139,7 +139,8 @@ def with_precision(generator, precision="fp32"):
     return cache[precision]
 
 
-def _output_layers(model):
+def output_layers(model):
+    """The layers that produce ``model``'s outputs."""
     names = {tensor._keras_history.operation.name for tensor in model.outputs}
     return [layer for layer in model.layers if layer.name in names]
 

@@ -67,6 +67,8 @@ RECIPES = {  # real_target, gradient penalty, clipping, optimizer, its kwargs, l
 }
 # fmt: on
 GAN_MODES = tuple(RECIPES)
+# Keras dtype policies a run may train under (scripts/train.py --precision); weights stay float32.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def recipe(gan_mode):
@@ -109,8 +111,10 @@ class DeblurGANTrainer:
         gradient_penalty_weight: lambda of WGAN-GP (10).
         clip_value: critic weight clipping bound for ``wgan-clip`` (0.01).
         critic_updates: critic steps per generator step (5).
-        generator_optimizer, critic_optimizer: default to ``default_optimizers(gan_mode)``.
+        generator_optimizer, critic_optimizer: default to ``default_optimizers(gan_mode)``; a
+            ``keras.optimizers.LossScaleOptimizer`` scales the loss (mixed_float16 training).
         seed: seeds the gradient-penalty interpolation draws.
+        jit_compile: XLA-compile the steps; None: the backend's norm (see ``_compile``).
 
     Example:
         >>> trainer = DeblurGANTrainer(g, patchgan_critic_model(), gan_mode="wgan-gp",
@@ -121,7 +125,7 @@ class DeblurGANTrainer:
     def __init__(
         self, generator, critic, gan_mode="wgan", content_loss=None, content_weight=100.0,
         adversarial_weight=1.0, gradient_penalty_weight=10.0, clip_value=0.01, critic_updates=5,
-        generator_optimizer=None, critic_optimizer=None, seed=0, lowpass_weight=0.0,
+        generator_optimizer=None, critic_optimizer=None, seed=0, lowpass_weight=0.0, jit_compile=None,
     ):  # fmt: skip
         self.recipe = recipe(gan_mode)
         if self.recipe.uses_critic and critic is None:
@@ -140,15 +144,18 @@ class DeblurGANTrainer:
         self.generator_optimizer = generator_optimizer or default_g
         self.critic_optimizer = critic_optimizer or default_d
         self.rng = np.random.default_rng(seed)
+        self.jit_compile = jit_compile
         self._generator_step = _Updater(
-            self._generator_loss, generator, self.generator_optimizer, other=self.critic
-        )
-        self._predict = _compiled_inference(finest_output(generator))  # what the critic sees
+            self._generator_loss, generator, self.generator_optimizer, other=self.critic,
+            jit_compile=jit_compile,
+        )  # fmt: skip
+        self._predict = _compiled_inference(finest_output(generator), jit_compile)  # what the critic sees
         if self.critic is not None:
             post = self._clip_weights if self.recipe.clip_weights else None
             self._critic_step = _Updater(
-                self._critic_loss, self.critic, self.critic_optimizer, post_update=post
-            )
+                self._critic_loss, self.critic, self.critic_optimizer, post_update=post,
+                jit_compile=jit_compile,
+            )  # fmt: skip
 
     # -- the algorithm ---------------------------------------------------------------------------
 
@@ -243,6 +250,11 @@ def _state_variables(trainer):
         ("generator_optimizer", trainer.generator_optimizer),
         ("critic_optimizer", trainer.critic_optimizer if trainer.critic is not None else None),
     ):
+        if isinstance(owner, keras.optimizers.LossScaleOptimizer):
+            # Its own variables (the loss scale) apart, so a resume may change --precision.
+            own = owner.variables[: len(owner.variables) - len(owner.inner_optimizer.variables)]
+            named += [(f"{prefix}/loss_scale/{i}", v) for i, v in enumerate(own)]
+            owner = owner.inner_optimizer
         if owner is not None:
             # By position: Keras numbers seed-generator names process-wide, so paths can differ
             # between the run that saved and the one that resumes.
@@ -259,7 +271,10 @@ def trainer_state(trainer):
 
 def restore_trainer_state(trainer, state):
     """Sets the trainer from a :func:`trainer_state` dict; a clear error when it does not fit."""
-    named = _state_variables(trainer)
+    # a state saved without loss scaling leaves the loss scale at its start
+    named = [
+        (name, v) for name, v in _state_variables(trainer) if name in state or "/loss_scale/" not in name
+    ]
     missing = [name for name, _ in named if name not in state]
     if missing:
         raise DeblurGANError(f"training state lacks {len(missing)} variables, e.g. {missing[0]}")
@@ -326,14 +341,18 @@ class _Updater:
     pure; ``other`` holds the values of the other network (read-only). The compiled step maps
     values to new values: it differentiates with respect to ``trainable`` only, applies
     ``optimizer``, optionally maps the new trainable values through ``post_update`` (weight
-    clipping); then only ``model``'s and ``optimizer``'s variables are written back.
+    clipping); then only ``model``'s and ``optimizer``'s variables are written back. A
+    ``LossScaleOptimizer`` multiplies the loss by its current scale (read from the values passed
+    in) and unscales the gradients itself.
     """
 
-    def __init__(self, loss_fn, model, optimizer, other=None, post_update=None):
+    def __init__(self, loss_fn, model, optimizer, other=None, post_update=None, jit_compile=None):
         self.loss_fn, self.model, self.optimizer = loss_fn, model, optimizer
         self.other, self.post_update = other, post_update
         optimizer.build(model.trainable_variables)
-        self._step = _compile(self._values_step)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            self.loss_fn, self._unscaled_loss_fn = self._scaled_loss, loss_fn
+        self._step = _compile(self._values_step, jit_compile)
 
     def __call__(self, *inputs):
         inputs = tuple(ops.convert_to_tensor(x) for x in inputs)
@@ -354,6 +373,7 @@ class _Updater:
         return logs
 
     def _values_step(self, trainable, non_trainable, optimizer_values, other, *inputs):
+        self._optimizer_values = optimizer_values  # for _scaled_loss, within this trace or call
         (logs, non_trainable), grads = value_and_grad(self.loss_fn, trainable, non_trainable, other, *inputs)
         trainable, optimizer_values = _optimizer_step(
             self.optimizer, optimizer_values, grads, trainable, self.model.trainable_variables
@@ -361,6 +381,12 @@ class _Updater:
         if self.post_update is not None:
             trainable = self.post_update(trainable)
         return trainable, non_trainable, optimizer_values, logs
+
+    def _scaled_loss(self, *args):
+        loss, aux = self._unscaled_loss_fn(*args)  # the logs keep the unscaled terms
+        mapping = list(zip(self.optimizer.variables, self._optimizer_values, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):  # the scale of this step, not a stale one
+            return self.optimizer.scale_loss(loss), aux
 
 
 def _values(variables):
@@ -416,17 +442,24 @@ def _optimizer_step(optimizer, optimizer_values, grads, trainable, variables):
     return _values(variables), _values(optimizer.variables)
 
 
-def _compile(fn):
-    """``fn`` compiled for the backend: jax.jit, tf.function, or eager PyTorch."""
+def _compile(fn, jit_compile=None):
+    """``fn`` compiled for the backend: jax.jit, tf.function (XLA with ``jit_compile``), or eager
+    PyTorch. ``jit_compile=None`` is each backend's norm: XLA on JAX (no XLA = eager JAX, very slow),
+    plain tf.function on TensorFlow (XLA was no faster on an AVX2 CPU: benchmarks/README.md)."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        return jax.jit(fn)
+        return fn if jit_compile is False else jax.jit(fn)
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=True)
+        return tf.function(fn, reduce_retracing=True, jit_compile=bool(jit_compile))
+    if jit_compile:
+        raise DeblurGANError(
+            f"jit_compile=True: not available on the {backend} backend; leave it unset",
+            parameter="jit_compile",
+        )
     return fn
 
 
@@ -435,10 +468,10 @@ def input_gradient(fn, x):
     return value_and_grad(lambda inputs: (ops.sum(fn(inputs)), ()), x, create_graph=True)[1]
 
 
-def _compiled_inference(model):
+def _compiled_inference(model, jit_compile=None):
     """``images -> model(images, training=False)``, compiled for the backend, without gradients."""
     predict = _compile(lambda trainable, non_trainable, images: model.stateless_call(
-        trainable, non_trainable, images, training=False)[0])  # fmt: skip
+        trainable, non_trainable, images, training=False)[0], jit_compile)  # fmt: skip
     return lambda images: ops.stop_gradient(
         predict(_values(model.trainable_variables), _values(model.non_trainable_variables), images)
     )

@@ -5,6 +5,7 @@ the run in ``config.run.weights_dir`` from its last complete (or interrupted) st
 are described in :mod:`deblurgan.run_directory`, the options in :mod:`deblurgan.config`.
 """
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -22,7 +23,7 @@ from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, TrainingConfig, resumed_
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.errors import DeblurGANError
 from deblurgan.frequency import highpass_critic
-from deblurgan.inference import deblur_array
+from deblurgan.inference import deblur_array, output_layers
 from deblurgan.io import read_image
 from deblurgan.metrics import psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
@@ -101,16 +102,19 @@ def build_generator(generator):
 def build_trainer(config):
     """The networks, losses and optimizers of a resolved ``config``, in a :class:`DeblurGANTrainer`."""
     keras.utils.set_random_seed(config.data.seed)
-    generator = build_generator(config.generator)
     c, size = config.critic, config.data.resize or config.data.crop_size
     critic = None
-    if recipe(c.gan_mode).uses_critic:
-        if c.architecture == "sicara":
-            critic = discriminator_model(input_shape=(size, size, 3), n_filters=c.n_filters)
-        else:
-            critic = patchgan_critic_model(n_filters=c.n_filters)
-        if c.input == "highpass":
-            critic = highpass_critic(critic)
+    with _dtype_policy(config.run.precision):  # float32 weights either way, so the same initial values
+        generator = build_generator(config.generator)
+        if recipe(c.gan_mode).uses_critic:
+            if c.architecture == "sicara":
+                critic = discriminator_model(input_shape=(size, size, 3), n_filters=c.n_filters)
+            else:
+                critic = patchgan_critic_model(n_filters=c.n_filters)
+    for network in (generator, critic):
+        _float32_outputs(network)
+    if critic is not None and c.input == "highpass":
+        critic = highpass_critic(critic)
     loss = config.loss
     if loss.content == "perceptual":
         vgg = dict(network=loss.vgg_network, weights=loss.vgg_weights, input_scaling=loss.vgg_input_scaling)
@@ -120,6 +124,9 @@ def build_trainer(config):
     if config.generator.architecture == "multiscale":  # every scale against the sharp pyramid
         content = functools.partial(multiscale_content_loss, loss=content)
     generator_optimizer, critic_optimizer = default_optimizers(c.gan_mode, config.run.lr)
+    if config.run.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+        generator_optimizer = keras.optimizers.LossScaleOptimizer(generator_optimizer)
+        critic_optimizer = keras.optimizers.LossScaleOptimizer(critic_optimizer)
     return DeblurGANTrainer(
         generator,
         critic,
@@ -134,7 +141,27 @@ def build_trainer(config):
         generator_optimizer=generator_optimizer,
         critic_optimizer=critic_optimizer,
         seed=config.data.seed,
+        jit_compile=config.run.jit_compile,
     )
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision):
+    """Keras' global dtype policy set to ``precision`` while networks are built under it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _float32_outputs(network):
+    """The output layers of ``network`` compute in float32, so that every loss does: the generator's
+    global skip adds the blurred input back unrounded, and only the computed correction is 16-bit."""
+    if network is not None:
+        for layer in output_layers(network):
+            layer.dtype_policy = "float32"
 
 
 def train(config):
