@@ -10,6 +10,8 @@ import dataclasses
 import functools
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -240,12 +242,13 @@ class _Loop:
             for blurred, sharp in self.dataset.prefetch_iter(epoch, start=batch_index):
                 if batch_index >= self.n_batches:
                     break
-                step_logs = self.trainer.train_on_batch(blurred, sharp)
-                _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
-                for name, value in step_logs.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                batch_index += 1
-                self.position, self.saved = (epoch, batch_index), False
+                with interrupts_deferred():  # a step that updated the weights is a step recorded
+                    step_logs = self.trainer.train_on_batch(blurred, sharp)
+                    _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
+                    for name, value in step_logs.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                    batch_index += 1
+                    self.position, self.saved = (epoch, batch_index), False
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{v / batch_index:.4g}" for k, v in sums.items() if _shown(k)})
         means = {name: value / max(1, batch_index) for name, value in sums.items()}
@@ -287,6 +290,36 @@ class _Loop:
                 samples.append(np.concatenate([sharp, blurred, restored], axis=1))
         self.tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
         return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+@contextlib.contextmanager
+def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Holds Ctrl-C and SIGTERM until the block ends, then delivers them to the handlers it found.
+
+    An interrupt that lands after a training step has updated the weights, but before the loop has
+    counted it, would save a position one step behind the weights, and the resumed run would repeat
+    that step. Outside the main thread (where handlers cannot be set) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def hold(signum, frame):
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum in received[:1]:
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
 
 def _short(name):  # "generator/content" -> "g:content" for the progress bar

@@ -496,3 +496,31 @@ def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path)
         _run_script("--sharp_dir", str(tmp_path / "no_photos"), "--weights_dir", str(tmp_path / "w"))
     )
     assert line.startswith("error: --sharp_dir ") and "no images" in line
+
+
+@pytest.mark.slow
+def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_path, monkeypatch):
+    """Ctrl-C landing after a step has changed the weights but before the loop counted it."""
+    train(_options(data_dir, tmp_path, "straight", n_epochs=2))
+    original = DeblurGANTrainer.train_on_batch
+    calls = {"n": 0}
+
+    def interrupt_after_the_fifth_update(self, blurred, sharp):
+        logs = original(self, blurred, sharp)
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 1, batch 1: the weights are updated, the loop has not counted it
+            os.kill(os.getpid(), signal.SIGINT)
+        return logs
+
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", interrupt_after_the_fifth_update)
+    with pytest.raises(KeyboardInterrupt):
+        train(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    weights = tmp_path / "interrupted" / "weights"
+    state = np.load(weights / "training_state.npz")
+    assert (int(state["run/epoch"]), int(state["run/batch"])) == (1, 2)  # the fifth step is counted
+    assert int(state["generator_optimizer/0"]) == 5
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", original)
+    resume_training(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    _assert_same_weights(
+        _generator_weights(tmp_path / "straight" / "weights", 1), _generator_weights(weights, 1)
+    )
