@@ -15,6 +15,7 @@ import keras
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import atomic_path
+from deblurgan.layer_utils import with_layer_dtypes
 
 log = logging.getLogger(__name__)
 MODEL_EXTENSIONS = (".h5", ".keras")
@@ -41,14 +42,7 @@ def float32_model(model):
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
 
-    def float32_layer(layer):
-        config = layer.get_config()
-        config["dtype"] = "float32"
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=float32_layer)
-    copy.set_weights(model.get_weights())
-    return copy
+    return with_layer_dtypes(model, lambda layer: "float32")
 
 
 def export_keras(path, output_path=None):

@@ -40,6 +40,7 @@ from deblurgan.io import (
     to_unit_range,
     write_image,
 )
+from deblurgan.layer_utils import with_layer_dtypes
 from deblurgan.multiscale_model import finest_output
 from deblurgan.precision import resolve_precision
 
@@ -127,15 +128,9 @@ def with_precision(generator, precision="fp32"):
     if precision not in cache:
         policy = PRECISIONS[precision]
         outputs = {id(node_layer) for node_layer in output_layers(generator)}
-
-        def clone_layer(layer):
-            config = layer.get_config()
-            config["dtype"] = "float32" if id(layer) in outputs else policy
-            return layer.__class__.from_config(config)
-
-        model = keras.models.clone_model(generator, clone_function=clone_layer)
-        model.set_weights(generator.get_weights())
-        cache[precision] = model
+        cache[precision] = with_layer_dtypes(
+            generator, lambda layer: "float32" if id(layer) in outputs else policy
+        )
     return cache[precision]
 
 

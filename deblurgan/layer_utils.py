@@ -128,3 +128,17 @@ def res_block(x, filters, name, norm="batch", dropout_rate=0.5, dropout_seed=Non
     x = layers.Conv2D(filters, 3, name=f"{name}_conv2")(x)
     x = normalization(norm, f"{name}_norm2")(x)
     return layers.Add(name=f"{name}_add")([shortcut, x])
+
+
+def with_layer_dtypes(model, dtype_of):
+    """A copy of ``model`` whose every layer computes in ``dtype_of(layer)`` (a dtype policy name),
+    holding the same weights (mixed precision keeps weights in float32, so they copy exactly)."""
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        config["dtype"] = dtype_of(layer)
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone_layer)
+    copy.set_weights(model.get_weights())
+    return copy
