@@ -43,12 +43,11 @@ from deblurgan.io import (
 from deblurgan.layer_utils import with_layer_dtypes
 from deblurgan.multiscale_model import finest_output
 from deblurgan.precision import resolve_precision
+from deblurgan.tiling import ALIGN, deblur_tiled, padded_length
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-ALIGN = 4  # two stride-2 downsamplings
-MIN_SIDE = 8
 # 1.6 megapixels per forward pass keeps the full generator under 4 GiB on CPU (TensorFlow, fp32);
 # a 1280x720 photo still runs in one pass. See benchmarks/bench_inference.py.
 DEFAULT_WEIGHTS = "weights/generator.h5"  # the shipped default generator, relative to the repository
@@ -148,6 +147,7 @@ def deblur_array(
     batch_size=1,
     precision="auto",
     max_pixels=DEFAULT_MAX_PIXELS,
+    inplace=False,
 ):
     """Deblurs one photo of any size.
 
@@ -165,6 +165,8 @@ def deblur_array(
         precision: ``"auto"`` (bf16 where native, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"``
             (see :func:`with_precision` and :mod:`deblurgan.precision`).
         max_pixels: the pixel budget of one forward pass when ``tile_size`` is ``None``.
+        inplace: when tiling, write the result over ``image01`` (a float32 array) instead of a new
+            array: a huge photo then needs memory for one copy of itself, not two.
 
     Returns:
         float32 array with the shape of ``image01``, in [0, 1].
@@ -184,31 +186,34 @@ def deblur_array(
     generator = finest_output(generator)  # a multi-scale generator deblurs with its finest output
     model = with_precision(generator, precision)
     height, width = image01.shape[:2]
-    # In place where possible: a 200-megapixel photo holds 2.4 GB per float copy.
-    padded = preprocess_image(_pad_to_multiple(image01, ALIGN), inplace=True)
-    padded_h, padded_w = padded.shape[:2]
-
-    if tile_size is None and padded_h * padded_w <= max_pixels:
-        restored = _predict(model, padded[None])[0]
-    else:
-        if tile_size is None:
-            tile_size = int(math.sqrt(max_pixels / batch_size))
-        tile_size = (int(tile_size) // ALIGN) * ALIGN
-        overlap = default_overlap(generator) if overlap is None else _ceil_to(int(overlap), ALIGN)
-        radius = receptive_field_radius(generator)
-        _warn_if_global(generator)
-        restored = _deblur_tiled(model, padded, tile_size, overlap, radius, batch_size)
-    return to_unit_range(restored[:height, :width], inplace=True)
+    if tile_size is None and padded_length(height) * padded_length(width) <= max_pixels:
+        padded = preprocess_image(_pad_to_multiple(image01), inplace=True)
+        return to_unit_range(_predict(model, padded[None])[0, :height, :width], inplace=True)
+    if tile_size is None:
+        tile_size = int(math.sqrt(max_pixels / batch_size))
+    tile_size = (int(tile_size) // ALIGN) * ALIGN
+    overlap = default_overlap(generator) if overlap is None else _ceil_to(int(overlap), ALIGN)
+    radius = receptive_field_radius(generator)
+    _warn_if_global(generator)
+    if overlap < radius:
+        log.warning(
+            "overlap %d is below the receptive-field radius %d; tile borders may show", overlap, radius
+        )
+    # Cross-fade inside the band where both neighbours are exact; without one, over half the overlap.
+    half_width = overlap - radius if overlap > radius else overlap // 2
+    out = image01 if inplace else np.empty_like(image01)
+    return deblur_tiled(
+        lambda batch: _predict(model, batch), image01, out, tile_size, overlap, half_width, batch_size
+    )
 
 
 def _ceil_to(value, multiple):
     return -(-value // multiple) * multiple
 
 
-def _pad_to_multiple(image, multiple):
-    """Reflect-pads the bottom and right edges up to multiples of ``multiple``, and to at least
-    ``MIN_SIDE`` (the residual blocks' reflection padding needs 2 pixels at quarter resolution)."""
-    pads = [(0, max(_ceil_to(size, multiple), MIN_SIDE) - size) for size in image.shape[:2]] + [(0, 0)]
+def _pad_to_multiple(image):
+    """Reflect-pads the bottom and right edges to ``tiling.padded_length`` (a multiple of 4)."""
+    pads = [(0, padded_length(size) - size) for size in image.shape[:2]] + [(0, 0)]
     return np.pad(image, pads, mode="reflect")  # NumPy reflects repeatedly when the pad is wider
 
 
@@ -223,80 +228,6 @@ def _warn_if_global(generator):
             "this generator normalises with per-image statistics (instance norm); tiled output only "
             "approximates a single pass. Raise tile_size (or max_pixels) to avoid tiling"
         )
-
-
-@dataclasses.dataclass
-class _Span:
-    """One tile along one axis: the window fed to the generator and the core it owns."""
-
-    start: int
-    end: int
-    core_start: int
-    core_end: int
-
-
-def _spans(length, tile, overlap):
-    """Tiles along an axis of ``length`` (a multiple of 4): equal windows of ``min(tile, length)``."""
-    tile = min(tile, length)
-    if tile == length:
-        return [_Span(0, length, 0, length)]
-    core = tile - 2 * overlap
-    if core < ALIGN:
-        raise DeblurGANError(
-            f"tile_size={tile} leaves no room inside an overlap of {overlap} pixels on each side; "
-            f"use a tile_size of at least {2 * overlap + 64} or a smaller overlap",
-            "tile_size",
-        )
-    units, core_units = length // ALIGN, core // ALIGN
-    count = -(-units // core_units)
-    borders = [ALIGN * (i * units // count) for i in range(count + 1)]
-    spans = []
-    for core_start, core_end in zip(borders[:-1], borders[1:], strict=True):
-        start = min(max(core_start - overlap, 0), length - tile)
-        spans.append(_Span(start, start + tile, core_start, core_end))
-    return spans
-
-
-def _ramp_weights(span, length, half_width):
-    """Per-pixel weight of a tile along one axis: 1 on its core, linear cross-fades at inner borders."""
-    centres = np.arange(span.start, span.end, dtype=np.float64) + 0.5
-    weight = np.ones_like(centres)
-    for border, rising in ((span.core_start, True), (span.core_end, False)):
-        if border in (0, length):
-            continue  # the photo's edge: nothing to fade into
-        if half_width == 0:
-            step = centres >= border if rising else centres < border
-            weight *= step
-        else:
-            t = (centres - (border - half_width)) / (2 * half_width)
-            weight *= np.clip(t if rising else 1.0 - t, 0.0, 1.0)
-    return weight.astype(np.float32)
-
-
-def _deblur_tiled(model, padded, tile, overlap, radius, batch_size):
-    height, width = padded.shape[:2]
-    rows, cols = _spans(height, tile, overlap), _spans(width, tile, overlap)
-    cores = [span.core_end - span.core_start for span in rows + cols]
-    # Cross-fade inside the band where both neighbours are exact; without one, over half the overlap.
-    half_width = overlap - radius if overlap > radius else overlap // 2
-    half_width = max(0, min(half_width, min(cores) // 2))
-    if overlap < radius:
-        log.warning(
-            "overlap %d is below the receptive-field radius %d; tile borders may show", overlap, radius
-        )
-    log.debug("tiling %dx%d into %dx%d tiles of %d px", height, width, len(rows), len(cols), tile)
-    output = np.zeros(padded.shape, dtype=np.float32)
-    total = np.zeros(padded.shape[:2] + (1,), dtype=np.float32)
-    tiles = [(r, c) for r in rows for c in cols]
-    for first in range(0, len(tiles), batch_size):
-        chunk = tiles[first : first + batch_size]
-        batch = np.stack([padded[r.start : r.end, c.start : c.end] for r, c in chunk])
-        for (r, c), restored in zip(chunk, _predict(model, batch), strict=True):
-            weight = np.outer(_ramp_weights(r, height, half_width), _ramp_weights(c, width, half_width))
-            output[r.start : r.end, c.start : c.end] += restored * weight[..., None]
-            total[r.start : r.end, c.start : c.end] += weight[..., None]
-    output /= np.maximum(total, 1e-12)
-    return output
 
 
 # ----------------------------------------------------------------------------- files and folders
@@ -387,7 +318,7 @@ def deblur_file(
         **options: passed to :func:`deblur_array` (tile_size, overlap, batch_size, precision, ...).
     """
     photo = read_image(input_path, max_pixels=max_image_pixels)
-    restored = deblur_array(generator, photo.pixels, **options)
+    restored = deblur_array(generator, photo.pixels, inplace=not side_by_side, **options)
     alpha = photo.alpha
     if side_by_side:
         restored = np.concatenate([photo.pixels, restored], axis=1)

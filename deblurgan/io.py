@@ -258,9 +258,20 @@ def _decode(image, file_format):
     if mode in ("RGBA", "RGBa", "PA"):
         image = image.convert("RGBA")
         alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    rgb /= 255.0  # in place: one float copy of a huge photo, not two
+    rgb = _unit_rgb(image if image.mode == "RGB" else image.convert("RGB"))
     return Photo(rgb, alpha, False, 8, file_format)
+
+
+def _unit_rgb(image, band=256):
+    """An RGB image as float32 in [0, 1], converted in row bands: one float copy of a huge photo and
+    no whole-photo 8-bit temporaries."""
+    width, height = image.size
+    rgb = np.empty((height, width, 3), np.float32)
+    for top in range(0, height, band):
+        rows = rgb[top : top + band]
+        rows[...] = np.asarray(image.crop((0, top, width, top + rows.shape[0])))
+        rows /= 255.0
+    return rgb
 
 
 def _gray3(gray):

@@ -6,8 +6,6 @@ from PIL import Image
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import (
-    _ramp_weights,
-    _spans,
     deblur_array,
     deblur_file,
     deblur_folder,
@@ -17,6 +15,7 @@ from deblurgan.inference import (
     with_precision,
 )
 from deblurgan.model import generator_model
+from deblurgan.tiling import ramp_weights, reflect_indices, spans
 
 
 @pytest.fixture(scope="module")
@@ -77,18 +76,44 @@ def test_too_small_overlap_is_not_exact(generator):
     "length,tile,overlap", [(336, 100, 28), (520, 100, 28), (64, 100, 28), (1000, 96, 36)]
 )
 def test_spans_are_aligned_and_weights_sum_to_one(length, tile, overlap):
-    spans = _spans(length, tile, overlap)
-    assert spans[0].core_start == 0 and spans[-1].core_end == length
-    for left, right in zip(spans[:-1], spans[1:], strict=True):
+    tiles = spans(length, tile, overlap)
+    assert tiles[0].core_start == 0 and tiles[-1].core_end == length
+    for left, right in zip(tiles[:-1], tiles[1:], strict=True):
         assert left.core_end == right.core_start  # cores partition the axis
-    for span in spans:
+    for span in tiles:
         assert span.start % 4 == 0 and span.end - span.start == min(tile, length)
         assert span.start <= max(span.core_start - overlap, 0)
         assert span.end >= min(span.core_end + overlap, length)
     total = np.zeros(length)
-    for span in spans:
-        total[span.start : span.end] += _ramp_weights(span, length, 6)
+    for span in tiles:
+        total[span.start : span.end] += ramp_weights(span, length, 6)
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("length,pad", [(1, 7), (2, 9), (5, 3), (5, 13), (37, 3)])
+def test_reflect_indices_are_numpys_reflect_padding(length, pad):
+    axis = np.arange(length)
+    expected = np.pad(axis, (0, pad), mode="reflect")
+    np.testing.assert_array_equal(reflect_indices(0, length + pad, length), expected)
+    np.testing.assert_array_equal(reflect_indices(3, length + pad, length), expected[3:])
+
+
+def test_tiling_in_place_equals_a_copy_and_keeps_the_working_memory_small(generator):
+    import tracemalloc
+
+    photo = random_photo(1203, 598, seed=3)  # pads to 1204 x 600 by reflection
+    expected = deblur_array(generator, photo, tile_size=96, overlap=24)
+    assert not np.shares_memory(expected, photo)
+    np.testing.assert_array_equal(photo, random_photo(1203, 598, seed=3))  # read-only
+    own = photo.copy()
+    tracemalloc.start()
+    restored = deblur_array(generator, own, tile_size=96, overlap=24, inplace=True)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert restored is own
+    np.testing.assert_allclose(restored, expected, atol=1e-6)
+    # two 96-row bands of the padded width and one batch of tiles, not another copy of the photo
+    assert peak < 0.5 * photo.nbytes, (peak, photo.nbytes)
 
 
 def test_tile_too_small_for_overlap_is_a_user_error(generator):
@@ -114,7 +139,7 @@ def test_reduced_precision_runs_in_16_bits(generator, precision, dtype):
     out = model(keras.ops.zeros((1, 32, 32, 3)))
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
     photo = random_photo(64, 96)
-    full = deblur_array(generator, photo)
+    full = deblur_array(generator, photo, precision="fp32")  # not "auto": bf16 on CPUs that have it
     reduced = deblur_array(generator, photo, precision=precision)
     assert reduced.dtype == np.float32
     assert 0 < np.abs(reduced - full).max() < 0.05
