@@ -75,7 +75,7 @@ class GeneratorConfig(_Section):
     block: str = _option("resnet", "Residual trunk: resnet (Sicara) or rrdb (ESRGAN RRDBs).", choices=BLOCKS)
     rrdb_growth: int = _option(32, "rrdb: channels of each dense-block convolution.", minimum=1)
     residual_scale: float = _option(1.0, "resnet: each block adds scale * branch (EDSR: 0.1).")
-    zero_init_blocks: bool = _option(False, "Start every residual block's last convolution at zero.")
+    zero_init_blocks: bool = _option(False, "resnet: start each block's last convolution at zero (identity).")
     name: str = "generator"
 
     def __post_init__(self):

@@ -216,11 +216,10 @@ def res_block(
     return layers.Add(name=f"{name}_add")([shortcut, x])
 
 
-def dense_block(x, growth, name, zero_init=False):
+def dense_block(x, growth, name):
     """ESRGAN's residual dense block: five Conv 3x3 ("same" padding, no norm), each seeing the
     concatenation of the block input and every earlier output; ``growth`` channels and LeakyReLU
-    0.2 after the first four, the fifth back to the input's channels; ``input + 0.2 * fifth``.
-    ``zero_init`` starts the fifth convolution at zero (the block starts as the identity)."""
+    0.2 after the first four, the fifth back to the input's channels; ``input + 0.2 * fifth``."""
     channels = x.shape[-1]
     features = [x]
     for k in range(1, 5):
@@ -228,17 +227,17 @@ def dense_block(x, growth, name, zero_init=False):
         y = layers.Conv2D(growth, 3, padding="same", name=f"{name}_conv{k}")(seen)
         features.append(layers.LeakyReLU(0.2, name=f"{name}_lrelu{k}")(y))
     seen = layers.Concatenate(name=f"{name}_concat5")(features)
-    init = "zeros" if zero_init else "glorot_uniform"
-    y = layers.Conv2D(channels, 3, padding="same", kernel_initializer=init, name=f"{name}_conv5")(seen)
+    y = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv5")(seen)
     return ScaledAdd(0.2, name=f"{name}_add")([x, y])
 
 
-def rrdb_block(x, growth, name, zero_init=False):
+def rrdb_block(x, growth, name):
     """ESRGAN's residual-in-residual dense block: three :func:`dense_block` in a chain,
-    ``input + 0.2 * chain``. No normalization inside."""
+    ``input + 0.2 * chain``. No normalization inside. (No zero-initialised variant: the chain carries
+    its input through the dense blocks' skips, so no zeroed convolution makes the block the identity.)"""
     shortcut = x
     for j in range(1, 4):
-        x = dense_block(x, growth, f"{name}_dense_{j}", zero_init=zero_init)
+        x = dense_block(x, growth, f"{name}_dense_{j}")
     return ScaledAdd(0.2, name=f"{name}_add")([shortcut, x])
 
 

@@ -75,8 +75,8 @@ def generator_model(
         rrdb_growth: ``block="rrdb"``: channels of each dense-block convolution but the last (32).
         residual_scale: ``block="resnet"``: each block returns ``input + residual_scale * branch``
             (EDSR uses 0.1); 1 keeps the plain addition. RRDBs use ESRGAN's fixed 0.2.
-        zero_init_blocks: start the last convolution of every residual block (of every dense
-            block for ``"rrdb"``) at zero, so every block starts as the identity.
+        zero_init_blocks: ``block="resnet"``: start the last convolution of every residual block
+            at zero, so every block (and the trunk) starts as the identity.
         name: model name; ``"generator"`` lets the loaders tell generators from critics.
 
     Example:
@@ -90,7 +90,7 @@ def generator_model(
         norm = GENERATOR_PRESETS[preset]["norm"]
         output_mode = GENERATOR_PRESETS[preset]["output_mode"]
         upsampling = GENERATOR_PRESETS[preset]["upsampling"]
-    _check_generator_options(upsampling, block, rrdb_growth, residual_scale)
+    _check_generator_options(upsampling, block, rrdb_growth, residual_scale, zero_init_blocks)
 
     inputs = keras.Input(shape=input_shape, name="blurred")
     x = ReflectionPadding2D(3, name="head_pad")(inputs)
@@ -107,7 +107,7 @@ def generator_model(
     dropout_seed = random.randrange(2**30)
     for i in range(1, n_blocks + 1):
         if block == "rrdb":
-            x = rrdb_block(x, rrdb_growth, f"rrdb_{i}", zero_init=zero_init_blocks)
+            x = rrdb_block(x, rrdb_growth, f"rrdb_{i}")
             continue
         x = res_block(
             x,
@@ -144,7 +144,7 @@ def _upsample(x, filters, upsampling, name):
     return DepthToSpace(2, name=f"{name}_shuffle")(x)
 
 
-def _check_generator_options(upsampling, block, rrdb_growth, residual_scale):
+def _check_generator_options(upsampling, block, rrdb_growth, residual_scale, zero_init_blocks):
     if upsampling not in UPSAMPLINGS:
         raise DeblurGANError(
             f"upsampling={upsampling!r}: choose one of {', '.join(UPSAMPLINGS)}", parameter="upsampling"
@@ -158,6 +158,12 @@ def _check_generator_options(upsampling, block, rrdb_growth, residual_scale):
         raise DeblurGANError(
             f"residual_scale={residual_scale!r}: applies to resnet blocks only; RRDBs use ESRGAN's fixed 0.2",
             parameter="residual_scale",
+        )
+    if block == "rrdb" and zero_init_blocks:
+        raise DeblurGANError(
+            "zero_init_blocks=True: applies to resnet blocks only; an RRDB's dense chain carries its "
+            "input, so no zeroed convolution makes it the identity",
+            parameter="zero_init_blocks",
         )
 
 
