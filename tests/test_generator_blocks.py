@@ -183,6 +183,7 @@ def test_default_rrdb_and_subpixel_generators_have_the_documented_sizes():
     assert _sicara_outside_the_trunk(64) + batch_norms + 9 * _rrdb_parameters(256, 32) == 34_113_155
     assert generator_model(block="rrdb").count_params() == 34_113_155
     assert generator_model(upsampling="subpixel").count_params() == 12_505_667
+    assert generator_model(block="rrdb", upsampling="subpixel").count_params() == 34_113_155 + 1_106_496
 
 
 # --- residual scaling and identity blocks -----------------------------------------------------
