@@ -40,7 +40,7 @@ from deblurgan.io import (  # noqa: E402
     read_image,
     write_image,
 )
-from deblurgan.layer_utils import GlobalSkip, ReflectionPadding2D  # noqa: E402
+from deblurgan.layer_utils import DepthToSpace, GlobalSkip, ReflectionPadding2D, ScaledAdd  # noqa: E402
 from deblurgan.losses import PerceptualLoss, perceptual_loss, wasserstein_loss  # noqa: E402
 from deblurgan.metrics import laplacian_variance, psnr, psnr_ops, ssim, ssim_ops  # noqa: E402
 from deblurgan.model import (  # noqa: E402
@@ -64,6 +64,7 @@ __all__ = [
     "deblur_file",
     "deblur_folder",
     "DeblurGANError",
+    "DepthToSpace",
     "DeblurGANTrainer",
     "deprocess_image",
     "discriminator_model",
@@ -101,6 +102,7 @@ __all__ = [
     "ReflectionPadding2D",
     "resume_training",
     "save_model",
+    "ScaledAdd",
     "SharpPhotoDataset",
     "ssim",
     "ssim_ops",

@@ -112,3 +112,16 @@ def inference_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+class OneLineUsageErrors(click.Command):
+    """A click command whose usage errors (an unknown choice, a value of the wrong type, an unknown
+    flag) are one ``error: ...`` line on stderr with exit code 2, like ``main_guard``'s, instead
+    of click's usage block."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            print(f"error: {error.format_message()}", file=sys.stderr)
+            ctx.exit(2)

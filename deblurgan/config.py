@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
-from deblurgan.model import GENERATOR_PRESETS, UPSAMPLINGS
+from deblurgan.model import BLOCKS, GENERATOR_PRESETS, UPSAMPLINGS
 from deblurgan.training import GAN_MODES, PRECISIONS
 
 AUTO = "auto"
@@ -49,8 +49,10 @@ class GeneratorConfig(_Section):
 
     ``resnet`` (the Sicara generator) takes ``generator_model``'s arguments; ``multiscale``
     (DeepDeblur) takes ``input_shape``, ``n_filters``, ``n_blocks``, ``n_scales``, ``kernel_size``
-    and ``name`` and ignores the rest. ``n_blocks=None``: the architecture's default
-    (``ARCHITECTURE_BLOCKS``).
+    and ``name``, ignores the norm/output/upsampling/dropout variant fields and refuses the block
+    fields (``block``, ``residual_scale``, ``zero_init_blocks``) away from their defaults. Fields
+    added later default to the earlier behaviour, so older ``options.json`` files still load.
+    ``n_blocks=None``: the architecture's default (``ARCHITECTURE_BLOCKS``).
     """
 
     section: ClassVar[str] = "generator"
@@ -70,6 +72,10 @@ class GeneratorConfig(_Section):
     dropout_rate: float = _option(0.5, "Dropout in each residual block.")
     preset: str | None = None
     zero_init_output: bool = _option(False, "Start the last convolution at zero (identity with clip).")
+    block: str = _option("resnet", "Residual trunk: resnet (Sicara) or rrdb (ESRGAN RRDBs).", choices=BLOCKS)
+    rrdb_growth: int = _option(32, "rrdb: channels of each dense-block convolution.", minimum=1)
+    residual_scale: float = _option(1.0, "resnet: each block adds scale * branch (EDSR: 0.1).")
+    zero_init_blocks: bool = _option(False, "resnet: start each block's last convolution at zero (identity).")
     name: str = "generator"
 
     def __post_init__(self):

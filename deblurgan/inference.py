@@ -81,8 +81,8 @@ def receptive_field_radius(generator):
     radius, jump = 0.0, 1.0
     for layer in generator.layers:
         kind = type(layer).__name__
-        if kind == "UpSampling2D":
-            size = max(layer.size)
+        if kind in ("UpSampling2D", "DepthToSpace"):
+            size = max(layer.size) if kind == "UpSampling2D" else layer.block_size
             jump /= size
             radius += (size - 1) * jump
         elif kind == "Conv2DTranspose":

@@ -11,7 +11,15 @@ import random
 import keras
 from keras import layers
 
-from deblurgan.layer_utils import GlobalSkip, ReflectionPadding2D, normalization, res_block
+from deblurgan.errors import DeblurGANError
+from deblurgan.layer_utils import (
+    DepthToSpace,
+    GlobalSkip,
+    ReflectionPadding2D,
+    normalization,
+    res_block,
+    rrdb_block,
+)
 from deblurgan.multiscale_model import multiscale_generator_model  # noqa: F401  (re-exported)
 
 # Keyword bundles for generator_model(preset=...). "sicara" is the default graph.
@@ -19,7 +27,8 @@ GENERATOR_PRESETS = {
     "sicara": dict(norm="batch", output_mode="average", upsampling="nearest"),
     "paper": dict(norm="instance", output_mode="clip", upsampling="transpose"),
 }
-UPSAMPLINGS = ("nearest", "transpose")
+UPSAMPLINGS = ("nearest", "transpose", "subpixel")
+BLOCKS = ("resnet", "rrdb")
 
 
 def generator_model(
@@ -32,6 +41,10 @@ def generator_model(
     dropout_rate=0.5,
     preset=None,
     zero_init_output=False,
+    block="resnet",
+    rrdb_growth=32,
+    residual_scale=1.0,
+    zero_init_blocks=False,
     name="generator",
 ):
     """The DeblurGAN generator: a fully convolutional ResNet with a global skip connection.
@@ -46,14 +59,24 @@ def generator_model(
         norm: ``"batch"`` (Sicara), ``"instance"`` (paper) or ``"none"``.
         output_mode: ``"average"`` = ``(input + tanh) / 2`` (Sicara) or ``"clip"`` =
             ``clip(input + tanh, -1, 1)`` (paper).
-        upsampling: ``"nearest"`` = UpSampling2D then Conv 3x3 (Sicara) or ``"transpose"`` =
-            Conv2DTranspose 3x3 stride 2 (paper).
-        dropout_rate: dropout inside each residual block (0.5 in both; 0 removes the layer).
+        upsampling: ``"nearest"`` = UpSampling2D then Conv 3x3 (Sicara), ``"transpose"`` =
+            Conv2DTranspose 3x3 stride 2 (paper) or ``"subpixel"`` = Conv 3x3 to 4x the stage's
+            channels then :class:`~deblurgan.layer_utils.DepthToSpace` by 2 (Shi et al. 2016,
+            SRGAN); each followed by the stage's norm and ReLU.
+        dropout_rate: dropout inside each residual block (0.5 in both; 0 removes the layer;
+            ``block="resnet"`` only).
         preset: ``"sicara"`` or ``"paper"``: sets norm, output_mode and upsampling together,
             overriding those three arguments.
         zero_init_output: start the last convolution at zero, so that with ``output_mode="clip"``
             the untrained generator returns its input and training starts from the identity
             (with random init it first has to unlearn a large random residual).
+        block: the residual trunk: ``"resnet"`` = ``n_blocks`` Sicara residual blocks, or
+            ``"rrdb"`` = ``n_blocks`` residual-in-residual dense blocks (ESRGAN, no norm inside).
+        rrdb_growth: ``block="rrdb"``: channels of each dense-block convolution but the last (32).
+        residual_scale: ``block="resnet"``: each block returns ``input + residual_scale * branch``
+            (EDSR uses 0.1); 1 keeps the plain addition. RRDBs use ESRGAN's fixed 0.2.
+        zero_init_blocks: ``block="resnet"``: start the last convolution of every residual block
+            at zero, so every block (and the trunk) starts as the identity.
         name: model name; ``"generator"`` lets the loaders tell generators from critics.
 
     Example:
@@ -67,8 +90,7 @@ def generator_model(
         norm = GENERATOR_PRESETS[preset]["norm"]
         output_mode = GENERATOR_PRESETS[preset]["output_mode"]
         upsampling = GENERATOR_PRESETS[preset]["upsampling"]
-    if upsampling not in UPSAMPLINGS:
-        raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}")
+    _check_generator_options(upsampling, block, rrdb_growth, residual_scale, zero_init_blocks)
 
     inputs = keras.Input(shape=input_shape, name="blurred")
     x = ReflectionPadding2D(3, name="head_pad")(inputs)
@@ -84,6 +106,9 @@ def generator_model(
     # Seeded from Python's generator, which keras.utils.set_random_seed also seeds.
     dropout_seed = random.randrange(2**30)
     for i in range(1, n_blocks + 1):
+        if block == "rrdb":
+            x = rrdb_block(x, rrdb_growth, f"rrdb_{i}")
+            continue
         x = res_block(
             x,
             n_filters * 4,
@@ -91,14 +116,12 @@ def generator_model(
             norm=norm,
             dropout_rate=dropout_rate,
             dropout_seed=dropout_seed + i,
+            residual_scale=residual_scale,
+            zero_init=zero_init_blocks,
         )
 
     for i, mult in enumerate((2, 1), start=1):
-        if upsampling == "nearest":
-            x = layers.UpSampling2D(2, interpolation="nearest", name=f"up_{i}_upsample")(x)
-            x = layers.Conv2D(n_filters * mult, 3, padding="same", name=f"up_{i}_conv")(x)
-        else:
-            x = layers.Conv2DTranspose(n_filters * mult, 3, strides=2, padding="same", name=f"up_{i}_conv")(x)
+        x = _upsample(x, n_filters * mult, upsampling, f"up_{i}")
         x = normalization(norm, f"up_{i}_norm")(x)
         x = layers.Activation("relu", name=f"up_{i}_relu")(x)
 
@@ -108,6 +131,40 @@ def generator_model(
     residual = layers.Activation("tanh", name="tail_tanh")(x)
     outputs = GlobalSkip(output_mode, name="global_skip")([inputs, residual])
     return keras.Model(inputs, outputs, name=name)
+
+
+def _upsample(x, filters, upsampling, name):
+    """Doubles height and width and maps to ``filters`` channels, as ``upsampling`` says."""
+    if upsampling == "nearest":
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample")(x)
+        return layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+    if upsampling == "transpose":
+        return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"{name}_conv")(x)
+    x = layers.Conv2D(4 * filters, 3, padding="same", name=f"{name}_conv")(x)
+    return DepthToSpace(2, name=f"{name}_shuffle")(x)
+
+
+def _check_generator_options(upsampling, block, rrdb_growth, residual_scale, zero_init_blocks):
+    if upsampling not in UPSAMPLINGS:
+        raise DeblurGANError(
+            f"upsampling={upsampling!r}: choose one of {', '.join(UPSAMPLINGS)}", parameter="upsampling"
+        )
+    if block not in BLOCKS:
+        raise DeblurGANError(f"block={block!r}: choose one of {', '.join(BLOCKS)}", parameter="block")
+    if block == "rrdb" and (not isinstance(rrdb_growth, int) or rrdb_growth < 1):
+        message = f"rrdb_growth={rrdb_growth!r}: must be an int of at least 1"
+        raise DeblurGANError(message, parameter="rrdb_growth")
+    if block == "rrdb" and residual_scale != 1.0:
+        raise DeblurGANError(
+            f"residual_scale={residual_scale!r}: applies to resnet blocks only; RRDBs use ESRGAN's fixed 0.2",
+            parameter="residual_scale",
+        )
+    if block == "rrdb" and zero_init_blocks:
+        raise DeblurGANError(
+            "zero_init_blocks=True: applies to resnet blocks only; an RRDB's dense chain carries its "
+            "input, so no zeroed convolution makes it the identity",
+            parameter="zero_init_blocks",
+        )
 
 
 def discriminator_model(

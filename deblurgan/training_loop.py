@@ -72,6 +72,12 @@ def resolve(config):
 
 
 def _check_multiscale(generator, data):
+    for field, default in (("block", "resnet"), ("residual_scale", 1.0), ("zero_init_blocks", False)):
+        if getattr(generator, field) != default:
+            raise DeblurGANError(
+                f"generator.{field}={getattr(generator, field)!r}: only for architecture resnet",
+                parameter=f"generator.{field}",
+            )
     # deblurgan.inference pads and tiles to multiples of 4: two halvings (validation, deblur.py).
     if generator.n_scales > 3:
         raise DeblurGANError(

@@ -15,7 +15,7 @@ import typing
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import OneLineUsageErrors, main_guard
 from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig
 from deblurgan.model import GENERATOR_PRESETS
 from deblurgan.training_loop import resume_training, train
@@ -45,7 +45,10 @@ def config_options(command):
     return command
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.command(
+    cls=OneLineUsageErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @config_options
 @click.option(
     "--preset",

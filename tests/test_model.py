@@ -187,7 +187,6 @@ def test_generator_without_normalization(tmp_path):
     "kwargs, word",
     [
         ({"preset": "pix2pix"}, "preset"),
-        ({"upsampling": "bilinear"}, "upsampling"),
         ({"norm": "layer"}, "norm"),
         ({"output_mode": "sum"}, "mode"),
     ],
