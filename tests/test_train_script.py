@@ -389,7 +389,13 @@ def test_a_run_written_with_flat_options_resumes_bit_identically(tmp_path):
     state = np.load(weights / "training_state.npz")
     assert int(state["run/epoch"]) == 2
     for name in expected.files:
-        np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
+        # Recorded on one CPU: another's oneDNN kernels (AVX-512 against AVX2) sum in another order,
+        # which moves weights by ~1e-8 and Adam's moments by ~1e-4 of their size after this epoch; a
+        # wrong resume moves them by far more. Bit-identical resume on one machine is tested above.
+        if np.issubdtype(expected[name].dtype, np.floating):
+            np.testing.assert_allclose(state[name], expected[name], rtol=1e-3, atol=1e-6, err_msg=name)
+        else:
+            np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
 
 
 def _start_script(*args, ignore_sigint=False):
