@@ -14,12 +14,14 @@ height and width must exceed ``k // 2``. ``keras.ops`` only.
 import keras
 from keras import layers, ops
 
+from deblurgan.errors import DeblurGANError
+
 LOWPASS_KERNEL_SIZE = 5
 
 
 def _check_kernel_size(kernel_size):
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
+        raise DeblurGANError(f"kernel_size={kernel_size!r}: must be an odd positive int", "kernel_size")
 
 
 def lowpass(images, kernel_size=LOWPASS_KERNEL_SIZE):

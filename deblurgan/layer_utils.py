@@ -11,6 +11,8 @@ import numbers
 import keras
 from keras import layers, ops
 
+from deblurgan.errors import DeblurGANError
+
 NORMALIZATIONS = ("batch", "instance", "none")
 
 
@@ -33,9 +35,10 @@ class ReflectionPadding2D(layers.Layer):
         padding = tuple(padding)
         # Checked here: a bad value would otherwise fail later, deep inside the backend's pad op.
         if len(padding) != 2 or any(not isinstance(p, numbers.Integral) or p < 0 for p in padding):
-            raise ValueError(
-                f"ReflectionPadding2D padding must be an int or (pad_height, pad_width) of "
-                f"non-negative ints, got {padding!r}"
+            raise DeblurGANError(
+                f"padding={padding!r}: give ReflectionPadding2D an int or (pad_height, pad_width) of "
+                "non-negative ints",
+                "padding",
             )
         self.padding = tuple(int(p) for p in padding)
 
@@ -78,7 +81,7 @@ class GlobalSkip(layers.Layer):
         if callable(mode) and getattr(mode, "__name__", None) in self.MODES:
             mode = mode.__name__
         if mode not in self.MODES:
-            raise ValueError(f"GlobalSkip mode must be one of {self.MODES}, got {mode!r}")
+            raise DeblurGANError(f"mode={mode!r}: GlobalSkip takes one of {', '.join(self.MODES)}", "mode")
         self.mode = mode
 
     def call(self, inputs):
@@ -114,7 +117,9 @@ class DepthToSpace(layers.Layer):
     def __init__(self, block_size=2, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(block_size, numbers.Integral) or block_size < 2:
-            raise ValueError(f"DepthToSpace block_size must be an int of at least 2, got {block_size!r}")
+            raise DeblurGANError(
+                f"block_size={block_size!r}: DepthToSpace needs an int of at least 2", "block_size"
+            )
         self.block_size = int(block_size)
 
     def call(self, inputs):
@@ -129,7 +134,10 @@ class DepthToSpace(layers.Layer):
         batch, height, width, channels = input_shape
         s = self.block_size
         if channels is not None and channels % (s * s):
-            raise ValueError(f"DepthToSpace needs channels divisible by {s * s}, got {channels}")
+            raise DeblurGANError(
+                f"DepthToSpace(block_size={s}) needs channels divisible by {s * s}, got {channels}",
+                "block_size",
+            )
         return (
             batch,
             None if height is None else height * s,
@@ -179,7 +187,7 @@ def normalization(norm, name):
         return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
     if norm == "none":
         return layers.Identity(name=name)
-    raise ValueError(f"norm must be one of {NORMALIZATIONS}, got {norm!r}")
+    raise DeblurGANError(f"norm={norm!r}: choose one of {', '.join(NORMALIZATIONS)}", "norm")
 
 
 def res_block(

@@ -170,10 +170,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
     sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or mu1.ndim != 1:
-        raise ValueError(f"mean vectors must be 1-D of one length, got {mu1.shape} and {mu2.shape}")
+        raise DeblurGANError(
+            f"mu1, mu2: mean vectors must be 1-D of one length, got {mu1.shape} and {mu2.shape}", "mu1"
+        )
     if sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-        raise ValueError(
-            f"covariances must be {mu1.shape * 2} like the means, got {sigma1.shape} and {sigma2.shape}"
+        raise DeblurGANError(
+            f"sigma1, sigma2: covariances must be {mu1.shape * 2} like the means, got {sigma1.shape} and "
+            f"{sigma2.shape}",
+            "sigma1",
         )
     diff = mu1 - mu2
     with warnings.catch_warnings():  # a singular product is handled below, as disp=False did
@@ -185,9 +189,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     if np.iscomplexobj(covmean):
         largest = np.max(np.abs(np.diagonal(covmean).imag))
         if largest > 1e-3:
-            raise ValueError(
-                f"sqrtm(sigma1 @ sigma2) has imaginary parts up to {largest:.3g}: the covariances are "
-                "not valid (symmetric positive semi-definite) or badly conditioned"
+            raise DeblurGANError(
+                f"sigma1, sigma2: sqrtm(sigma1 @ sigma2) has imaginary parts up to {largest:.3g}: the "
+                "covariances are not valid (symmetric positive semi-definite) or badly conditioned",
+                "sigma1",
             )
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))

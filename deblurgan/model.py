@@ -86,7 +86,7 @@ def generator_model(
     """
     if preset is not None:
         if preset not in GENERATOR_PRESETS:
-            raise ValueError(f"preset must be one of {tuple(GENERATOR_PRESETS)}, got {preset!r}")
+            raise DeblurGANError(f"preset={preset!r}: choose one of {', '.join(GENERATOR_PRESETS)}", "preset")
         norm = GENERATOR_PRESETS[preset]["norm"]
         output_mode = GENERATOR_PRESETS[preset]["output_mode"]
         upsampling = GENERATOR_PRESETS[preset]["upsampling"]

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from deblurgan.errors import DeblurGANError
 from deblurgan.losses import content_loss
 
 BINOMIAL_5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0  # the Burt-Adelson Gaussian pyramid kernel
@@ -102,7 +103,7 @@ def multiscale_generator_model(
         [(1, 32, 32, 3), (1, 16, 16, 3), (1, 8, 8, 3)]
     """
     if n_scales < 1:
-        raise ValueError(f"n_scales must be at least 1, got {n_scales}")
+        raise DeblurGANError(f"n_scales={n_scales}: must be at least 1", "n_scales")
     inputs = keras.Input(shape=input_shape, name="blurred")
     pyramid = [inputs]
     for scale in range(2, n_scales + 1):

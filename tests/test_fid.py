@@ -90,9 +90,9 @@ def test_small_imaginary_round_off_is_dropped_and_large_is_an_error(monkeypatch)
     assert metrics.frechet_distance(*args) == pytest.approx(2**2 + 1**2)
     monkeypatch.setattr(metrics.linalg, "sqrtm", real_sqrtm)
     # not a covariance: sqrtm(diag(-1, 1)) = diag(i, 1)
-    with pytest.raises(ValueError, match="imaginary parts up to 1"):
+    with pytest.raises(DeblurGANError, match="imaginary parts up to 1"):
         metrics.frechet_distance([0, 0], np.diag([-1.0, 1.0]), [0, 0], np.eye(2))
-    with pytest.raises(ValueError, match="covariances must be"):
+    with pytest.raises(DeblurGANError, match="covariances must be"):
         metrics.frechet_distance([0, 0], np.eye(3), [0, 0], np.eye(3))
 
 

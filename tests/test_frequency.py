@@ -7,6 +7,7 @@ from scipy import ndimage
 
 import deblurgan
 from deblurgan import frequency
+from deblurgan.errors import DeblurGANError
 
 pytestmark = pytest.mark.backend
 
@@ -67,7 +68,7 @@ def test_highpass_critic_sees_the_highpass_and_saves_and_loads(tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(np_(loaded(image)), np_(wrapped(image)), atol=1e-6)
     assert frequency.HighPass2D(kernel_size=3).get_config()["kernel_size"] == 3
-    with pytest.raises(ValueError, match="odd positive"):
+    with pytest.raises(DeblurGANError, match="odd positive"):
         frequency.lowpass(image, kernel_size=4)
 
 

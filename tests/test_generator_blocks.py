@@ -72,9 +72,9 @@ def test_depth_to_space_matches_a_loop_built_pixel_shuffle(block_size, shape):
 
 
 def test_depth_to_space_rejects_bad_sizes():
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(DeblurGANError, match="block_size"):
         DepthToSpace(1)
-    with pytest.raises(ValueError, match="divisible by 4"):
+    with pytest.raises(DeblurGANError, match="divisible by 4"):
         DepthToSpace(2).compute_output_shape((None, 4, 4, 6))
 
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from deblurgan.errors import DeblurGANError
 from deblurgan.layer_utils import GlobalSkip, ReflectionPadding2D, normalization, res_block
 
 pytestmark = pytest.mark.backend
@@ -112,17 +113,17 @@ def test_res_block_adds_its_input():
 
 @pytest.mark.parametrize("padding", [-1, (1, 2, 3), (1.5, 1), "1", (1, None)])
 def test_reflection_padding_rejects_bad_padding(padding):
-    with pytest.raises(ValueError, match="padding"):
+    with pytest.raises(DeblurGANError, match="padding"):
         ReflectionPadding2D(padding)
 
 
 def test_global_skip_rejects_unknown_mode():
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(DeblurGANError, match="mode"):
         GlobalSkip("sum")
 
 
 def test_normalization_rejects_unknown_norm():
-    with pytest.raises(ValueError, match="norm"):
+    with pytest.raises(DeblurGANError, match="norm"):
         normalization("layer", "n")
 
 

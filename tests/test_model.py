@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from deblurgan.errors import DeblurGANError
 from deblurgan.model import (
     discriminator_model,
     generator_containing_discriminator_multiple_outputs,
@@ -192,7 +193,7 @@ def test_generator_without_normalization(tmp_path):
     ],
 )
 def test_generator_rejects_unknown_options(kwargs, word):
-    with pytest.raises(ValueError, match=word):
+    with pytest.raises(DeblurGANError, match=word):
         generator_model(n_filters=4, n_blocks=1, **kwargs)
 
 
