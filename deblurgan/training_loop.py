@@ -35,9 +35,9 @@ from deblurgan.run_directory import RunDirectory, check_fresh, load_run
 from deblurgan.training import (
     DeblurGANTrainer,
     default_optimizers,
-    linear_decay_learning_rate,
     recalibrate_batch_norm,
     recipe,
+    scheduled_learning_rate,
 )
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,8 @@ def build_trainer(config):
     if loss.content == "perceptual":
         vgg = dict(network=loss.vgg_network, weights=loss.vgg_weights, input_scaling=loss.vgg_input_scaling)
         content = losses.content_loss("perceptual", **vgg)
-    else:
-        content = losses.content_loss(loss.content)
+    else:  # l1+fft: the trainer adds the FFT term itself, to log it apart
+        content = losses.content_loss("l1" if loss.content == "l1+fft" else loss.content)
     if config.generator.architecture == "multiscale":  # every scale against the sharp pyramid
         content = functools.partial(multiscale_content_loss, loss=content)
     generator_optimizer, critic_optimizer = default_optimizers(c.gan_mode, config.run.lr)
@@ -144,6 +144,8 @@ def build_trainer(config):
         critic_optimizer=critic_optimizer,
         seed=config.data.seed,
         jit_compile=config.run.jit_compile,
+        fft_weight=loss.fft_weight if loss.content == "l1+fft" else 0.0,
+        clip_norm=config.run.clip_norm,
     )
 
 
@@ -200,7 +202,9 @@ class _Loop:
         self.config, self.trainer, self.dataset, self.directory = config, trainer, dataset, directory
         self.val_pairs, self.tensorboard = val_pairs, directory.tensorboard
         self.start_epoch, self.start_batch, self.start_sums = position
-        self.base_lr = float(trainer.generator_optimizer.learning_rate)
+        # From the config, not the optimizer: a resumed state holds the rate its last step used.
+        base_lr = config.run.lr or recipe(config.critic.gan_mode).learning_rate
+        self.base_lr, self.lr = float(np.float32(base_lr)), None  # as the float32 variable holds it
         steps = config.data.steps_per_epoch
         self.n_batches = min(len(dataset), steps) if steps else len(dataset)
         # Where an interruption would leave the run, the loss sums of that epoch, and whether that
@@ -228,20 +232,31 @@ class _Loop:
             log.warning("%d unreadable image pairs were skipped (see the log above)", self.dataset.n_skipped)
         return rows
 
+    def _learning_rate(self, epoch, batch_index):
+        """Sets both optimizers to the scheduled rate of the step at (epoch, batch_index)."""
+        run = self.config.run
+        step = epoch * self.n_batches + batch_index
+        lr = scheduled_learning_rate(
+            self.base_lr, step, self.n_batches, run.n_epochs, run.lr_schedule, run.warmup_steps
+        )
+        if lr != self.lr:
+            self.trainer.set_learning_rate(lr)
+            self.lr = lr
+
     def _run_epoch(self, epoch):
         run = self.config.run
-        lr = linear_decay_learning_rate(self.base_lr, epoch, run.n_epochs) if run.lr_decay else self.base_lr
-        self.trainer.set_learning_rate(lr)
         first = epoch == self.start_epoch
         batch_index = self.start_batch if first else 0
         # loss sums of the batches before an interruption, so the epoch's means cover all of it
         self.sums = sums = dict(self.start_sums) if first else {}
+        self._learning_rate(epoch, min(batch_index, self.n_batches - 1))
         started, cpu_started = time.time(), time.process_time()
         bar = tqdm(total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not run.progress)
         with bar:
             for blurred, sharp in self.dataset.prefetch_iter(epoch, start=batch_index):
                 if batch_index >= self.n_batches:
                     break
+                self._learning_rate(epoch, batch_index)
                 with interrupts_deferred():  # a step that updated the weights is a step recorded
                     step_logs = self.trainer.train_on_batch(blurred, sharp)
                     _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
@@ -252,7 +267,7 @@ class _Loop:
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{v / batch_index:.4g}" for k, v in sums.items() if _shown(k)})
         means = {name: value / max(1, batch_index) for name, value in sums.items()}
-        row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": lr, **means}
+        row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": self.lr, **means}
         self._recalibrate(epoch)
         row.update(self._validate(epoch))
         # For training curves against compute: optimizer steps so far, and the CPU time of this
