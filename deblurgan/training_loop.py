@@ -282,10 +282,7 @@ class _Loop:
 
     def _recalibrate(self, epoch):
         """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
-        count = min(self.config.run.bn_recalibration_batches, self.n_batches)
-        if count > 0:
-            batches = (self.dataset.get_batch(i, epoch)[0] for i in range(count))
-            recalibrate_batch_norm(self.trainer.generator, batches)
+        _recalibrate(self.trainer.generator, self.dataset, epoch, self.config, self.n_batches)
 
     def _validate(self, epoch):
         if not self.val_pairs:
@@ -305,6 +302,41 @@ class _Loop:
                 samples.append(np.concatenate([sharp, blurred, restored], axis=1))
         self.tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
         return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+def _recalibrate(generator, dataset, epoch, config, n_batches):
+    count = min(config.run.bn_recalibration_batches, n_batches)
+    if count > 0:
+        batches = (dataset.get_batch(i, epoch)[0] for i in range(count))
+        recalibrate_batch_norm(generator, batches)
+
+
+def initial_generator(config):
+    """The generator a new run of ``config`` starts from: ``build_trainer``'s seeded initialisation,
+    or ``config.run.init_generator``'s weights."""
+    config = resolve(config)
+    keras.utils.set_random_seed(config.data.seed)
+    generator = build_generator(config.generator)
+    if config.run.init_generator:
+        generator.set_weights(load_generator(config.run.init_generator).get_weights())
+    return generator
+
+
+def saved_generator(weights_dir):
+    """``(generator, config, (epoch, batch))`` of the run in ``weights_dir`` at its saved position.
+
+    Saved mid-epoch (Ctrl-C), the generator's batch-norm statistics are recalibrated from the
+    run's training batches as the epoch's checkpoint would have been; an epoch's end already was.
+    """
+    config, state, (epoch, batch, _) = load_run(weights_dir)
+    generator = build_generator(config.generator)
+    for i, variable in enumerate(generator.variables):  # trainer_state's names: by position
+        variable.assign(state[f"generator/{i}"])
+    if batch:
+        dataset = _training_dataset(config.data, _data_dirs(config)[0], config.run.workers)
+        steps = config.data.steps_per_epoch
+        _recalibrate(generator, dataset, epoch, config, min(len(dataset), steps) if steps else len(dataset))
+    return generator, config, (epoch, batch)
 
 
 @contextlib.contextmanager
