@@ -15,7 +15,7 @@ from typing import ClassVar
 from deblurgan.errors import DeblurGANError
 from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
 from deblurgan.model import BLOCKS, GENERATOR_PRESETS, UPSAMPLINGS
-from deblurgan.training import GAN_MODES, PRECISIONS
+from deblurgan.training import GAN_MODES, LR_SCHEDULES, PRECISIONS
 
 AUTO = "auto"
 CRITICS = (AUTO, "sicara", "patchgan")
@@ -112,6 +112,9 @@ class LossConfig(_Section):
     adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.")
     gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight")
     lowpass_weight: float = _option(0.0, "Weight of DSGAN's low-pass L1 (colour) loss; 0: off.", minimum=0)
+    fft_weight: float = _option(
+        0.1, "--content_loss l1+fft: weight of the FFT L1 next to the L1 (MIMO-UNet).", minimum=0
+    )
     vgg_network: str = _option(
         "vgg16", "vgg16 block3_conv3 (Sicara), vgg19 conv3_3 (paper).", choices=VGG_NETWORKS
     )
@@ -146,7 +149,16 @@ class RunConfig(_Section):
     log_dir: str = _option("logs", "TensorBoard events and losses.csv.")
     n_epochs: int = _option(50, "Epochs to train.", "--n_epochs", "--epoch_num", minimum=1)
     lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).")
-    lr_decay: bool = _option(False, "Linear decay to zero over the second half of training (paper).")
+    lr_decay: bool = _option(False, "Same as --lr_schedule linear (kept for earlier runs).")
+    # The schedule is a function of the step (training.scheduled_learning_rate); like lr, a resume
+    # takes it from its command line.
+    lr_schedule: str = _option(
+        "constant",
+        "linear: flat, then to 0 over the second half, per epoch (paper); cosine: to 0 over the run.",
+        choices=LR_SCHEDULES,
+    )
+    warmup_steps: int = _option(0, "Learning rate ramps linearly from 0 over the first N steps.", minimum=0)
+    clip_norm: float | None = _option(None, "Clip each network's gradients to this global L2 norm.")
     init_generator: str | None = _option(None, "Start the generator from this .h5 file.")
     val_dir: str | None = _option(
         AUTO, "auto: DATA_DIR/test, or SHARP_DIR/../val with --sharp_dir, when present; '': none."
@@ -162,6 +174,19 @@ class RunConfig(_Section):
     )
     jit_compile: bool | None = _option(None, "XLA-compile the steps (default: on for JAX, off for TF).")
     progress: bool = _option(True, "Show the tqdm bar.")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lr_decay and self.lr_schedule == "constant":  # the flag of earlier versions
+            object.__setattr__(self, "lr_schedule", "linear")
+        elif self.lr_decay and self.lr_schedule != "linear":
+            raise DeblurGANError(
+                f"run.lr_decay=True: means lr_schedule=linear; drop it for lr_schedule={self.lr_schedule}",
+                parameter="run.lr_decay",
+            )
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            message = f"run.clip_norm={self.clip_norm}: must be above 0"
+            raise DeblurGANError(message, parameter="run.clip_norm")
 
 
 SECTIONS = {c.section: c for c in (GeneratorConfig, CriticConfig, LossConfig, DataConfig, RunConfig)}

@@ -47,7 +47,9 @@ VGG_WEIGHTS = {
 }
 VGG_NETWORKS = tuple(VGG_WEIGHTS)
 FEATURE_LAYER = "block3_conv3"
-CONTENT_LOSSES = ("perceptual", "l1", "mse")
+CONTENT_LOSSES = ("perceptual", "l1", "mse", "charbonnier", "l1+fft")
+CHARBONNIER_EPSILON = 1e-3
+FFT_WEIGHT = 0.1  # MIMO-UNet's weight of the FFT L1 next to the L1
 
 # ImageNet mean pixel in BGR order, the "caffe" preprocessing the Keras VGG weights expect.
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -74,6 +76,40 @@ def l1_loss(y_true, y_pred):
 def mse_loss(y_true, y_pred):
     """Mean squared pixel difference over everything (images in [-1, 1])."""
     return ops.mean(ops.square(ops.subtract(y_true, y_pred)))
+
+
+def charbonnier_loss(y_true, y_pred, epsilon=CHARBONNIER_EPSILON):
+    """Mean of ``sqrt((y_true - y_pred)^2 + epsilon^2)``, a smooth L1 (Charbonnier; LapSRN, MPRNet).
+
+    Example:
+        >>> round(float(charbonnier_loss(np.zeros(2), np.array([0.0, 0.5]))), 4)  # (0.001 + 0.500001) / 2
+        0.2505
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
+    return ops.mean(ops.sqrt(ops.add(ops.square(ops.subtract(y_true, y_pred)), epsilon**2)))
+
+
+def fft_l1_loss(y_true, y_pred):
+    """MIMO-UNet's frequency loss: the mean absolute difference of the 2-D FFTs, real and imaginary
+    parts alike, of each image's channels.
+
+    The FFT is unnormalized (``numpy.fft.fft2``'s default, as MIMO-UNet's ``torch.rfft(...,
+    normalized=False, onesided=False)``): the DC term is the sum of the pixels, so the loss of a
+    noise-like error grows with ``sqrt(height * width)`` (MIMO-UNet trained 256 x 256 crops).
+    Equals ``(mean |Re dF| + mean |Im dF|) / 2`` over batch, channels and frequencies, with
+    ``dF = fft2(y_true) - fft2(y_pred)`` over height and width.
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
+    difference = ops.transpose(ops.subtract(y_true, y_pred), (0, 3, 1, 2))  # FFT over the last two axes
+    real, imaginary = ops.fft2((difference, ops.zeros_like(difference)))  # linear: fft(a) - fft(b)
+    return ops.divide(ops.add(ops.mean(ops.abs(real)), ops.mean(ops.abs(imaginary))), 2.0)
+
+
+def l1_fft_loss(y_true, y_pred, fft_weight=FFT_WEIGHT):
+    """``l1_loss + fft_weight * fft_l1_loss`` (MIMO-UNet's content loss, one scale)."""
+    return ops.add(l1_loss(y_true, y_pred), ops.multiply(fft_weight, fft_l1_loss(y_true, y_pred)))
 
 
 def vgg_preprocess(images):
@@ -283,16 +319,21 @@ def content_loss(name, **kwargs):
     """The content loss called ``name``: a callable ``(y_true, y_pred) -> scalar``.
 
     Args:
-        name: ``"perceptual"`` (``PerceptualLoss(**kwargs)``), ``"l1"`` or ``"mse"``.
+        name: ``"perceptual"`` (``PerceptualLoss(**kwargs)``), ``"l1"``, ``"mse"``, ``"charbonnier"``
+            or ``"l1+fft"`` (:func:`l1_fft_loss`; the trainer logs its two parts, see
+            ``DeblurGANTrainer``'s ``fft_weight``).
         **kwargs: passed to ``PerceptualLoss`` (``network``, ``weights``, ``input_scaling``);
-            the pixel losses take none.
+            ``"l1+fft"`` takes ``fft_weight``; the other pixel losses take none.
     """
     if name == "perceptual":
         return PerceptualLoss(**kwargs)
-    if name in ("l1", "mse"):
+    if name == "l1+fft":
+        return functools.partial(l1_fft_loss, **kwargs)
+    pixel_losses = {"l1": l1_loss, "mse": mse_loss, "charbonnier": charbonnier_loss}
+    if name in pixel_losses:
         if kwargs:
             raise ValueError(f"the {name} content loss takes no options, got {sorted(kwargs)}")
-        return l1_loss if name == "l1" else mse_loss
+        return pixel_losses[name]
     raise ValueError(f"content loss must be one of {CONTENT_LOSSES}, got {name!r}")
 
 

@@ -21,6 +21,7 @@ Backend-specific gradient code lives in the section marked below and nowhere els
 
 import dataclasses
 import json
+import math
 
 import keras
 import numpy as np
@@ -69,6 +70,7 @@ RECIPES = {  # real_target, gradient penalty, clipping, optimizer, its kwargs, l
 GAN_MODES = tuple(RECIPES)
 # Keras dtype policies a run may train under (scripts/train.py --precision); weights stay float32.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 def recipe(gan_mode):
@@ -97,6 +99,33 @@ def linear_decay_learning_rate(base_lr, epoch, n_epochs):
     return base_lr * max(0.0, (n_epochs - epoch) / half)
 
 
+def scheduled_learning_rate(base_lr, step, steps_per_epoch, n_epochs, schedule="constant", warmup_steps=0):
+    """The learning rate of optimizer step ``step`` (0-based, counted over the whole run).
+
+    ``base_lr`` times a warmup factor and a decay factor, both functions of ``step`` alone (so a
+    resumed run continues the same sequence):
+
+    - warmup: step ``k < warmup_steps`` gets ``(k + 1) / warmup_steps`` (a linear ramp from 0 that
+      reaches 1 at step ``warmup_steps - 1``); 1 afterwards.
+    - ``"constant"``: 1. ``"linear"``: the paper's, per epoch (``linear_decay_learning_rate`` of the
+      epoch ``step // steps_per_epoch``): flat for the first half, then linear to 0.
+      ``"cosine"``: ``(1 + cos(pi * p)) / 2`` with ``p`` going from 0 at the end of the warmup to 1 at
+      step ``n_epochs * steps_per_epoch`` (the end of the run).
+    """
+    if schedule not in LR_SCHEDULES:
+        raise DeblurGANError(
+            f"lr_schedule={schedule!r}: choose one of {', '.join(LR_SCHEDULES)}", parameter="lr_schedule"
+        )
+    factor = (step + 1) / warmup_steps if step < warmup_steps else 1.0
+    if schedule == "linear":
+        factor *= linear_decay_learning_rate(1.0, step // steps_per_epoch, n_epochs)
+    elif schedule == "cosine":
+        decay_steps = max(1, n_epochs * steps_per_epoch - warmup_steps)
+        progress = min(1.0, max(0.0, (step - warmup_steps) / decay_steps))
+        factor *= 0.5 * (1.0 + math.cos(math.pi * progress))
+    return base_lr * factor
+
+
 class DeblurGANTrainer:
     """Holds the generator, the critic and their optimizers, and performs the GAN update.
 
@@ -114,6 +143,12 @@ class DeblurGANTrainer:
         generator_optimizer, critic_optimizer: default to ``default_optimizers(gan_mode)``; a
             ``keras.optimizers.LossScaleOptimizer`` scales the loss (mixed_float16 training).
         seed: seeds the gradient-penalty interpolation draws.
+        fft_weight: weight of the FFT L1 term (``losses.fft_l1_loss`` of the finest output, logged as
+            ``generator/fft``) relative to the content loss: the generator loss gets
+            ``content_weight * (content + fft_weight * fft)``, MIMO-UNet's L1 + 0.1 FFT for content L1
+            (``content_loss="l1+fft"`` in a config); 0: off.
+        clip_norm: each network's gradients are scaled by ``min(1, clip_norm / global norm)`` before
+            its optimizer step, the norm (before clipping) logged as ``{network}/grad_norm``; None: off.
         jit_compile: XLA-compile the steps; None: the backend's norm (see ``_compile``).
 
     Example:
@@ -126,6 +161,7 @@ class DeblurGANTrainer:
         self, generator, critic, gan_mode="wgan", content_loss=None, content_weight=100.0,
         adversarial_weight=1.0, gradient_penalty_weight=10.0, clip_value=0.01, critic_updates=5,
         generator_optimizer=None, critic_optimizer=None, seed=0, lowpass_weight=0.0, jit_compile=None,
+        fft_weight=0.0, clip_norm=None,
     ):  # fmt: skip
         self.recipe = recipe(gan_mode)
         if self.recipe.uses_critic and critic is None:
@@ -137,6 +173,8 @@ class DeblurGANTrainer:
         self.content_weight = float(content_weight)
         self.adversarial_weight = float(adversarial_weight)
         self.lowpass_weight = float(lowpass_weight)
+        self.fft_weight = float(fft_weight)
+        self.clip_norm = clip_norm
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.clip_value = float(clip_value)
         self.critic_updates = int(critic_updates)
@@ -147,14 +185,14 @@ class DeblurGANTrainer:
         self.jit_compile = jit_compile
         self._generator_step = _Updater(
             self._generator_loss, generator, self.generator_optimizer, other=self.critic,
-            jit_compile=jit_compile,
+            jit_compile=jit_compile, clip_norm=clip_norm, name="generator",
         )  # fmt: skip
         self._predict = _compiled_inference(finest_output(generator), jit_compile)  # what the critic sees
         if self.critic is not None:
             post = self._clip_weights if self.recipe.clip_weights else None
             self._critic_step = _Updater(
                 self._critic_loss, self.critic, self.critic_optimizer, post_update=post,
-                jit_compile=jit_compile,
+                jit_compile=jit_compile, clip_norm=clip_norm, name="critic",
             )  # fmt: skip
 
     # -- the algorithm ---------------------------------------------------------------------------
@@ -204,6 +242,10 @@ class DeblurGANTrainer:
         total = self.content_weight * content
         if isinstance(restored, (list, tuple)):  # the other terms judge the finest output only
             restored = restored[0]
+        if self.fft_weight:
+            fft = losses.fft_l1_loss(sharp, restored)
+            logs["generator/fft"] = fft
+            total = total + self.content_weight * self.fft_weight * fft
         if self.lowpass_weight:
             lowpass = frequency.lowpass_l1_loss(sharp, restored)
             logs["generator/lowpass"] = lowpass
@@ -343,12 +385,18 @@ class _Updater:
     ``optimizer``, optionally maps the new trainable values through ``post_update`` (weight
     clipping); then only ``model``'s and ``optimizer``'s variables are written back. A
     ``LossScaleOptimizer`` multiplies the loss by its current scale (read from the values passed
-    in) and unscales the gradients itself.
+    in) and unscales the gradients itself. ``clip_norm``: the gradients are clipped to that global
+    norm first (:func:`clip_by_global_norm`; of the unscaled loss), and the norm is logged as
+    ``{name}/grad_norm``.
     """
 
-    def __init__(self, loss_fn, model, optimizer, other=None, post_update=None, jit_compile=None):
+    def __init__(
+        self, loss_fn, model, optimizer, other=None, post_update=None, jit_compile=None, clip_norm=None,
+        name="model",
+    ):  # fmt: skip
         self.loss_fn, self.model, self.optimizer = loss_fn, model, optimizer
         self.other, self.post_update = other, post_update
+        self.clip_norm, self.name = clip_norm, name
         optimizer.build(model.trainable_variables)
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             self.loss_fn, self._unscaled_loss_fn = self._scaled_loss, loss_fn
@@ -375,6 +423,9 @@ class _Updater:
     def _values_step(self, trainable, non_trainable, optimizer_values, other, *inputs):
         self._optimizer_values = optimizer_values  # for _scaled_loss, within this trace or call
         (logs, non_trainable), grads = value_and_grad(self.loss_fn, trainable, non_trainable, other, *inputs)
+        if self.clip_norm is not None:
+            grads, norm = clip_by_global_norm(grads, self.clip_norm, scale=self._loss_scale())
+            logs = {**logs, f"{self.name}/grad_norm": norm}
         trainable, optimizer_values = _optimizer_step(
             self.optimizer, optimizer_values, grads, trainable, self.model.trainable_variables
         )
@@ -384,9 +435,23 @@ class _Updater:
 
     def _scaled_loss(self, *args):
         loss, aux = self._unscaled_loss_fn(*args)  # the logs keep the unscaled terms
+        return ops.multiply(loss, self._loss_scale()), aux
+
+    def _loss_scale(self):
+        """The loss scale of this step (1 without a ``LossScaleOptimizer``), not a stale one."""
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            return 1.0
         mapping = list(zip(self.optimizer.variables, self._optimizer_values, strict=True))
-        with keras.StatelessScope(state_mapping=mapping):  # the scale of this step, not a stale one
-            return self.optimizer.scale_loss(loss), aux
+        with keras.StatelessScope(state_mapping=mapping):
+            return self.optimizer.scale_loss(1.0)
+
+
+def clip_by_global_norm(grads, clip_norm, scale=1.0):
+    """``(grads * min(1, clip_norm / norm), norm)``, ``norm = sqrt(sum of every squared element) / scale``
+    (``scale``: the loss scale the gradients carry). ``keras.ops`` only: the same on every backend."""
+    norm = ops.divide(ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads)), scale)
+    factor = ops.divide(clip_norm, ops.maximum(norm, clip_norm))  # exactly 1 when norm <= clip_norm
+    return [ops.multiply(g, ops.cast(factor, g.dtype)) for g in grads], norm
 
 
 def _values(variables):

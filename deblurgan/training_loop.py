@@ -35,9 +35,9 @@ from deblurgan.run_directory import RunDirectory, check_fresh, load_run
 from deblurgan.training import (
     DeblurGANTrainer,
     default_optimizers,
-    linear_decay_learning_rate,
     recalibrate_batch_norm,
     recipe,
+    scheduled_learning_rate,
 )
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,8 @@ def build_trainer(config):
     if loss.content == "perceptual":
         vgg = dict(network=loss.vgg_network, weights=loss.vgg_weights, input_scaling=loss.vgg_input_scaling)
         content = losses.content_loss("perceptual", **vgg)
-    else:
-        content = losses.content_loss(loss.content)
+    else:  # l1+fft: the trainer adds the FFT term itself, to log it apart
+        content = losses.content_loss("l1" if loss.content == "l1+fft" else loss.content)
     if config.generator.architecture == "multiscale":  # every scale against the sharp pyramid
         content = functools.partial(multiscale_content_loss, loss=content)
     generator_optimizer, critic_optimizer = default_optimizers(c.gan_mode, config.run.lr)
@@ -150,6 +150,8 @@ def build_trainer(config):
         critic_optimizer=critic_optimizer,
         seed=config.data.seed,
         jit_compile=config.run.jit_compile,
+        fft_weight=loss.fft_weight if loss.content == "l1+fft" else 0.0,
+        clip_norm=config.run.clip_norm,
     )
 
 
@@ -206,7 +208,9 @@ class _Loop:
         self.config, self.trainer, self.dataset, self.directory = config, trainer, dataset, directory
         self.val_pairs, self.tensorboard = val_pairs, directory.tensorboard
         self.start_epoch, self.start_batch, self.start_sums = position
-        self.base_lr = float(trainer.generator_optimizer.learning_rate)
+        # From the config, not the optimizer: a resumed state holds the rate its last step used.
+        base_lr = config.run.lr or recipe(config.critic.gan_mode).learning_rate
+        self.base_lr, self.lr = float(np.float32(base_lr)), None  # as the float32 variable holds it
         steps = config.data.steps_per_epoch
         self.n_batches = min(len(dataset), steps) if steps else len(dataset)
         # Where an interruption would leave the run, the loss sums of that epoch, and whether that
@@ -234,20 +238,31 @@ class _Loop:
             log.warning("%d unreadable image pairs were skipped (see the log above)", self.dataset.n_skipped)
         return rows
 
+    def _learning_rate(self, epoch, batch_index):
+        """Sets both optimizers to the scheduled rate of the step at (epoch, batch_index)."""
+        run = self.config.run
+        step = epoch * self.n_batches + batch_index
+        lr = scheduled_learning_rate(
+            self.base_lr, step, self.n_batches, run.n_epochs, run.lr_schedule, run.warmup_steps
+        )
+        if lr != self.lr:
+            self.trainer.set_learning_rate(lr)
+            self.lr = lr
+
     def _run_epoch(self, epoch):
         run = self.config.run
-        lr = linear_decay_learning_rate(self.base_lr, epoch, run.n_epochs) if run.lr_decay else self.base_lr
-        self.trainer.set_learning_rate(lr)
         first = epoch == self.start_epoch
         batch_index = self.start_batch if first else 0
         # loss sums of the batches before an interruption, so the epoch's means cover all of it
         self.sums = sums = dict(self.start_sums) if first else {}
+        self._learning_rate(epoch, min(batch_index, self.n_batches - 1))
         started, cpu_started = time.time(), time.process_time()
         bar = tqdm(total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not run.progress)
         with bar:
             for blurred, sharp in self.dataset.prefetch_iter(epoch, start=batch_index):
                 if batch_index >= self.n_batches:
                     break
+                self._learning_rate(epoch, batch_index)
                 with interrupts_deferred():  # a step that updated the weights is a step recorded
                     step_logs = self.trainer.train_on_batch(blurred, sharp)
                     _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
@@ -258,7 +273,7 @@ class _Loop:
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{v / batch_index:.4g}" for k, v in sums.items() if _shown(k)})
         means = {name: value / max(1, batch_index) for name, value in sums.items()}
-        row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": lr, **means}
+        row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": self.lr, **means}
         self._recalibrate(epoch)
         row.update(self._validate(epoch))
         # For training curves against compute: optimizer steps so far, and the CPU time of this
@@ -273,10 +288,7 @@ class _Loop:
 
     def _recalibrate(self, epoch):
         """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
-        count = min(self.config.run.bn_recalibration_batches, self.n_batches)
-        if count > 0:
-            batches = (self.dataset.get_batch(i, epoch)[0] for i in range(count))
-            recalibrate_batch_norm(self.trainer.generator, batches)
+        _recalibrate(self.trainer.generator, self.dataset, epoch, self.config, self.n_batches)
 
     def _validate(self, epoch):
         if not self.val_pairs:
@@ -296,6 +308,41 @@ class _Loop:
                 samples.append(np.concatenate([sharp, blurred, restored], axis=1))
         self.tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
         return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+def _recalibrate(generator, dataset, epoch, config, n_batches):
+    count = min(config.run.bn_recalibration_batches, n_batches)
+    if count > 0:
+        batches = (dataset.get_batch(i, epoch)[0] for i in range(count))
+        recalibrate_batch_norm(generator, batches)
+
+
+def initial_generator(config):
+    """The generator a new run of ``config`` starts from: ``build_trainer``'s seeded initialisation,
+    or ``config.run.init_generator``'s weights."""
+    config = resolve(config)
+    keras.utils.set_random_seed(config.data.seed)
+    generator = build_generator(config.generator)
+    if config.run.init_generator:
+        generator.set_weights(load_generator(config.run.init_generator).get_weights())
+    return generator
+
+
+def saved_generator(weights_dir):
+    """``(generator, config, (epoch, batch))`` of the run in ``weights_dir`` at its saved position.
+
+    Saved mid-epoch (Ctrl-C), the generator's batch-norm statistics are recalibrated from the
+    run's training batches as the epoch's checkpoint would have been; an epoch's end already was.
+    """
+    config, state, (epoch, batch, _) = load_run(weights_dir)
+    generator = build_generator(config.generator)
+    for i, variable in enumerate(generator.variables):  # trainer_state's names: by position
+        variable.assign(state[f"generator/{i}"])
+    if batch:
+        dataset = _training_dataset(config.data, _data_dirs(config)[0], config.run.workers)
+        steps = config.data.steps_per_epoch
+        _recalibrate(generator, dataset, epoch, config, min(len(dataset), steps) if steps else len(dataset))
+    return generator, config, (epoch, batch)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,101 @@
+"""benchmarks/probe_recipes.py: CPU budgets, the table, and one tiny probe end to end."""
+
+import importlib.util
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deblurgan.config import TrainingConfig
+from deblurgan.training_loop import build_trainer, initial_generator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("probe_recipes", REPO / "benchmarks" / "probe_recipes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_table_reports_gain_per_cpu_hour(probe):
+    results = [
+        dict(
+            variant="a",
+            flags="--lr 2e-4",
+            steps=40,
+            cpu_minutes=30.0,
+            psnr=25.5,
+            start_psnr=24.0,
+            stopped=True,
+        ),
+        dict(variant="b", flags="", steps=9, cpu_minutes=6.0, psnr=23.9, start_psnr=24.0, stopped=False),
+    ]
+    lines = probe.table(results).splitlines()
+    assert len(lines) == 4  # header, rule, one row per variant
+    assert lines[2] == "| a | `--lr 2e-4` | 40 | 30.0 | 25.50 | +1.50 | +3.00 |"  # 1.5 dB in half an hour
+    assert lines[3] == "| b (ran to the end) | `` | 9 | 6.0 | 23.90 | -0.10 | -1.00 |"
+
+
+def test_variant_flags_are_checked_against_train_py(probe, monkeypatch):
+    params = probe.parse_flags(["--lr", "1e-3", "--content_loss", "l1+fft", "--lr", "5e-4"])
+    assert (params["lr"], params["content_loss"]) == (5e-4, "l1+fft")  # the last flag wins
+    with pytest.raises(ValueError, match="no_such_flag"):
+        probe.parse_flags(["--no_such_flag", "1"])
+    monkeypatch.setitem(probe.VARIANTS, "bogus", "--no_such_flag 1")
+    with pytest.raises(SystemExit):
+        probe.main(["--variants", "bogus", "--output_dir", "unused"])
+    with pytest.raises(SystemExit):
+        probe.main(["--variants", "no_such_variant"])
+
+
+def test_cpu_seconds_of_a_busy_child_agree_with_its_rusage(probe):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\n"
+    child = subprocess.Popen(
+        [sys.executable, "-c", busy + "print('idle', flush=True)\ntime.sleep(0.5)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout.readline() == "idle\n"  # 1 s of CPU spent; asleep now
+    seen = probe.cpu_seconds(child.pid)
+    child.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert 1.0 <= total < 1.6
+    assert abs(seen - total) < 0.1
+
+
+def test_the_initial_generator_is_the_one_training_starts_from():
+    config = TrainingConfig.from_flags(n_filters=4, n_blocks=1, gan_mode="none", content_loss="l1", seed=3)
+    started = initial_generator(config).get_weights()
+    for a, b in zip(started, build_trainer(config).generator.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.abs(w).sum() > 0 for w in started)
+
+
+@pytest.mark.slow
+def test_a_tiny_probe_runs_end_to_end_with_one_row_per_variant(probe, tmp_path, capsys):
+    base = "--n_filters 4 --n_blocks 1 --crop_size 32 --batch_size 2 --steps_per_epoch 10 --n_epochs 1000"
+    base += " --workers 0 --norm batch --bn_recalibration_batches 2"  # recalibrated after the SIGINT
+    variants = ["lr2e-4", "charbonnier", "lr1e-3+cos+clip"]
+    results = probe.main([
+        "--cpu_minutes", "0.3", "--output_dir", str(tmp_path), "--base_flags", base,
+        "--variants", ",".join(variants), "--val_dir", str(REPO / "images" / "test"),
+    ])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "avx2=" in out.splitlines()[0]
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "variant" not in line]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == variants
+    for result in results:
+        assert result["stopped"] and result["exit_code"] == 130  # SIGINT: train.py saved its position
+        assert result["steps"] > 0 and 0.25 < result["cpu_minutes"] < 0.6
+        assert result["psnr"] != result["start_psnr"]  # the trained generator was scored
+    # a second call reuses the results instead of training again
+    assert probe.main(["--output_dir", str(tmp_path), "--variants", "charbonnier", "--base_flags", base]) == [
+        results[1]
+    ]
