@@ -64,8 +64,10 @@ def parse_flags(args):
     a ValueError naming the flag for one train.py lacks."""
     import click
 
+    # A plain click command with train.py's options: train.py's own prints usage errors and exits.
+    command = click.Command("train.py", params=_train_command().params)
     try:
-        return _train_command().make_context("train.py", list(args)).params
+        return command.make_context("train.py", list(args)).params
     except click.UsageError as error:
         raise ValueError(error.format_message()) from None
 

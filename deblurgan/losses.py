@@ -126,7 +126,9 @@ def vgg_preprocess(images):
 
 def _check_network(network):
     if network not in VGG_NETWORKS:
-        raise ValueError(f"network must be one of {VGG_NETWORKS}, got {network!r}")
+        raise DeblurGANError(
+            f"network={network!r}: network must be one of {', '.join(VGG_NETWORKS)}", "network"
+        )
 
 
 def _download_help(network, cache_dir="~/.keras/models"):
@@ -263,7 +265,8 @@ class PerceptualLoss:
 
     def __init__(self, network="vgg16", weights="imagenet", input_scaling="caffe"):
         if input_scaling not in self.INPUT_SCALINGS:
-            raise ValueError(f"input_scaling must be one of {self.INPUT_SCALINGS}, got {input_scaling!r}")
+            choices = ", ".join(self.INPUT_SCALINGS)
+            raise DeblurGANError(f"input_scaling={input_scaling!r}: choose one of {choices}", "input_scaling")
         self.network = network
         self.weights = weights
         self.input_scaling = input_scaling
@@ -332,9 +335,9 @@ def content_loss(name, **kwargs):
     pixel_losses = {"l1": l1_loss, "mse": mse_loss, "charbonnier": charbonnier_loss}
     if name in pixel_losses:
         if kwargs:
-            raise ValueError(f"the {name} content loss takes no options, got {sorted(kwargs)}")
+            raise DeblurGANError(f"the {name} content loss takes no options, got {sorted(kwargs)}", "name")
         return pixel_losses[name]
-    raise ValueError(f"content loss must be one of {CONTENT_LOSSES}, got {name!r}")
+    raise DeblurGANError(f"name={name!r}: content loss must be one of {', '.join(CONTENT_LOSSES)}", "name")
 
 
 # ----------------------------------------------------------------------------- relativistic average GANs

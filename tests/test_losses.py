@@ -252,11 +252,11 @@ def test_bad_weights_files_give_one_line_errors(vgg_files, tmp_path):
 
 
 def test_invalid_names_are_rejected():
-    with pytest.raises(ValueError, match="network must be one of"):
+    with pytest.raises(DeblurGANError, match="network must be one of"):
         losses.vgg_feature_extractor("resnet50", weights=None)
-    with pytest.raises(ValueError, match="content loss must be one of"):
+    with pytest.raises(DeblurGANError, match="content loss must be one of"):
         losses.content_loss("ssim")
-    with pytest.raises(ValueError, match="takes no options"):
+    with pytest.raises(DeblurGANError, match="takes no options"):
         losses.content_loss("l1", weights=None)
 
 
