@@ -13,15 +13,16 @@ one-device batch of the same ``(seed, epoch, index)``. Only process 0 writes fil
 * TensorFlow: ``tf.distribute.MirroredStrategy`` (``MultiWorkerMirroredStrategy`` across
   processes). Variables are mirrored, the step runs once per replica on its share
   (:func:`across_replicas`), the optimizer sums the replicas' gradients (each replica's are divided
-  by the replica count first, :func:`replica_gradients`), batch norm normalises with each replica's
-  own statistics and the moving averages are averaged over the replicas (:func:`replica_mean`).
+  by the replica count first, :func:`replica_gradients`). Batch norm is synchronised during the
+  steps (statistics of the global batch, Keras' ``synchronized=True``, which the saved files do not
+  carry); the losses and statistics are averaged over the replicas (:func:`replica_mean`).
 * PyTorch: one device.
 
 ``start(...)`` (what ``scripts/train.py --devices N`` calls) checks the request, joins the other
 processes and returns the :class:`Replicas` whose ``scope()`` the networks are built and trained in.
 On a CPU, ``--devices N`` splits the processor into N virtual devices: JAX needs
-:func:`host_device_flags` in ``XLA_FLAGS`` before it is imported, TensorFlow logical devices are set
-here before its runtime starts.
+``--xla_force_host_platform_device_count=N`` in ``XLA_FLAGS`` before it is imported (the scripts
+set it), TensorFlow's logical devices are set here before its runtime starts.
 """
 
 import contextlib
@@ -35,12 +36,6 @@ import numpy as np
 from deblurgan.errors import DeblurGANError
 
 DEFAULT_TIMEOUT = 60  # seconds to wait for the coordinator and the other processes
-
-
-def host_device_flags(n_devices, flags=None):
-    """``XLA_FLAGS`` with ``n_devices`` virtual CPU devices (to set before JAX is imported)."""
-    flags = " ".join(f for f in (flags or "").split() if "xla_force_host_platform_device_count" not in f)
-    return f"{flags} --xla_force_host_platform_device_count={int(n_devices)}".strip()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,12 +289,14 @@ class BatchPlacement:
         return self.strategy.experimental_distribute_values_from_function(share_of)
 
 
-def across_replicas(step, per_replica=False):
+def across_replicas(step, per_replica=False, models=()):
     """``step`` (a compiled function of values and batches) run on every replica's share.
 
     On TensorFlow under a strategy: ``strategy.run`` in a ``tf.function``; the outputs are the
     same on every replica (their gradients and statistics were reduced), so the first replica's
     are returned; ``per_replica``: the outputs are the replicas' batch shares and stay distributed.
+    The batch-norm layers of ``models`` are traced with ``synchronized=True`` (statistics of the
+    global batch, as on one device and on JAX), and left unsynchronised for saving and elsewhere.
     Elsewhere ``step`` itself (JAX's jit is data-parallel by its inputs' sharding).
     """
     if keras.backend.backend() != "tensorflow":
@@ -310,13 +307,32 @@ def across_replicas(step, per_replica=False):
         return step
     strategy = tf.distribute.get_strategy()
 
-    def run(*args):
-        outputs = strategy.run(step, args=args)
+    def run(*args):  # runs while tracing only
+        with _synchronized_batch_norm(models):
+            outputs = strategy.run(step, args=args)
         if per_replica:
             return outputs
         return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], outputs)
 
     return tf.function(run, reduce_retracing=True)
+
+
+@contextlib.contextmanager
+def _synchronized_batch_norm(models):
+    layers = [
+        layer
+        for model in models
+        if model is not None
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized
+    ]
+    for layer in layers:
+        layer.synchronized = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.synchronized = False
 
 
 def _replica_context():

@@ -267,7 +267,8 @@ def _state_variables(trainer):
 
 def trainer_state(trainer):
     """``{name: array}`` of the trainer's networks, optimizers and random state."""
-    state = {name: keras.ops.convert_to_numpy(v.value) for name, v in _state_variables(trainer)}
+    # (read through convert_to_tensor: a mirrored int64 variable refuses np.array on TensorFlow)
+    state = {name: ops.convert_to_numpy(ops.convert_to_tensor(v)) for name, v in _state_variables(trainer)}
     state["trainer/rng"] = np.array(json.dumps(trainer.rng.bit_generator.state))
     return state
 
@@ -356,7 +357,7 @@ class _Updater:
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             self.loss_fn, self._unscaled_loss_fn = self._scaled_loss, loss_fn
         self.place = BatchPlacement()
-        self._step = across_replicas(_compile(self._values_step, jit_compile))
+        self._step = across_replicas(_compile(self._values_step, jit_compile), models=(model, other))
 
     def __call__(self, *inputs):
         inputs = tuple(self.place(x) for x in inputs)
