@@ -29,6 +29,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import socket
+import time
 
 import keras
 import numpy as np
@@ -68,7 +70,7 @@ class Replicas:
     def check_batch_size(self, batch_size):
         if batch_size % self.n_devices:
             raise DeblurGANError(
-                f"batch_size={batch_size}: the global batch must divide by the {self.n_devices} devices",
+                f"data.batch_size={batch_size}: the global batch must divide by the {self.n_devices} devices",
                 parameter="data.batch_size",
             )
 
@@ -124,6 +126,8 @@ def _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
 
     if num_processes > 1:
         address = coordinator_address.split(",")[0]
+        if process_id > 0:  # JAX aborts the process when it cannot reach the coordinator
+            _wait_for(address, timeout)
         try:
             jax.distributed.initialize(
                 address, num_processes, process_id, initialization_timeout=int(timeout)
@@ -147,6 +151,24 @@ def _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
         (len(chosen),), ["batch"], devices=[f"{d.platform}:{d.id}" for d in chosen]
     )
     return dataclasses.replace(replicas, distribution=keras.distribution.DataParallel(device_mesh=mesh))
+
+
+def _wait_for(address, timeout):
+    """Waits until something listens at ``address`` (``HOST:PORT``); an error after ``timeout`` s."""
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return
+        except (OSError, ValueError) as error:
+            if time.monotonic() > deadline:
+                raise DeblurGANError(
+                    f"coordinator_address={address}: could not join the other processes within "
+                    f"{timeout} s (nothing answers there: {error}); start process 0 first, or check "
+                    "the address", parameter="coordinator_address",
+                ) from None  # fmt: skip
+            time.sleep(0.5)
 
 
 def _process_devices(devices, process):
