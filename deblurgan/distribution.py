@@ -382,6 +382,18 @@ def replica_mean(values):
     return tf.nest.map_structure(mean, values)
 
 
+def global_mean(values):
+    """``ops.mean(values)``; inside a step on several TensorFlow replicas, the mean of the global
+    batch (each replica holds an equal share), as one device and JAX compute it."""
+    mean = keras.ops.mean(values)
+    context = _replica_context()
+    if context is None:
+        return mean
+    import tensorflow as tf
+
+    return context.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
+
+
 def replica_gradients(grads):
     """Inside a step: a replica's gradients as TensorFlow's ``optimizer.apply`` expects them (it
     sums them over the replicas, so each replica's are divided by the replica count)."""
