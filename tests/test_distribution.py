@@ -34,7 +34,7 @@ import json
 import keras, numpy as np
 from deblurgan import distribution, losses
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
-from deblurgan.training import GAN_MODES, DeblurGANTrainer
+from deblurgan.training import DeblurGANTrainer
 
 two = distribution.start(devices=2)
 assert two.n_devices == 2, two
@@ -58,7 +58,7 @@ def one_step(gan_mode, replicas):
         return logs, {k: v for k, v in trainer.get_state().items() if k != "trainer/rng"}
 
 result = {}
-for gan_mode in GAN_MODES:
+for gan_mode in GAN_MODES_TO_TEST:
     logs_1, state_1 = one_step(gan_mode, distribution.Replicas())
     logs_2, state_2 = one_step(gan_mode, two)
     # the largest difference of each variable relative to its size (at least 1)
@@ -73,11 +73,24 @@ print(json.dumps(result))
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_a_step_on_two_devices_equals_the_one_device_step_in_every_gan_mode(run_python, backend):
-    result = json.loads(run_python(_EQUAL_STEPS, backend=backend).strip().splitlines()[-1])
+# batch norm in both networks, and the relativistic average over the batch; the rest when slow
+_FIRST_MODES = ("wgan", "ragan")
+_OTHER_MODES = tuple(mode for mode in GAN_MODES if mode not in _FIRST_MODES)
 
-    assert sorted(result) == sorted(GAN_MODES)
+
+@pytest.mark.parametrize(
+    "backend, gan_modes",
+    [
+        (backend, modes) if modes == _FIRST_MODES else pytest.param(backend, modes, marks=pytest.mark.slow)
+        for backend in ("jax", "tensorflow")
+        for modes in (_FIRST_MODES, _OTHER_MODES)
+    ],
+)
+def test_a_step_on_two_devices_equals_the_one_device_step_in_every_gan_mode(run_python, backend, gan_modes):
+    code = f"GAN_MODES_TO_TEST = {gan_modes!r}\n{_EQUAL_STEPS}"
+    result = json.loads(run_python(code, backend=backend).strip().splitlines()[-1])
+
+    assert sorted(result) == sorted(gan_modes)
     for gan_mode, row in result.items():
         assert row["same_keys"], gan_mode
         assert row["error"] < 1e-5, (gan_mode, row)
