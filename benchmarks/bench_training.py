@@ -8,14 +8,30 @@ does per batch). Image-steps per second = batch size / seconds per iteration. Wi
 ``--torch_reference`` the same generator and PatchGAN critic written directly in PyTorch run the
 same WGAN-GP iteration on the same CPU, for comparison. The data loader's images per second come
 from bench_data.measure_loader on generated 1280x720 pairs.
+
+``--devices 1,2,4`` trains data-parallel (deblurgan.distribution, as scripts/train.py --devices) on
+each device count in turn, each in its own process, the batch size being the global batch; on a
+CPU the devices are virtual (they share the same cores), so the figures show only the shape of the
+scaling, not a speed-up.
 """
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+def _virtual_cpu_devices(argv):  # as scripts/train.py: XLA_FLAGS must precede the import of JAX
+    values = [b for a, b in zip(argv, argv[1:], strict=False) if a == "--devices"]
+    if values and values[-1].isdigit() and int(values[-1]) > 1:
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+        os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={values[-1]}"])
+
+
+_virtual_cpu_devices(sys.argv)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,19 +39,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from deblurgan import losses  # noqa: E402
+from deblurgan import distribution, losses  # noqa: E402
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model  # noqa: E402
 from deblurgan.training import DeblurGANTrainer  # noqa: E402
 
 
-def keras_iteration_seconds(gan_mode, batch_size, crop, critic_updates, content, runs):
+def keras_iteration_seconds(
+    gan_mode, batch_size, crop, critic_updates, content, runs, replicas=None, n_filters=64, n_blocks=9
+):  # fmt: skip
+    replicas = replicas or distribution.Replicas()
+    with replicas.scope():
+        return _iteration_seconds(
+            gan_mode, batch_size, crop, critic_updates, content, runs, n_filters, n_blocks
+        )  # fmt: skip
+
+
+def _iteration_seconds(gan_mode, batch_size, crop, critic_updates, content, runs, n_filters, n_blocks):
     keras.utils.set_random_seed(0)
-    generator = generator_model()
+    generator = generator_model(n_filters=n_filters, n_blocks=n_blocks)
     critic = None
     if gan_mode == "wgan":
-        critic = discriminator_model(input_shape=(crop, crop, 3))
+        critic = discriminator_model(input_shape=(crop, crop, 3), n_filters=n_filters)
     elif gan_mode != "none":
-        critic = patchgan_critic_model()
+        critic = patchgan_critic_model(n_filters=n_filters)
     content_loss = (
         losses.PerceptualLoss(weights=None) if content == "perceptual" else losses.content_loss(content)
     )
@@ -121,19 +147,29 @@ def main():
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--torch_reference", action="store_true")
     parser.add_argument("--loader", action="store_true", help="also measure the data loader")
+    parser.add_argument("--devices", default=None, help="device counts, e.g. 1,2,4 (data-parallel)")
+    parser.add_argument("--n_filters", type=int, default=64, help="smaller networks for a smoke run")
+    parser.add_argument("--n_blocks", type=int, default=9)
     args = parser.parse_args()
+    if args.devices is not None and not args.devices.isdigit():
+        return _each_device_count(args)
 
-    print(
-        f"backend {keras.backend.backend()}, {os.cpu_count()} CPUs, crop {args.crop}, "
-        f"critic_updates {args.critic_updates}, content {args.content_loss}, median of {args.runs}"
-    )
-    print(f"{'mode':<10} {'batch':>5} {'s/iteration':>12} {'image-steps/s':>14}")
+    replicas = distribution.start(devices=int(args.devices)) if args.devices else None
+    devices = replicas.n_devices if replicas else 1
+    if os.environ.get("_BENCH_TRAINING_HEADER", "1") == "1":
+        print(
+            f"backend {keras.backend.backend()}, {os.cpu_count()} CPUs, crop {args.crop}, "
+            f"critic_updates {args.critic_updates}, content {args.content_loss}, median of {args.runs}"
+        )
+        print(f"{'mode':<10} {'devices':>7} {'batch':>5} {'s/iteration':>12} {'image-steps/s':>14}")
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
         for mode in args.modes.split(","):
             seconds = keras_iteration_seconds(
-                mode, batch_size, args.crop, args.critic_updates, args.content_loss, args.runs
-            )
-            print(f"{mode:<10} {batch_size:>5} {seconds:>12.2f} {batch_size / seconds:>14.3f}", flush=True)
+                mode, batch_size, args.crop, args.critic_updates, args.content_loss, args.runs,
+                replicas, args.n_filters, args.n_blocks,
+            )  # fmt: skip
+            rate = batch_size / seconds
+            print(f"{mode:<10} {devices:>7} {batch_size:>5} {seconds:>12.2f} {rate:>14.3f}", flush=True)
         if args.torch_reference:
             seconds = torch_reference_seconds(batch_size, args.crop, args.critic_updates, args.runs)
             print(
@@ -148,6 +184,17 @@ def main():
             write_photo_like_pairs(Path(tmp), 12, 720, 1280)
             rate = measure_loader(Path(tmp), batch_size=1, crop_size=256, workers=2)
         print(f"data loader: {rate:.1f} images/s (256 crops from 1280x720 PNG pairs, 2 threads)")
+
+
+def _each_device_count(args):
+    """Runs this script once per device count, each in its own process (JAX reads XLA_FLAGS at
+    import, TensorFlow sets its devices before it starts)."""
+    argv = list(sys.argv[1:])
+    at = argv.index("--devices")
+    del argv[at : at + 2]
+    for i, count in enumerate(args.devices.split(",")):
+        env = dict(os.environ, _BENCH_TRAINING_HEADER="1" if i == 0 else "0")
+        subprocess.run([sys.executable, __file__, *argv, "--devices", count], env=env, check=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Example:
 """
 
 import concurrent.futures
+import functools
 import logging
 import threading
 from collections import deque
@@ -91,16 +92,18 @@ class StreamingDataset:
         """The seed of the generator that draws sample ``slot`` of batch ``index`` of ``epoch``."""
         return [self.seed, int(epoch), int(index), int(slot), _AUGMENT_STREAM, int(attempt)]
 
-    def get_batch(self, index, epoch):
-        """Batch ``index`` of ``epoch``: ``(blurred, sharp)`` float32 (batch, height, width, 3)."""
+    def get_batch(self, index, epoch, rows=None):
+        """Batch ``index`` of ``epoch``: ``(blurred, sharp)`` float32 (batch, height, width, 3).
+
+        ``rows``: only these samples of it (a range; one process's share of a batch trained on
+        several machines); each is the sample of the same place in the whole batch."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range: the epoch has {len(self)} batches")
         order = self._order(epoch)
         start = index * self.batch_size
-        samples = [
-            self._load_slot(int(order[start + slot]), epoch, index, slot) for slot in range(self.batch_size)
-        ]
-        self._check_batch(samples, int(order[start]))
+        rows = range(self.batch_size) if rows is None else rows
+        samples = [self._load_slot(int(order[start + slot]), epoch, index, slot) for slot in rows]
+        self._check_batch(samples, int(order[start + rows[0]]))
         return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
 
     def _check_batch(self, samples, first_source):
@@ -142,7 +145,7 @@ class StreamingDataset:
             self.n_skipped += 1
         logger.warning("skipping corrupt %s (substituting another): %s", self._describe(source), error)
 
-    def prefetch_iter(self, epoch=None, start=0):
+    def prefetch_iter(self, epoch=None, start=0, rows=None):
         """Yields the batches ``start, start + 1, ...`` of ``epoch`` in order, decoded ahead.
 
         ``workers`` threads keep up to ``max_queue_size`` batches in flight; with ``workers=0``
@@ -151,12 +154,14 @@ class StreamingDataset:
         Args:
             epoch: the epoch to read (also made current, as :meth:`set_epoch`); None = current.
             start: first batch index, to resume in the middle of an epoch.
+            rows: only these samples of each batch (see :meth:`get_batch`).
         """
         if epoch is not None:
             self.set_epoch(epoch)
         # A plain method returning a generator, so the epoch is fixed now, not at the first next().
         indices = range(int(start), len(self))
-        return _prefetch(self.get_batch, self.epoch, indices, self.workers, self.max_queue_size)
+        get_batch = functools.partial(self.get_batch, rows=rows)
+        return _prefetch(get_batch, self.epoch, indices, self.workers, self.max_queue_size)
 
 
 def _prefetch(get_batch, epoch, indices, workers, max_queue_size):

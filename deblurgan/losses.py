@@ -25,6 +25,7 @@ import h5py
 import keras
 from keras import layers, ops
 
+from deblurgan.distribution import global_mean
 from deblurgan.errors import DeblurGANError
 from deblurgan.pretrained import cached_weights_path, first_line
 
@@ -350,7 +351,8 @@ def _relativistic(real_scores, fake_scores):
     """``C(x_r) - E[C(x_f)]`` and ``C(x_f) - E[C(x_r)]``."""
     fake_scores = ops.convert_to_tensor(fake_scores)
     real_scores = ops.convert_to_tensor(real_scores, dtype=fake_scores.dtype)
-    return real_scores - ops.mean(fake_scores), fake_scores - ops.mean(real_scores)
+    # the averages of the whole batch, also when each TensorFlow replica holds a share of it
+    return real_scores - global_mean(fake_scores), fake_scores - global_mean(real_scores)
 
 
 def ragan_critic_loss(real_scores, fake_scores):

@@ -55,20 +55,26 @@ def load_run(weights_dir):
 
 
 class RunDirectory:
-    """Writes a run's files; ``config`` is the resolved config, written to ``options.json`` now."""
+    """Writes a run's files; ``config`` is the resolved config, written to ``options.json`` now.
+    ``writes=False``: writes nothing (the processes other than 0 of a run on several machines)."""
 
-    def __init__(self, config):
+    def __init__(self, config, writes=True):
         self.weights_dir = Path(config.run.weights_dir)
         self.log_dir = Path(config.run.log_dir)
         self.options_path = self.weights_dir / OPTIONS_FILE
+        self.writes = writes
+        self.tensorboard = _TensorBoard(self.log_dir if writes else None)
+        if not writes:
+            return
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.options_path) as tmp:
             Path(tmp).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
-        self.tensorboard = _TensorBoard(self.log_dir)
 
     def save_epoch(self, trainer, epoch, means):
         """The epoch's checkpoints, then the state after it (so the state never runs ahead)."""
+        if not self.writes:
+            return
         loss = means.get("generator/total", float("nan"))
         save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_{loss:.4g}.h5")
         if trainer.critic is not None:
@@ -78,6 +84,8 @@ class RunDirectory:
         (self.weights_dir / f"generator_{epoch}_interrupted.h5").unlink(missing_ok=True)
 
     def save_interrupted(self, trainer, epoch, batch, sums):
+        if not self.writes:
+            return
         save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_interrupted.h5")
         self.save_state(trainer, epoch, batch, sums)
 
@@ -91,6 +99,8 @@ class RunDirectory:
 
     def log(self, row, epoch):
         """Appends the epoch's row to losses.csv (replacing rows of later epochs) and TensorBoard."""
+        if not self.writes:
+            return
         csv_path = self.log_dir / "losses.csv"
         fields, rows = list(row), []
         if csv_path.is_file():  # a resumed run: keep the earlier epochs' rows and columns
@@ -115,6 +125,9 @@ class _TensorBoard:
     """
 
     def __init__(self, log_dir):
+        self.tf = self.writer = None
+        if log_dir is None:  # writes nothing
+            return
         try:
             import tensorflow as tf
         except ImportError:

@@ -28,6 +28,13 @@ import numpy as np
 from keras import ops
 
 from deblurgan import frequency, losses
+from deblurgan.distribution import (
+    BatchPlacement,
+    across_replicas,
+    replica_gradients,
+    replica_mean,
+    replica_sum,
+)
 from deblurgan.errors import DeblurGANError
 from deblurgan.multiscale_model import finest_output
 
@@ -183,6 +190,7 @@ class DeblurGANTrainer:
         self.critic_optimizer = critic_optimizer or default_d
         self.rng = np.random.default_rng(seed)
         self.jit_compile = jit_compile
+        self._place = BatchPlacement()  # this process's batch rows onto the devices (distribution.py)
         self._generator_step = _Updater(
             self._generator_loss, generator, self.generator_optimizer, other=self.critic,
             jit_compile=jit_compile, clip_norm=clip_norm, name="generator",
@@ -201,11 +209,12 @@ class DeblurGANTrainer:
         """One DeblurGAN iteration on a batch; returns each loss term by name (floats)."""
         logs = {}
         if self.critic is not None:
-            blurred, sharp = ops.convert_to_tensor(blurred), ops.convert_to_tensor(sharp)
+            place, n = self._place, len(sharp) * self._place.num_processes  # n: the global batch
+            blurred, sharp = place(blurred), place(sharp)
             restored = self._predict(blurred)  # the generator in inference mode, as Sicara's g.predict
             for _ in range(self.critic_updates):
-                alpha = self.rng.uniform(size=(len(sharp), 1, 1, 1)).astype("float32")
-                logs.update(self._critic_step(sharp, restored, alpha))
+                alpha = self.rng.uniform(size=(n, 1, 1, 1)).astype("float32")[place.rows(n)]
+                logs.update(self._critic_step(sharp, restored, place(alpha)))
         logs.update(self._generator_step(blurred, sharp))
         return {name: float(value) for name, value in logs.items()}
 
@@ -306,7 +315,8 @@ def _state_variables(trainer):
 
 def trainer_state(trainer):
     """``{name: array}`` of the trainer's networks, optimizers and random state."""
-    state = {name: keras.ops.convert_to_numpy(v.value) for name, v in _state_variables(trainer)}
+    # (read through convert_to_tensor: a mirrored int64 variable refuses np.array on TensorFlow)
+    state = {name: ops.convert_to_numpy(ops.convert_to_tensor(v)) for name, v in _state_variables(trainer)}
     state["trainer/rng"] = np.array(json.dumps(trainer.rng.bit_generator.state))
     return state
 
@@ -400,10 +410,11 @@ class _Updater:
         optimizer.build(model.trainable_variables)
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             self.loss_fn, self._unscaled_loss_fn = self._scaled_loss, loss_fn
-        self._step = _compile(self._values_step, jit_compile)
+        self.place = BatchPlacement()
+        self._step = across_replicas(_compile(self._values_step, jit_compile), models=(model, other))
 
     def __call__(self, *inputs):
-        inputs = tuple(ops.convert_to_tensor(x) for x in inputs)
+        inputs = tuple(self.place(x) for x in inputs)
         other = None
         if self.other is not None:
             other = (_values(self.other.trainable_variables), _values(self.other.non_trainable_variables))
@@ -423,8 +434,11 @@ class _Updater:
     def _values_step(self, trainable, non_trainable, optimizer_values, other, *inputs):
         self._optimizer_values = optimizer_values  # for _scaled_loss, within this trace or call
         (logs, non_trainable), grads = value_and_grad(self.loss_fn, trainable, non_trainable, other, *inputs)
-        if self.clip_norm is not None:
-            grads, norm = clip_by_global_norm(grads, self.clip_norm, scale=self._loss_scale())
+        # several TensorFlow replicas: each replica's share of the gradients, mean statistics
+        grads, (logs, non_trainable) = replica_gradients(grads), replica_mean((logs, non_trainable))
+        if self.clip_norm is not None:  # by the norm of the whole batch's gradients, not a share's
+            whole = replica_sum(grads)
+            grads, norm = clip_by_global_norm(grads, self.clip_norm, scale=self._loss_scale(), whole=whole)
             logs = {**logs, f"{self.name}/grad_norm": norm}
         trainable, optimizer_values = _optimizer_step(
             self.optimizer, optimizer_values, grads, trainable, self.model.trainable_variables
@@ -446,10 +460,12 @@ class _Updater:
             return self.optimizer.scale_loss(1.0)
 
 
-def clip_by_global_norm(grads, clip_norm, scale=1.0):
+def clip_by_global_norm(grads, clip_norm, scale=1.0, whole=None):
     """``(grads * min(1, clip_norm / norm), norm)``, ``norm = sqrt(sum of every squared element) / scale``
-    (``scale``: the loss scale the gradients carry). ``keras.ops`` only: the same on every backend."""
-    norm = ops.divide(ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads)), scale)
+    (``scale``: the loss scale the gradients carry) of ``whole`` (default ``grads``: the gradients
+    of the whole batch, where ``grads`` are one replica's share). ``keras.ops`` only."""
+    whole = grads if whole is None else whole
+    norm = ops.divide(ops.sqrt(sum(ops.sum(ops.square(g)) for g in whole)), scale)
     factor = ops.divide(clip_norm, ops.maximum(norm, clip_norm))  # exactly 1 when norm <= clip_norm
     return [ops.multiply(g, ops.cast(factor, g.dtype)) for g in grads], norm
 
@@ -534,9 +550,11 @@ def input_gradient(fn, x):
 
 
 def _compiled_inference(model, jit_compile=None):
-    """``images -> model(images, training=False)``, compiled for the backend, without gradients."""
-    predict = _compile(lambda trainable, non_trainable, images: model.stateless_call(
-        trainable, non_trainable, images, training=False)[0], jit_compile)  # fmt: skip
-    return lambda images: ops.stop_gradient(
-        predict(_values(model.trainable_variables), _values(model.non_trainable_variables), images)
+    """``images -> model(images, training=False)``, compiled for the backend, without gradients
+    (the outputs of a distributed batch stay distributed)."""
+    predict = across_replicas(_compile(lambda trainable, non_trainable, images: ops.stop_gradient(
+        model.stateless_call(trainable, non_trainable, images, training=False)[0]), jit_compile),
+        per_replica=True)  # fmt: skip
+    return lambda images: predict(
+        _values(model.trainable_variables), _values(model.non_trainable_variables), images
     )

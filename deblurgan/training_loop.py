@@ -23,6 +23,7 @@ from deblurgan import losses
 from deblurgan.checkpoints import load_generator
 from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
+from deblurgan.distribution import Replicas
 from deblurgan.errors import DeblurGANError
 from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array, output_layers
@@ -174,38 +175,49 @@ def _float32_outputs(network):
             layer.dtype_policy = "float32"
 
 
-def train(config):
-    """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows."""
+def train(config, replicas=None):
+    """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows.
+    ``replicas``: the devices and processes to train on (``distribution.start``); default one device."""
     check_fresh(config.run.weights_dir)
-    return _start(resolve(config), state=None, position=(0, 0, {}))
+    return _start(resolve(config), state=None, position=(0, 0, {}), replicas=replicas)
 
 
-def resume_training(config):
-    """Continues the run in ``config.run.weights_dir``; all but ``config.run`` must match it."""
+def resume_training(config, replicas=None):
+    """Continues the run in ``config.run.weights_dir``; all but ``config.run`` must match it (the
+    devices may differ: the files are the same on any number)."""
     saved, state, position = load_run(config.run.weights_dir)
     source = Path(config.run.weights_dir) / "options.json"
-    return _start(resolve(resumed_config(config, saved, source)), state, position, resumed=True)
+    config = resolve(resumed_config(config, saved, source))
+    return _start(config, state, position, resumed=True, replicas=replicas)
 
 
-def _start(config, state, position, resumed=False):
+def _start(config, state, position, resumed=False, replicas=None):
+    replicas = replicas or Replicas()
+    replicas.check_batch_size(config.data.batch_size)
     train_dir, val_dir = _data_dirs(config)
     dataset = _training_dataset(config.data, train_dir, config.run.workers)
-    trainer = build_trainer(config)
-    if state is not None:
-        trainer.set_state(state)
-    elif config.run.init_generator:
-        trainer.generator.set_weights(load_generator(config.run.init_generator).get_weights())
-    val_pairs = pair_images(val_dir)[: config.run.val_images] if val_dir else []
-    if resumed:
-        log.info("resuming at epoch %d, batch %d", *position[:2])
-    return _Loop(config, trainer, dataset, RunDirectory(config), val_pairs, position).fit()
+    with replicas.scope():  # variables replicated (mirrored) on every device
+        trainer = build_trainer(config)
+        if state is not None:
+            trainer.set_state(state)
+        elif config.run.init_generator:
+            trainer.generator.set_weights(load_generator(config.run.init_generator).get_weights())
+        val_pairs = pair_images(val_dir)[: config.run.val_images] if val_dir else []
+        if resumed:
+            log.info("resuming at epoch %d, batch %d", *position[:2])
+        directory = RunDirectory(config, writes=replicas.is_chief)  # process 0 writes the files
+        return _Loop(config, trainer, dataset, directory, val_pairs, position, replicas).fit()
 
 
 class _Loop:
     """The epochs of a run from ``position`` = (epoch, batch, loss sums so far in that epoch)."""
 
-    def __init__(self, config, trainer, dataset, directory, val_pairs, position):
+    def __init__(self, config, trainer, dataset, directory, val_pairs, position, replicas=None):
         self.config, self.trainer, self.dataset, self.directory = config, trainer, dataset, directory
+        replicas = replicas or Replicas()
+        # each process reads its rows of every batch; process 0 alone reports progress
+        self.rows = replicas.local_rows(config.data.batch_size) if replicas.num_processes > 1 else None
+        self.progress = config.run.progress and replicas.is_chief
         self.val_pairs, self.tensorboard = val_pairs, directory.tensorboard
         self.start_epoch, self.start_batch, self.start_sums = position
         # From the config, not the optimizer: a resumed state holds the rate its last step used.
@@ -250,16 +262,17 @@ class _Loop:
             self.lr = lr
 
     def _run_epoch(self, epoch):
-        run = self.config.run
         first = epoch == self.start_epoch
         batch_index = self.start_batch if first else 0
         # loss sums of the batches before an interruption, so the epoch's means cover all of it
         self.sums = sums = dict(self.start_sums) if first else {}
         self._learning_rate(epoch, min(batch_index, self.n_batches - 1))
         started, cpu_started = time.time(), time.process_time()
-        bar = tqdm(total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not run.progress)
+        bar = tqdm(
+            total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not self.progress
+        )
         with bar:
-            for blurred, sharp in self.dataset.prefetch_iter(epoch, start=batch_index):
+            for blurred, sharp in self.dataset.prefetch_iter(epoch, start=batch_index, rows=self.rows):
                 if batch_index >= self.n_batches:
                     break
                 self._learning_rate(epoch, batch_index)

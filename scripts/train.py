@@ -9,16 +9,31 @@ state; the same command with --resume continues. Each option is a field of deblu
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import typing
 
-import click
 
-from deblurgan.cli import OneLineUsageErrors, main_guard
-from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig
-from deblurgan.model import GENERATOR_PRESETS
-from deblurgan.training_loop import resume_training, train
+def _virtual_cpu_devices(argv):
+    """``--devices N``: N virtual CPU devices for JAX, which reads XLA_FLAGS once, when imported
+    (below); on a GPU host the flag changes nothing."""
+    values = [b for a, b in zip(argv, argv[1:], strict=False) if a == "--devices"]
+    values += [a.split("=", 1)[1] for a in argv if a.startswith("--devices=")]
+    if values and values[-1].isdigit() and int(values[-1]) > 1:
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+        os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={values[-1]}"])
+
+
+_virtual_cpu_devices(sys.argv)
+
+import click  # noqa: E402
+
+from deblurgan import distribution  # noqa: E402
+from deblurgan.cli import OneLineUsageErrors, main_guard  # noqa: E402
+from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig  # noqa: E402
+from deblurgan.model import GENERATOR_PRESETS  # noqa: E402
+from deblurgan.training_loop import resume_training, train  # noqa: E402
 
 
 def config_options(command):
@@ -45,6 +60,24 @@ def config_options(command):
     return command
 
 
+def distribution_options(command):
+    """--devices and the multi-process options (deblurgan.distribution.start's arguments)."""
+    options = [
+        click.option("--devices", type=int, default=None, show_default="every GPU, or 1 on a CPU",
+                     help="Devices per process; --batch_size is the global batch, split over all of "
+                     "them. On a CPU: N virtual devices. PyTorch trains on one."),
+        click.option("--coordinator_address", default=None,
+                     help="HOST:PORT of process 0 (TensorFlow: or every process's, comma separated)."),
+        click.option("--num_processes", type=int, default=1, help="Processes (machines) in the run."),
+        click.option("--process_id", type=int, default=0, help="This process's number, 0 to P-1."),
+        click.option("--coordinator_timeout", type=float, default=distribution.DEFAULT_TIMEOUT,
+                     help="Seconds to wait for the other processes."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command(
     cls=OneLineUsageErrors,
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
@@ -57,13 +90,17 @@ def config_options(command):
     help="Generator variant; --norm/--output_mode/--upsampling override parts of it.",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --weights_dir from its saved state.")
+@distribution_options
 @main_guard
-def main(resume, **flags):
+def main(resume, devices, coordinator_address, num_processes, process_id, coordinator_timeout, **flags):
     _install_signal_handlers()
-    _print_progress_messages()
     config = TrainingConfig.from_flags(**flags)
+    replicas = distribution.start(
+        devices, coordinator_address, num_processes, process_id, timeout=coordinator_timeout
+    )
+    _print_progress_messages(replicas.is_chief)
     try:
-        (resume_training if resume else train)(config)
+        (resume_training if resume else train)(config, replicas=replicas)
     except KeyboardInterrupt as interrupt:
         sys.exit(128 + (interrupt.args[0] if interrupt.args else signal.SIGINT))
 
@@ -81,13 +118,14 @@ def _install_signal_handlers():
     signal.signal(signal.SIGTERM, stop)
 
 
-def _print_progress_messages():
-    """The training loop's messages (epochs, resume, interruption) on stdout, one line each."""
+def _print_progress_messages(chief=True):
+    """The training loop's messages (epochs, resume, interruption) on stdout, one line each (on
+    process 0 only)."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("deblurgan.training_loop")
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO if chief else logging.WARNING)
     logger.propagate = False
 
 

@@ -1,0 +1,168 @@
+"""Data-parallel training (deblurgan.distribution): a step on two devices is the one-device step.
+
+The two devices are virtual CPU devices, so the tests run in fresh processes: JAX reads XLA_FLAGS
+when it is imported, and TensorFlow's logical devices must be set before its runtime starts.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from deblurgan import distribution
+from deblurgan.datasets import PairedImageDataset
+from deblurgan.errors import DeblurGANError
+from deblurgan.training import GAN_MODES
+
+REPO = Path(__file__).resolve().parents[1]
+
+# One step of every GAN mode on a global batch of 4: first on one device, then split over two.
+# SGD, because Adam and RMSprop divide by the gradients' own size, which turns the rounding noise
+# of a (near-)zero gradient (a conv bias before instance norm) into a full-size step; the update
+# path under test is the same for every optimizer. Batch norm is on (generator and Sicara critic)
+# and dropout off: both backends normalise with the statistics of the global batch. Gradient-norm
+# clipping is on (0.01, below every norm here: the Sicara critic's is 0.017 under wgan); its norm,
+# logged and compared, is the whole batch's, not a replica's share's.
+_EQUAL_STEPS = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import json
+import keras, numpy as np
+from deblurgan import distribution, losses
+from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
+from deblurgan.training import DeblurGANTrainer
+
+two = distribution.start(devices=2)
+assert two.n_devices == 2, two
+rng = np.random.default_rng(0)
+blurred, sharp = (rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32") for _ in range(2))
+
+def one_step(gan_mode, replicas):
+    with replicas.scope():
+        keras.utils.set_random_seed(0)
+        generator = generator_model(n_filters=4, n_blocks=1, norm="batch", dropout_rate=0.0)
+        if gan_mode == "wgan":
+            critic = discriminator_model(input_shape=(16, 16, 3), n_filters=4)
+        else:
+            critic = patchgan_critic_model(n_filters=4, n_layers=2)
+        trainer = DeblurGANTrainer(
+            generator, critic, gan_mode=gan_mode, content_loss=losses.content_loss("l1"),
+            critic_updates=2, generator_optimizer=keras.optimizers.SGD(1e-3),
+            critic_optimizer=keras.optimizers.SGD(1e-3), clip_norm=0.01,
+        )
+        logs = trainer.train_on_batch(blurred, sharp)
+        return logs, {k: v for k, v in trainer.get_state().items() if k != "trainer/rng"}
+
+result = {}
+for gan_mode in GAN_MODES_TO_TEST:
+    logs_1, state_1 = one_step(gan_mode, distribution.Replicas())
+    logs_2, state_2 = one_step(gan_mode, two)
+    # the largest difference of each variable relative to its size (at least 1)
+    error = max(
+        float(np.max(np.abs(state_1[k].astype("float64") - state_2[k])))
+        / max(1.0, float(np.max(np.abs(state_1[k]))))
+        for k in state_1
+    )
+    log_error = max(abs(logs_1[k] - logs_2[k]) / max(1.0, abs(logs_1[k])) for k in logs_1)
+    clipped = logs_1["generator/grad_norm"] > 0.01 and logs_1.get("critic/grad_norm", 1.0) > 0.01
+    result[gan_mode] = dict(
+        error=error, log_error=log_error, same_keys=sorted(logs_1) == sorted(logs_2), clipped=clipped
+    )
+print(json.dumps(result))
+"""
+
+
+# batch norm in both networks, and the relativistic average over the batch; the rest when slow
+_FIRST_MODES = ("wgan", "ragan")
+_OTHER_MODES = tuple(mode for mode in GAN_MODES if mode not in _FIRST_MODES)
+
+
+@pytest.mark.parametrize(
+    "backend, gan_modes",
+    [
+        (backend, modes) if modes == _FIRST_MODES else pytest.param(backend, modes, marks=pytest.mark.slow)
+        for backend in ("jax", "tensorflow")
+        for modes in (_FIRST_MODES, _OTHER_MODES)
+    ],
+)
+def test_a_step_on_two_devices_equals_the_one_device_step_in_every_gan_mode(run_python, backend, gan_modes):
+    code = f"GAN_MODES_TO_TEST = {gan_modes!r}\n{_EQUAL_STEPS}"
+    result = json.loads(run_python(code, backend=backend).strip().splitlines()[-1])
+
+    assert sorted(result) == sorted(gan_modes)
+    for gan_mode, row in result.items():
+        assert row["same_keys"], gan_mode
+        assert row["clipped"], (gan_mode, row)  # clip_norm was below the gradients' norms
+        assert row["error"] < 1e-5, (gan_mode, row)
+        assert row["log_error"] < 1e-5, (gan_mode, row)
+
+
+def test_the_shares_of_a_batch_make_up_the_one_device_batch(tmp_path):
+    from test_train_script import _write_pairs
+
+    _write_pairs(tmp_path, 8)
+    dataset = PairedImageDataset(tmp_path, batch_size=4, crop_size=16, seed=3, workers=0)
+    whole = dataset.get_batch(1, epoch=2)
+    shares = [
+        dataset.get_batch(1, epoch=2, rows=distribution.Replicas(4, 2, p).local_rows(4)) for p in (0, 1)
+    ]
+
+    for part in (0, 1):  # blurred, sharp
+        np.testing.assert_array_equal(np.concatenate([s[part] for s in shares]), whole[part])
+    prefetched = next(dataset.prefetch_iter(epoch=2, start=1, rows=range(2, 4)))
+    np.testing.assert_array_equal(prefetched[1], whole[1][2:])
+
+
+def test_the_global_batch_must_divide_by_the_devices():
+    distribution.Replicas(n_devices=2).check_batch_size(4)
+    with pytest.raises(DeblurGANError, match=r"data.batch_size=6: .* divide by the 4 devices") as error:
+        distribution.Replicas(n_devices=4).check_batch_size(6)
+    assert error.value.parameter == "data.batch_size"
+
+
+@pytest.mark.backend
+def test_impossible_requests_are_one_line_errors():
+    with pytest.raises(DeblurGANError, match="process_id=2: must be 0 to 1") as error:
+        distribution.start(num_processes=2, process_id=2, coordinator_address="localhost:1234")
+    assert error.value.parameter == "process_id"
+    with pytest.raises(DeblurGANError, match="pass --coordinator_address"):
+        distribution.start(num_processes=2, process_id=1)
+    if keras.backend.backend() != "tensorflow":  # TensorFlow splits a CPU into any number (not here)
+        expected = "trains on one device" if keras.backend.backend() == "torch" else "only 1 cpu device"
+        with pytest.raises(DeblurGANError, match=expected):
+            distribution.start(devices=64)
+    assert distribution.start().n_devices == 1  # a CPU: one device unless asked
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_script_refuses_a_batch_that_does_not_divide_and_an_absent_coordinator(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "jax"}
+    common = [sys.executable, str(REPO / "scripts" / "train.py"), "--weights_dir", str(tmp_path / "w"),
+              "--log_dir", str(tmp_path / "l"), "--n_filters", "4", "--n_blocks", "1"]  # fmt: skip
+    result = subprocess.run(
+        [*common, "--devices", "3", "--batch_size", "4"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --batch_size 4: the global batch must divide by the 3 devices"
+    ]
+
+    address = f"127.0.0.1:{_free_port()}"  # nobody listens: process 1 gives up after the timeout
+    result = subprocess.run(
+        [*common, "--coordinator_address", address, "--num_processes", "2", "--process_id", "1",
+         "--coordinator_timeout", "5"], env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    expected = f"error: --coordinator_address {address}: could not join the other processes within 5.0 s"
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
