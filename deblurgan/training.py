@@ -176,14 +176,14 @@ class DeblurGANTrainer:
         self.generator = generator
         self.critic = critic if self.recipe.uses_critic else None
         self.gan_mode = gan_mode
-        self.content_loss = content_loss or losses.content_loss("l1")
-        self.content_weight = float(content_weight)
-        self.adversarial_weight = float(adversarial_weight)
-        self.lowpass_weight = float(lowpass_weight)
-        self.fft_weight = float(fft_weight)
-        self.clip_norm = clip_norm
-        self.gradient_penalty_weight = float(gradient_penalty_weight)
+        self.objective = GANObjective(
+            self.recipe, generator, self.critic, content_loss or losses.content_loss("l1"),
+            content_weight=content_weight, adversarial_weight=adversarial_weight,
+            gradient_penalty_weight=gradient_penalty_weight, lowpass_weight=lowpass_weight,
+            fft_weight=fft_weight,
+        )  # fmt: skip
         self.clip_value = float(clip_value)
+        self.clip_norm = clip_norm
         self.critic_updates = int(critic_updates)
         default_g, default_d = default_optimizers(gan_mode)
         self.generator_optimizer = generator_optimizer or default_g
@@ -192,14 +192,14 @@ class DeblurGANTrainer:
         self.jit_compile = jit_compile
         self._place = BatchPlacement()  # this process's batch rows onto the devices (distribution.py)
         self._generator_step = _Updater(
-            self._generator_loss, generator, self.generator_optimizer, other=self.critic,
+            self.objective.generator_loss, generator, self.generator_optimizer, other=self.critic,
             jit_compile=jit_compile, clip_norm=clip_norm, name="generator",
         )  # fmt: skip
         self._predict = _compiled_inference(finest_output(generator), jit_compile)  # what the critic sees
         if self.critic is not None:
             post = self._clip_weights if self.recipe.clip_weights else None
             self._critic_step = _Updater(
-                self._critic_loss, self.critic, self.critic_optimizer, post_update=post,
+                self.objective.critic_loss, self.critic, self.critic_optimizer, post_update=post,
                 jit_compile=jit_compile, clip_norm=clip_norm, name="critic",
             )  # fmt: skip
 
@@ -218,7 +218,39 @@ class DeblurGANTrainer:
         logs.update(self._generator_step(blurred, sharp))
         return {name: float(value) for name, value in logs.items()}
 
-    def _critic_loss(self, trainable, non_trainable, _, sharp, restored, alpha):
+    def _clip_weights(self, values):
+        return [ops.clip(v, -self.clip_value, self.clip_value) for v in values]
+
+    def set_learning_rate(self, learning_rate):
+        """Sets both optimizers' learning rate (the schedule moves them together)."""
+        self.generator_optimizer.learning_rate = learning_rate
+        self.critic_optimizer.learning_rate = learning_rate
+
+    def get_state(self):
+        """Every variable of both networks and optimizers, and the random state (for exact resume)."""
+        return trainer_state(self)
+
+    def set_state(self, state):
+        restore_trainer_state(self, state)
+
+
+class GANObjective:
+    """The loss of each network as a pure function of variable values, every term weighted and
+    logged by name (``critic/...``, ``generator/...``). See :class:`DeblurGANTrainer` for the weights."""
+
+    def __init__(
+        self, recipe, generator, critic, content_loss, content_weight=100.0, adversarial_weight=1.0,
+        gradient_penalty_weight=10.0, lowpass_weight=0.0, fft_weight=0.0,
+    ):  # fmt: skip
+        self.recipe, self.generator, self.critic = recipe, generator, critic
+        self.content_loss = content_loss
+        self.content_weight = float(content_weight)
+        self.adversarial_weight = float(adversarial_weight)
+        self.gradient_penalty_weight = float(gradient_penalty_weight)
+        self.lowpass_weight = float(lowpass_weight)
+        self.fft_weight = float(fft_weight)
+
+    def critic_loss(self, trainable, non_trainable, _, sharp, restored, alpha):
         critic, real_target = self.critic, self.recipe.real_target
         real_score, non_trainable = critic.stateless_call(trainable, non_trainable, sharp, training=True)
         fake_score, non_trainable = critic.stateless_call(trainable, non_trainable, restored, training=True)
@@ -242,7 +274,7 @@ class DeblurGANTrainer:
         logs["critic/total"] = total
         return total, (logs, non_trainable)
 
-    def _generator_loss(self, trainable, non_trainable, critic_values, blurred, sharp):
+    def generator_loss(self, trainable, non_trainable, critic_values, blurred, sharp):
         restored, non_trainable = self.generator.stateless_call(
             trainable, non_trainable, blurred, training=True
         )
@@ -275,21 +307,6 @@ class DeblurGANTrainer:
         if self.recipe.relativistic:
             return self.recipe.relativistic[1](score(sharp), score(restored))
         return losses.wasserstein_loss(self.recipe.real_target, score(restored))
-
-    def _clip_weights(self, values):
-        return [ops.clip(v, -self.clip_value, self.clip_value) for v in values]
-
-    def set_learning_rate(self, learning_rate):
-        """Sets both optimizers' learning rate (the schedule moves them together)."""
-        self.generator_optimizer.learning_rate = learning_rate
-        self.critic_optimizer.learning_rate = learning_rate
-
-    def get_state(self):
-        """Every variable of both networks and optimizers, and the random state (for exact resume)."""
-        return trainer_state(self)
-
-    def set_state(self, state):
-        restore_trainer_state(self, state)
 
 
 def _state_variables(trainer):

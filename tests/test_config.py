@@ -79,4 +79,4 @@ def test_bad_values_name_the_parameter_and_the_script_shows_the_flag():
 def test_vgg_input_scaling_reaches_the_perceptual_loss():
     flags = dict(n_filters=4, n_blocks=1, crop_size=32, gan_mode="none", content_loss="perceptual")
     trainer = build_trainer(TrainingConfig.from_flags(vgg_weights=None, vgg_input_scaling="none", **flags))
-    assert trainer.content_loss.input_scaling == "none"
+    assert trainer.objective.content_loss.input_scaling == "none"
