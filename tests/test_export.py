@@ -29,7 +29,8 @@ LOADERS = {
     """,
     "openvino": """
         import openvino
-        out = openvino.Core().compile_model(path, "CPU")(x)[0]
+        # f32 explicitly: OpenVINO's CPU default is bf16 where the CPU has avx512_bf16 or AMX
+        out = openvino.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
     """,
 }
 
