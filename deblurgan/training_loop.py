@@ -291,7 +291,9 @@ class _Loop:
         row.update(self._validate(epoch))
         # For training curves against compute: optimizer steps so far, and the CPU time of this
         # process (all threads) in this epoch; an interrupted epoch counts only its resumed part.
-        row["steps"] = int(self.trainer.generator_optimizer.iterations)
+        # (through a tensor: under MultiWorkerMirroredStrategy the counter is a MirroredVariable)
+        steps = keras.ops.convert_to_tensor(self.trainer.generator_optimizer.iterations)
+        row["steps"] = int(keras.ops.convert_to_numpy(steps))
         row["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
         self.directory.save_epoch(self.trainer, epoch, means)
         self.position, self.saved = (epoch + 1, 0), True

@@ -1,0 +1,154 @@
+"""Data-parallel training across processes: two ``scripts/train.py`` processes on localhost.
+
+JAX joins them with ``jax.distributed.initialize`` (CPU collectives over Gloo), TensorFlow with
+``MultiWorkerMirroredStrategy`` (``TF_CONFIG``). Each process has one CPU device and reads its
+half of every global batch; the reference is the same run in one process on one device, which
+the two-process run must reproduce (up to the order of floating-point sums). Also: a run trained
+on two devices resumes on one.
+"""
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_ARGS = [
+    "--n_filters", "4", "--n_blocks", "1", "--norm", "none", "--dropout_rate", "0", "--gan_mode", "none",
+    "--content_loss", "l1", "--batch_size", "4", "--crop_size", "16", "--steps_per_epoch", "2",
+    "--val_images", "0", "--workers", "0", "--no_progress",
+]  # fmt: skip
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    from test_train_script import _write_pairs
+
+    _write_pairs(tmp_path / "images" / "train", 8)
+    return tmp_path / "images"
+
+
+def _command(data_dir, run_dir, *args):
+    return [
+        sys.executable, str(REPO / "scripts" / "train.py"), "--data_dir", str(data_dir),
+        "--weights_dir", str(run_dir / "weights"), "--log_dir", str(run_dir / "logs"), *TINY_ARGS, *args,
+    ]  # fmt: skip
+
+
+def _env(backend):
+    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend}
+
+
+def _run(backend, command):
+    result = subprocess.run(command, env=_env(backend), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _free_ports(n):
+    """A port P with P..P+n-1 free (TensorFlow gives worker i the port P+i)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = s.getsockname()[1]
+        try:
+            for port in range(first, first + n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no free ports")
+
+
+def _run_two_processes(backend, command, run_dir, timeout=600):
+    """Starts processes 0 and 1 of ``command``; returns their (returncode, pid, stdout, stderr)."""
+    address = f"localhost:{_free_ports(2)}"
+    processes = []
+    for process_id in (0, 1):
+        out, err = (open(run_dir / f"p{process_id}.{kind}", "w") for kind in ("out", "err"))  # noqa: SIM115
+        args = ["--num_processes", "2", "--process_id", str(process_id), "--coordinator_address", address]
+        process = subprocess.Popen([*command, *args], env=_env(backend), stdout=out, stderr=err)
+        processes.append((process, out, err))
+    results = []
+    for process, out, err in processes:
+        try:
+            process.wait(timeout=timeout)
+        finally:
+            if process.poll() is None:  # a hung process: end both, then fail
+                for other, _, _ in processes:
+                    other.kill()
+            out.close()
+            err.close()
+        name = Path(out.name).with_suffix("")
+        texts = [Path(f"{name}.{kind}").read_text() for kind in ("out", "err")]
+        results.append((process.returncode, process.pid, *texts))
+    return results
+
+
+def _losses(run_dir):
+    with open(run_dir / "logs" / "losses.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_same_state(first, second, tolerance=1e-5):
+    """The networks' and optimizers' variables of two ``training_state.npz``, equal up to rounding."""
+    first, second = np.load(first), np.load(second)
+    keys = sorted(k for k in first.files if k.startswith(("generator", "critic")))
+    assert keys and keys == sorted(k for k in second.files if k.startswith(("generator", "critic")))
+    for key in keys:
+        a, b = first[key].astype("float64"), second[key].astype("float64")
+        assert np.max(np.abs(a - b)) <= tolerance * max(1.0, float(np.max(np.abs(a)))), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_two_processes_train_one_epoch_as_one_process_does_and_only_process_0_writes(
+    data_dir, tmp_path, backend
+):
+    two, one = tmp_path / "two", tmp_path / "one"
+    two.mkdir()
+    results = _run_two_processes(backend, _command(data_dir, two, "--n_epochs", "1"), two)
+
+    for returncode, _, _, stderr in results:
+        assert returncode == 0, stderr[-3000:]
+    (_, pid_0, stdout_0, _), (_, _, stdout_1, _) = results
+    assert "epoch 0:" in stdout_0 and "epoch 0:" not in stdout_1  # process 1 prints no progress
+    names = sorted(p.name for p in (two / "weights").iterdir())
+    assert len(names) == 3 and names[0].startswith("generator_0_"), names
+    assert names[1:] == ["options.json", "training_state.npz"]
+    events = [p.name for p in (two / "logs").glob("events.out.tfevents.*")]
+    assert len(events) == 1 and f".{pid_0}." in events[0]  # TensorBoard: process 0's file only
+    state = np.load(two / "weights" / "training_state.npz")
+    assert int(state["run/epoch"]) == 1 and int(state["generator_optimizer/0"]) == 2
+
+    # the same run in one process on one device: the same steps on the same global batches
+    _run(backend, _command(data_dir, one, "--n_epochs", "1"))
+    _assert_same_state(two / "weights" / "training_state.npz", one / "weights" / "training_state.npz")
+    (row_two,), (row_one,) = _losses(two), _losses(one)
+    assert float(row_two["generator/content"]) == pytest.approx(float(row_one["generator/content"]), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_run_trained_on_two_devices_resumes_on_one(data_dir, tmp_path):
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    _run("jax", _command(data_dir, resumed, "--n_epochs", "1", "--devices", "2"))
+    result = _run("jax", _command(data_dir, resumed, "--n_epochs", "2", "--devices", "1", "--resume"))
+
+    assert "resuming at epoch 1" in result.stdout
+    names = sorted(p.name for p in (resumed / "weights").iterdir())
+    assert [n.split("_")[:2] for n in names[:2]] == [["generator", "0"], ["generator", "1"]], names
+    assert names[2:] == ["options.json", "training_state.npz"]
+    state = np.load(resumed / "weights" / "training_state.npz")
+    assert int(state["run/epoch"]) == 2
+    assert int(state["generator_optimizer/0"]) == 4  # 2 steps per epoch: the saved optimizer went on
+    assert [row["epoch"] for row in _losses(resumed)] == ["0", "1"]
+
+    # two epochs straight on one device: the same weights (the step on 2 devices is the 1-device step)
+    _run("jax", _command(data_dir, straight, "--n_epochs", "2"))
+    _assert_same_state(*(run / "weights" / "training_state.npz" for run in (resumed, straight)))
