@@ -88,7 +88,7 @@ class ExportedGenerator:
         self.generator = generator
         self.path = Path(path)
         self.engine = engine
-        self.precision = resolve_precision(precision)
+        self.precision = _engine_precision(engine, precision)
         self._variants = {self.precision: self}
         if engine == "onnxruntime":
             if self.precision != "fp32":
@@ -117,7 +117,7 @@ class ExportedGenerator:
 
     def with_precision(self, precision):
         """This engine in another precision (compiled once, then reused)."""
-        precision = resolve_precision(precision)
+        precision = _engine_precision(self.engine, precision)
         if precision not in self._variants:
             variant = ExportedGenerator(self.generator, self.path, self.engine, precision)
             variant._variants = self._variants
@@ -129,3 +129,10 @@ class ExportedGenerator:
         if self.engine == "onnxruntime":
             return self._session.run(None, {self._input: batch})[0]
         return self._compiled(batch)[0]
+
+
+def _engine_precision(engine, precision):
+    """``resolve_precision``, except that ``auto`` is fp32 on ONNX Runtime (which runs fp32 only)."""
+    if engine == "onnxruntime" and precision == "auto":
+        return "fp32"
+    return resolve_precision(precision)

@@ -116,9 +116,9 @@ def with_precision(generator, precision="fp32"):
     rounded to 8 significant bits, only the correction the network computes. The result is cached
     per generator, so calling this per photo is cheap.
     """
-    precision = resolve_precision(precision)
     if hasattr(generator, "with_precision"):  # an engine other than Keras (deblurgan.engines)
-        return generator.with_precision(precision)
+        return generator.with_precision(precision)  # resolves "auto" for its engine
+    precision = resolve_precision(precision)
     if precision not in PRECISIONS:
         raise DeblurGANError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}", "precision")
     if precision == "fp32":
