@@ -75,7 +75,16 @@ def parse_flags(args):
 def config_of(params):
     from deblurgan.config import TrainingConfig
 
-    return TrainingConfig.from_flags(**{k: v for k, v in params.items() if k != "resume"})
+    # train.py's options that are not the run's definition: --resume and where the run executes
+    not_config = {
+        "resume",
+        "devices",
+        "coordinator_address",
+        "num_processes",
+        "process_id",
+        "coordinator_timeout",
+    }
+    return TrainingConfig.from_flags(**{k: v for k, v in params.items() if k not in not_config})
 
 
 def cpu_seconds(pid):
