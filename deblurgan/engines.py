@@ -9,7 +9,8 @@ not. The Keras model stays loaded beside it because tiling reads its layers (rec
 Cache folder: ``$DEBLURGAN_CACHE`` or ``~/.cache/deblurgan``.
 
 Precision: the ``keras`` engine runs bf16/fp16 through Keras' mixed precision. OpenVINO takes
-``fp32``/``bf16``/``fp16`` as its inference-precision hint. ONNX Runtime runs fp32 only.
+``fp32``/``bf16``/``fp16`` as its inference-precision hint. ONNX Runtime runs fp32 only, so
+``auto`` means fp32 there.
 """
 
 import hashlib
