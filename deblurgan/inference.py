@@ -130,6 +130,8 @@ def with_precision(generator, precision="fp32"):
         cache[precision] = with_layer_dtypes(
             generator, lambda layer: "float32" if id(layer) in outputs else policy
         )
+    else:  # the generator may have trained since (validation during training): copy its weights again
+        cache[precision].set_weights(generator.get_weights())
     return cache[precision]
 
 

@@ -147,6 +147,22 @@ def test_reduced_precision_runs_in_16_bits(generator, precision, dtype):
         deblur_array(generator, photo, precision="int8")
 
 
+@pytest.mark.backend
+def test_a_reduced_precision_copy_follows_the_generators_weights(generator):
+    # Training validates with precision "auto", bf16 on CPUs that have it: the cached bf16 copy must
+    # not keep the weights of the first validation.
+    photo = random_photo(32, 48)
+    before = deblur_array(generator, photo, precision="bf16")
+    weights = generator.get_weights()
+    try:
+        generator.get_layer("tail_conv").kernel.assign(generator.get_layer("tail_conv").kernel * 0.5)
+        after = deblur_array(generator, photo, precision="bf16")
+        assert np.abs(after - before).max() > 1e-3
+        np.testing.assert_allclose(after, deblur_array(generator, photo, precision="fp32"), atol=0.05)
+    finally:
+        generator.set_weights(weights)
+
+
 # ----------------------------------------------------------------------------- files
 
 
