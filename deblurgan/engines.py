@@ -13,9 +13,12 @@ Precision: the ``keras`` engine runs bf16/fp16 through Keras' mixed precision. O
 ``auto`` means fp32 there.
 """
 
+import contextlib
+import ctypes
 import hashlib
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +113,8 @@ class ExportedGenerator:
             import openvino
 
             config = {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISIONS[self.precision]}
-            self._compiled = openvino.Core().compile_model(str(self.path), "CPU", config)
+            with _signal_stack_kept():
+                self._compiled = openvino.Core().compile_model(str(self.path), "CPU", config)
 
     @property
     def layers(self):
@@ -130,6 +134,30 @@ class ExportedGenerator:
         if self.engine == "onnxruntime":
             return self._session.run(None, {self._input: batch})[0]
         return self._compiled(batch)[0]
+
+
+class _SignalStack(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def _signal_stack_kept():
+    """Gives the thread back its alternate signal stack after OpenVINO's CPU plugin set its own.
+
+    The plugin (2026.4) installs a stack of its own while compiling and puts the previous one back
+    when the compiled model is freed; two models freed in creation order leave the thread on an
+    unmapped stack, and the next signal (Ctrl-C, SIGTERM) kills the process with SIGSEGV.
+    """
+    if not sys.platform.startswith("linux"):  # stack_t's field order is glibc's
+        yield
+        return
+    sigaltstack = ctypes.CDLL(None).sigaltstack
+    saved = _SignalStack()
+    sigaltstack(None, ctypes.byref(saved))
+    try:
+        yield
+    finally:
+        sigaltstack(ctypes.byref(saved), None)
 
 
 def _engine_precision(engine, precision):

@@ -112,3 +112,21 @@ def test_deblur_script_takes_the_engine_option(weights, tmp_path):
         outputs[engine] = read_image(tmp_path / engine / "photo.png").pixels
     assert np.abs(outputs["keras"] - outputs["onnxruntime"]).max() <= 1 / 255 + 1e-6
     assert any(p.suffix == ".onnx" for p in (tmp_path / "cache").iterdir())
+
+
+def test_ctrl_c_still_works_after_two_openvino_engines_were_freed(weights, run_python):
+    """OpenVINO's CPU plugin swaps the thread's signal stack while compiling; freeing two compiled
+    models in creation order left it unmapped, and the next Ctrl-C was a segmentation fault."""
+    stdout = run_python(f"""
+        import gc, os, signal
+        from deblurgan import engines
+        first = engines.load_engine({str(weights)!r}, "openvino")
+        second = engines.load_engine({str(weights)!r}, "openvino")
+        del first
+        gc.collect()
+        del second
+        gc.collect()
+        signal.signal(signal.SIGINT, lambda *args: print("interrupt handled"))
+        os.kill(os.getpid(), signal.SIGINT)
+    """)
+    assert stdout.strip().endswith("interrupt handled")
