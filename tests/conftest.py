@@ -1,6 +1,5 @@
 """Shared fixtures: tiny networks with non-trivial weights, and fresh-process Python runs."""
 
-import gc
 import os
 import subprocess
 import sys
@@ -81,14 +80,3 @@ def run_python(code, backend="tensorflow", cwd=None, timeout=600):
 def run_python_fixture():
     """The :func:`run_python` function (``run_python(code, backend="tensorflow", cwd=None)``)."""
     return run_python
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _release_keras_state():
-    """After each test module, drop Keras' global graph state and collect: one pytest process runs
-    ~430 tests, and the full TensorFlow run died without a trace near its end (2026-12-01)."""
-    yield
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()
