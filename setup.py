@@ -25,6 +25,7 @@ setup(
         # tifffile: 16-bit TIFF fixtures; matplotlib: one more photo (scripts/fetch_photos.py)
         "test": [
             "pytest>=7",
+            "pytest-xdist>=3",  # -n 2: the suite is half subprocesses, which leave a core idle
             "scikit-image>=0.22",
             "scikit-learn>=1.0",
             "matplotlib>=3.5",

@@ -82,7 +82,7 @@ def test_the_initial_generator_is_the_one_training_starts_from():
 def test_a_tiny_probe_runs_end_to_end_with_one_row_per_variant(probe, tmp_path, capsys):
     base = "--n_filters 4 --n_blocks 1 --crop_size 32 --batch_size 2 --steps_per_epoch 10 --n_epochs 1000"
     base += " --workers 0 --norm batch --bn_recalibration_batches 2"  # recalibrated after the SIGINT
-    variants = ["lr2e-4", "charbonnier", "lr1e-3+cos+clip"]
+    variants = ["lr2e-4", "lr1e-3+cos+clip"]  # every variant is flags; the table test covers more rows
     results = probe.main([
         "--cpu_minutes", "0.3", "--output_dir", str(tmp_path), "--base_flags", base,
         "--variants", ",".join(variants), "--val_dir", str(REPO / "images" / "test"),
@@ -96,6 +96,6 @@ def test_a_tiny_probe_runs_end_to_end_with_one_row_per_variant(probe, tmp_path, 
         assert result["steps"] > 0 and 0.25 < result["cpu_minutes"] < 0.6
         assert result["psnr"] != result["start_psnr"]  # the trained generator was scored
     # a second call reuses the results instead of training again
-    assert probe.main(["--output_dir", str(tmp_path), "--variants", "charbonnier", "--base_flags", base]) == [
-        results[1]
+    assert probe.main(["--output_dir", str(tmp_path), "--variants", "lr2e-4", "--base_flags", base]) == [
+        results[0]
     ]

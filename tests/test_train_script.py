@@ -122,8 +122,8 @@ def test_two_epoch_run_writes_exactly_the_expected_files_then_resume_continues(d
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("gan_mode", ["wgan", "wgan-gp"])
-def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(data_dir, tmp_path, gan_mode):
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(data_dir, tmp_path):
+    gan_mode = "wgan-gp"  # the penalty's random draws; the Ctrl-C tests below resume the default wgan
     train(_options(data_dir, tmp_path, "straight", n_epochs=3, gan_mode=gan_mode))
     train(_options(data_dir, tmp_path, "resumed", n_epochs=2, gan_mode=gan_mode))
     resume_training(_options(data_dir, tmp_path, "resumed", n_epochs=3, gan_mode=gan_mode))

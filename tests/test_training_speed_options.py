@@ -125,7 +125,7 @@ def test_an_xla_step_equals_the_plain_step():
     expected, logs = reference.train_on_batch(blurred, sharp), xla.train_on_batch(blurred, sharp)
     assert logs == pytest.approx(expected, rel=1e-4, abs=1e-5)
     for a, b in zip(_weights(reference.generator), _weights(xla.generator), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
+        np.testing.assert_allclose(a, b, atol=1e-5)  # fused rounding; an Adam step moves a weight ~1e-4
 
 
 @pytest.mark.backend
