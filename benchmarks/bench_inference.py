@@ -196,6 +196,8 @@ def engine_table(args):
     for engine in args.engines.split(","):
         for name, precision in resolved.items():
             label = name if name == precision else f"{name} (={precision})"
+            if precision == "int8" and engine != "onnxruntime":
+                continue  # a quantised ONNX export: ONNX Runtime only
             if (engine, precision) not in seen:
                 with tempfile.TemporaryDirectory() as tmp:
                     command = [

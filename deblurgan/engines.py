@@ -9,8 +9,9 @@ not. The Keras model stays loaded beside it because tiling reads its layers (rec
 Cache folder: ``$DEBLURGAN_CACHE`` or ``~/.cache/deblurgan``.
 
 Precision: the ``keras`` engine runs bf16/fp16 through Keras' mixed precision. OpenVINO takes
-``fp32``/``bf16``/``fp16`` as its inference-precision hint. ONNX Runtime runs fp32 only, so
-``auto`` means fp32 there.
+``fp32``/``bf16``/``fp16`` as its inference-precision hint. ONNX Runtime runs fp32, so ``auto``
+means fp32 there, or ``int8``: a quantisation of the export (:mod:`deblurgan.quantize`), cached
+beside it.
 """
 
 import contextlib
@@ -67,10 +68,16 @@ def cached_export(weight_path, engine, generator=None):
     return path
 
 
-def load_engine(weight_path, engine="keras"):
-    """The generator at ``weight_path`` ready to run on ``engine`` (one of :data:`ENGINES`)."""
+def load_engine(weight_path, engine="keras", precision=None):
+    """The generator at ``weight_path`` ready to run on ``engine`` (one of :data:`ENGINES`).
+
+    ``precision``, when given, is only checked against the engine here, before any export, so that
+    a script fails at once rather than on every photo.
+    """
     if engine not in ENGINES:
         raise DeblurGANError(f"engine={engine!r} is not one of {', '.join(ENGINES)}", parameter="engine")
+    if precision is not None:
+        _engine_precision(engine, precision)
     generator = finest_output(load_inference_generator(weight_path))  # exports hold one output
     if engine == "keras":
         return generator
@@ -95,12 +102,8 @@ class ExportedGenerator:
         self.precision = _engine_precision(engine, precision)
         self._variants = {self.precision: self}
         if engine == "onnxruntime":
-            if self.precision != "fp32":
-                raise DeblurGANError(
-                    f"precision={self.precision}: the onnxruntime engine runs fp32 only; use "
-                    "--engine openvino or keras for bf16/fp16",
-                    parameter="precision",
-                )
+            if self.precision == "int8":
+                self.path = _int8_export(self.path)
             import onnxruntime
 
             options = onnxruntime.SessionOptions()
@@ -160,8 +163,28 @@ def _signal_stack_kept():
         sigaltstack(ctypes.byref(saved), None)
 
 
+def _int8_export(fp32_path):
+    """The int8 quantisation of the ONNX export at ``fp32_path``, written beside it on first use."""
+    from deblurgan.quantize import quantize_onnx
+
+    path = fp32_path.with_suffix(".int8.onnx")
+    if not path.exists():
+        quantize_onnx(fp32_path, path)
+    return path
+
+
 def _engine_precision(engine, precision):
-    """``resolve_precision``, except that ``auto`` is fp32 on ONNX Runtime (which runs fp32 only)."""
+    """``resolve_precision``, except that ``auto`` is fp32 on ONNX Runtime (fp32 or int8 there),
+    and int8 exists on ONNX Runtime only."""
     if engine == "onnxruntime" and precision == "auto":
         return "fp32"
+    if precision == "int8" and engine != "onnxruntime":
+        message = f"precision=int8: runs on the onnxruntime engine only, not {engine}"
+        raise DeblurGANError(message, parameter="precision")
+    if engine == "onnxruntime" and precision not in ("fp32", "int8"):
+        raise DeblurGANError(
+            f"precision={precision}: the onnxruntime engine runs fp32 or int8; use "
+            "--engine openvino or keras for bf16/fp16",
+            parameter="precision",
+        )
     return resolve_precision(precision)

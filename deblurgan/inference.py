@@ -119,6 +119,8 @@ def with_precision(generator, precision="fp32"):
     if hasattr(generator, "with_precision"):  # an engine other than Keras (deblurgan.engines)
         return generator.with_precision(precision)  # resolves "auto" for its engine
     precision = resolve_precision(precision)
+    if precision == "int8":  # a quantised export (deblurgan.quantize)
+        raise DeblurGANError("precision=int8: runs on the onnxruntime engine only, not keras", "precision")
     if precision not in PRECISIONS:
         raise DeblurGANError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}", "precision")
     if precision == "fp32":

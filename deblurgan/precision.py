@@ -9,7 +9,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the onnxruntime engine
 # /proc/cpuinfo flags meaning the CPU computes bf16 dot products natively.
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

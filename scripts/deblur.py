@@ -36,7 +36,7 @@ from deblurgan.inference import (
 @main_guard
 def main(weight_path, engine, input_dir, output_dir, side_by_side, **inference):
     """Deblur every photo of INPUT_DIR into OUTPUT_DIR with a trained DeblurGAN generator."""
-    generator = load_engine(weight_path, engine)
+    generator = load_engine(weight_path, engine, inference["precision"])
     summary = deblur_folder(
         generator,
         input_dir,

@@ -24,7 +24,7 @@ def main(weight_path, engine, input_path, output_path, side_by_side, **inference
     """Deblur every frame of INPUT into OUTPUT with a trained DeblurGAN generator."""
     check_paths(input_path, output_path)
     probe_video(input_path)  # a bad input fails before the model loads
-    generator = load_engine(weight_path, engine)
+    generator = load_engine(weight_path, engine, inference["precision"])
     frames = deblur_video(generator, input_path, output_path, side_by_side=side_by_side, **inference)
     print(f"deblurred {frames} frames into {output_path}")
 

@@ -42,7 +42,7 @@ from deblurgan.fid import inception_feature_extractor
 @main_guard
 def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception_weights, **inference):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
-    generator = load_engine(weight_path, engine)
+    generator = load_engine(weight_path, engine, inference["precision"])
     report = evaluate_folder(
         generator,
         input_dir,

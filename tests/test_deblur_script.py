@@ -100,6 +100,12 @@ def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
     )
     assert missing.returncode == 2
     assert "scripts/train.py" in missing.stderr and "Traceback" not in missing.stderr
+    options = ["--weight_path", weights, "--input_dir", tmp_path, "--output_dir", tmp_path / "int8"]
+    int8 = _run("deblur.py", *options, "--precision", "int8")  # keras engine: before any photo
+    assert int8.returncode == 2
+    assert int8.stderr.strip().splitlines()[-1] == (
+        "error: --precision int8: runs on the onnxruntime engine only, not keras"
+    )
 
 
 def test_photo_over_max_image_pixels_is_one_line_and_the_others_are_written(weights, tmp_path):

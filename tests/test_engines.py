@@ -85,7 +85,7 @@ def test_onnxruntime_refuses_reduced_precision_and_unknown_engines(weights):
     with pytest.raises(DeblurGANError, match="engine='tensorrt' is not one of keras, onnxruntime, openvino"):
         engines.load_engine(weights, "tensorrt")
     runner = engines.load_engine(weights, "onnxruntime")
-    with pytest.raises(DeblurGANError, match="precision=bf16: the onnxruntime engine runs fp32 only"):
+    with pytest.raises(DeblurGANError, match="precision=bf16: the onnxruntime engine runs fp32 or int8"):
         with_precision(runner, "bf16")
 
 
@@ -130,3 +130,43 @@ def test_ctrl_c_still_works_after_two_openvino_engines_were_freed(weights, run_p
         os.kill(os.getpid(), signal.SIGINT)
     """)
     assert stdout.strip().endswith("interrupt handled")
+
+
+@pytest.mark.slow
+def test_int8_is_a_quantised_export_made_once_and_close_to_fp32(weights, tmp_path, monkeypatch):
+    import onnx
+
+    from deblurgan import quantize
+
+    runner = engines.load_engine(weights, "onnxruntime")
+    photo = random_photo(61, 83)
+    fp32 = deblur_array(runner, photo, precision="fp32")
+    int8 = deblur_array(runner, photo, precision="int8")
+    (path,) = (tmp_path / "cache").glob("*.int8.onnx")
+    kinds = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= kinds
+    assert not np.array_equal(int8, fp32)
+    psnr = 10 * np.log10(1.0 / np.mean((int8 - fp32) ** 2))
+    assert psnr > 35, psnr  # rounding, not a different network
+
+    def fail(*args):
+        raise AssertionError("quantised again")
+
+    monkeypatch.setattr(quantize, "quantize_onnx", fail)
+    again = with_precision(engines.load_engine(weights, "onnxruntime"), "int8")
+    np.testing.assert_array_equal(deblur_array(again, photo, precision="int8"), int8)
+
+
+def test_int8_elsewhere_and_calibration_without_photos_are_one_line_errors(tmp_path):
+    from deblurgan import quantize
+
+    only = "precision=int8: runs on the onnxruntime engine only, not"
+    with pytest.raises(DeblurGANError, match=f"{only} keras"):
+        with_precision(tiny_generator(), "int8")
+    with pytest.raises(DeblurGANError, match=f"{only} openvino"):
+        engines.ExportedGenerator(tiny_generator(), tmp_path / "g.xml", "openvino", "int8")
+    with pytest.raises(DeblurGANError, match=f"no calibration photos in {tmp_path}"):
+        quantize.calibration_crops(tmp_path)
+    crops = quantize.calibration_crops(quantize.DEFAULT_CALIBRATION_DIR, n_crops=3)
+    assert [crop.shape for crop in crops] == [(1, 128, 128, 3)] * 3
+    assert all(-1 <= crop.min() and crop.max() <= 1 for crop in crops)
