@@ -181,6 +181,8 @@ def _torch_runner(precision):
 
 def engine_table(args):
     """Prints seconds per 1280x720 photo per engine and precision, with the CPU's flags and peak."""
+    from deblurgan.engines import ENGINES, resolve_engine_precision
+    from deblurgan.errors import DeblurGANError
     from deblurgan.precision import describe_cpu, resolve_precision
 
     cores = len(os.sched_getaffinity(0))
@@ -194,10 +196,14 @@ def engine_table(args):
     print(f"{'engine':<13}{'precision':<16}{'s/photo':>9}{'warm-up s':>11}{'GFLOP/s':>9}")
     seen = {}
     for engine in args.engines.split(","):
-        for name, precision in resolved.items():
+        for name in resolved:
+            try:  # what the engine runs for this name: auto is fp32 on ONNX Runtime, int8 is there only
+                precision = resolve_engine_precision(engine, name) if engine in ENGINES else resolved[name]
+            except DeblurGANError:
+                continue
+            if engine == "torch" and name == "int8":
+                continue
             label = name if name == precision else f"{name} (={precision})"
-            if precision == "int8" and engine != "onnxruntime":
-                continue  # a quantised ONNX export: ONNX Runtime only
             if (engine, precision) not in seen:
                 with tempfile.TemporaryDirectory() as tmp:
                     command = [

@@ -106,7 +106,7 @@ def inference_options(command):
             type=click.Choice(PRECISION_CHOICES),
             default="auto",
             show_default=True,
-            help="auto: bf16 on CPUs with AVX512_BF16/AMX and on GPUs (where it is faster), else fp32. "
+            help="auto: bf16 on CPUs with AMX and on GPUs (where it is faster), else fp32. "
             "int8: --engine onnxruntime only, calibrated once on images/train/A.",
         ),
     ]

@@ -77,7 +77,7 @@ def load_engine(weight_path, engine="keras", precision=None):
     if engine not in ENGINES:
         raise DeblurGANError(f"engine={engine!r} is not one of {', '.join(ENGINES)}", parameter="engine")
     if precision is not None:
-        _engine_precision(engine, precision)
+        resolve_engine_precision(engine, precision)
     generator = finest_output(load_inference_generator(weight_path))  # exports hold one output
     if engine == "keras":
         return generator
@@ -99,7 +99,7 @@ class ExportedGenerator:
         self.generator = generator
         self.path = Path(path)
         self.engine = engine
-        self.precision = _engine_precision(engine, precision)
+        self.precision = resolve_engine_precision(engine, precision)
         self._variants = {self.precision: self}
         if engine == "onnxruntime":
             if self.precision == "int8":
@@ -125,7 +125,7 @@ class ExportedGenerator:
 
     def with_precision(self, precision):
         """This engine in another precision (compiled once, then reused)."""
-        precision = _engine_precision(self.engine, precision)
+        precision = resolve_engine_precision(self.engine, precision)
         if precision not in self._variants:
             variant = ExportedGenerator(self.generator, self.path, self.engine, precision)
             variant._variants = self._variants
@@ -173,7 +173,7 @@ def _int8_export(fp32_path):
     return path
 
 
-def _engine_precision(engine, precision):
+def resolve_engine_precision(engine, precision):
     """``resolve_precision``, except that ``auto`` is fp32 on ONNX Runtime (fp32 or int8 there),
     and int8 exists on ONNX Runtime only."""
     if engine == "onnxruntime" and precision == "auto":

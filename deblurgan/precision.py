@@ -1,7 +1,9 @@
-"""``precision="auto"``: bf16 only where it is native (AVX512_BF16 or AMX on the CPU, or a GPU).
+"""``precision="auto"``: bf16 only where it is faster: a CPU with AMX, or a GPU.
 
 Where bf16 is emulated (CPUs with AVX2 but without AVX512_BF16/AMX), a bf16 forward pass runs
-several times slower than fp32, so ``auto`` picks fp32 there.
+several times slower than fp32. AVX512_BF16 without AMX is not enough either: on such a CPU (2
+cores, 2026-12-01, benchmarks/README.md) bf16 took 1.1 to 1.6 times fp32's time on every engine
+(Keras, OpenVINO, the PyTorch reference). So ``auto`` picks fp32 there too.
 """
 
 import functools
@@ -10,8 +12,8 @@ import logging
 log = logging.getLogger(__name__)
 
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the onnxruntime engine
-# /proc/cpuinfo flags meaning the CPU computes bf16 dot products natively.
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# /proc/cpuinfo flags meaning bf16 convolutions run faster than fp32 (AMX's tile multiply).
+NATIVE_BF16_FLAGS = ("amx_bf16",)
 REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
