@@ -181,9 +181,9 @@ def _torch_runner(precision):
 
 def engine_table(args):
     """Prints seconds per 1280x720 photo per engine and precision, with the CPU's flags and peak."""
-    from deblurgan.engines import ENGINES, resolve_engine_precision
+    from deblurgan.engines import ENGINES
     from deblurgan.errors import DeblurGANError
-    from deblurgan.precision import describe_cpu, resolve_precision
+    from deblurgan.precision import describe_cpu, resolve_engine_precision, resolve_precision
 
     cores = len(os.sched_getaffinity(0))
     print(f"CPU: {_cpu_model()}; {cores} cores available; flags: {describe_cpu()}")

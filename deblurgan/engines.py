@@ -28,7 +28,7 @@ from deblurgan.errors import DeblurGANError
 from deblurgan.export import export_generator
 from deblurgan.inference import load_inference_generator
 from deblurgan.multiscale_model import finest_output
-from deblurgan.precision import resolve_precision
+from deblurgan.precision import resolve_engine_precision
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +171,3 @@ def _int8_export(fp32_path):
     if not path.exists():
         quantize_onnx(fp32_path, path)
     return path
-
-
-def resolve_engine_precision(engine, precision):
-    """``resolve_precision``, except that ``auto`` is fp32 on ONNX Runtime (fp32 or int8 there),
-    and int8 exists on ONNX Runtime only."""
-    if engine == "onnxruntime" and precision == "auto":
-        return "fp32"
-    if precision == "int8" and engine != "onnxruntime":
-        message = f"precision=int8: runs on the onnxruntime engine only, not {engine}"
-        raise DeblurGANError(message, parameter="precision")
-    if engine == "onnxruntime" and precision not in ("fp32", "int8"):
-        raise DeblurGANError(
-            f"precision={precision}: the onnxruntime engine runs fp32 or int8; use "
-            "--engine openvino or keras for bf16/fp16",
-            parameter="precision",
-        )
-    return resolve_precision(precision)

@@ -42,7 +42,7 @@ from deblurgan.io import (
 )
 from deblurgan.layer_utils import with_layer_dtypes
 from deblurgan.multiscale_model import finest_output
-from deblurgan.precision import resolve_precision
+from deblurgan.precision import resolve_engine_precision
 from deblurgan.tiling import ALIGN, deblur_tiled, padded_length
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,7 @@ def with_precision(generator, precision="fp32"):
     """
     if hasattr(generator, "with_precision"):  # an engine other than Keras (deblurgan.engines)
         return generator.with_precision(precision)  # resolves "auto" for its engine
-    precision = resolve_precision(precision)
-    if precision == "int8":  # a quantised export (deblurgan.quantize)
-        raise DeblurGANError("precision=int8: runs on the onnxruntime engine only, not keras", "precision")
+    precision = resolve_engine_precision("keras", precision)
     if precision not in PRECISIONS:
         raise DeblurGANError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}", "precision")
     if precision == "fp32":

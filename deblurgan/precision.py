@@ -9,6 +9,8 @@ cores, 2026-12-01, benchmarks/README.md) bf16 took 1.1 to 1.6 times fp32's time 
 import functools
 import logging
 
+from deblurgan.errors import DeblurGANError
+
 log = logging.getLogger(__name__)
 
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the onnxruntime engine
@@ -70,3 +72,21 @@ def describe_cpu():
     present = [flag for flag in REPORTED_FLAGS if flag in flags]
     absent = [flag for flag in REPORTED_FLAGS if flag not in flags]
     return " ".join(present) + (f" (no {' '.join(absent)})" if absent else "")
+
+
+def resolve_engine_precision(engine, precision):
+    """What ``engine`` (``keras``, ``onnxruntime`` or ``openvino``) runs for ``precision``:
+    :func:`resolve_precision`, except that ``auto`` is fp32 on ONNX Runtime (fp32 or int8 there),
+    and int8 (a quantised ONNX export, :mod:`deblurgan.quantize`) exists on ONNX Runtime only."""
+    if engine == "onnxruntime" and precision == "auto":
+        return "fp32"
+    if precision == "int8" and engine != "onnxruntime":
+        message = f"precision=int8: runs on the onnxruntime engine only, not {engine}"
+        raise DeblurGANError(message, parameter="precision")
+    if engine == "onnxruntime" and precision not in ("fp32", "int8"):
+        raise DeblurGANError(
+            f"precision={precision}: the onnxruntime engine runs fp32 or int8; use "
+            "--engine openvino or keras for bf16/fp16",
+            parameter="precision",
+        )
+    return resolve_precision(precision)
