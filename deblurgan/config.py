@@ -12,6 +12,7 @@ resumed run must match the first four; its ``run`` part may change.
 import dataclasses
 from typing import ClassVar
 
+from deblurgan.datasets import BLUR_PRESETS
 from deblurgan.errors import DeblurGANError
 from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
 from deblurgan.model import BLOCKS, GENERATOR_PRESETS, UPSAMPLINGS
@@ -137,6 +138,12 @@ class DataConfig(_Section):
     seed: int = _option(0, "Data order and crops, network initialisation, gradient-penalty draws.")
     sharp_dir: str | None = _option(None, "Sharp photos to blur on the fly instead of pairs.")
     samples_per_photo: int = _option(8, "With --sharp_dir: crops of each photo per epoch.", minimum=1)
+    blur: str = _option(
+        "default",
+        "With --sharp_dir: default (make_blur_dataset's kernels, noise, JPEG) or sample "
+        "(images/test's blur, no noise).",
+        choices=tuple(BLUR_PRESETS),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

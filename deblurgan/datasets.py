@@ -34,6 +34,7 @@ from deblurgan.io import (
     resize_image,
 )
 from deblurgan.pairing import pair_images
+from deblurgan.sample_data import SAMPLE_BLUR
 
 logger = logging.getLogger(__name__)
 
@@ -401,6 +402,9 @@ def _scaled_size(size, max_side):
 
 # make_blur_dataset's kernel settings, with the noise and JPEG ranges of the README's recipe.
 ON_THE_FLY_BLUR = {"noise_sigma": (0.0, 0.01), "jpeg_quality": (70, 95)}
+# Named on-the-fly blurs: "sample" is the blur of images/test, images/holdout and the validation
+# split of scripts/fetch_photos.py (no noise, no JPEG), for training towards those sets.
+BLUR_PRESETS = {"default": ON_THE_FLY_BLUR, "sample": SAMPLE_BLUR}
 
 
 class SharpPhotoDataset(StreamingDataset):
@@ -426,9 +430,11 @@ class SharpPhotoDataset(StreamingDataset):
         seed, workers, max_queue_size: as :class:`StreamingDataset`.
         cache_mb: memory for decoded photos.
         max_image_pixels: larger photos are skipped.
+        blur: a name of ``BLUR_PRESETS``: ``"default"`` (make_blur_dataset's kernels with
+            ``ON_THE_FLY_BLUR``'s noise and JPEG) or ``"sample"`` (the sample set's blur).
         **blur_options: fields of :class:`deblurgan.blur_dataset.BlurOptions` (``exposures``,
-            ``linear_probability``, ``linear_length``, ``noise_sigma``, ``jpeg_quality``);
-            defaults: make_blur_dataset's, with ``ON_THE_FLY_BLUR``'s noise and JPEG.
+            ``linear_probability``, ``linear_length``, ``noise_sigma``, ``jpeg_quality``) that
+            override the preset's.
 
     Example:
         >>> ds = SharpPhotoDataset("photos", batch_size=8, crop_size=128)   # doctest: +SKIP
@@ -448,14 +454,17 @@ class SharpPhotoDataset(StreamingDataset):
         max_queue_size=8,
         cache_mb=4096,
         max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+        blur="default",
         **blur_options,
     ):
         super().__init__(batch_size, seed, workers, max_queue_size)
+        if blur not in BLUR_PRESETS:
+            raise DeblurGANError(f"blur={blur!r}: choose one of {', '.join(BLUR_PRESETS)}", "blur")
         if int(samples_per_photo) < 1:
             raise DeblurGANError(
                 f"samples_per_photo={samples_per_photo}: must be at least 1", "samples_per_photo"
             )
-        options = {**ON_THE_FLY_BLUR, **blur_options, "crop_size": int(crop_size), "max_side": max_side}
+        options = {**BLUR_PRESETS[blur], **blur_options, "crop_size": int(crop_size), "max_side": max_side}
         self.blur_options = blur_dataset.check_options(blur_dataset.BlurOptions(**options))
         self.sharp_dir = Path(sharp_dir)
         self.crop_size = int(crop_size)

@@ -429,7 +429,7 @@ def _training_dataset(data, train_dir, workers):
         )
     return SharpPhotoDataset(
         data.sharp_dir, batch_size=data.batch_size, crop_size=data.crop_size,
-        samples_per_photo=data.samples_per_photo, seed=data.seed, workers=workers,
+        samples_per_photo=data.samples_per_photo, seed=data.seed, workers=workers, blur=data.blur,
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deblurgan import blur, blur_dataset, datasets
+from deblurgan import blur, blur_dataset, datasets, sample_data
 from deblurgan.datasets import SharpPhotoDataset
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import preprocess_image, read_image
@@ -148,3 +148,20 @@ def test_corrupt_photo_is_skipped_with_a_warning_and_substituted(tmp_path, caplo
     assert all(np.isfinite(b).all() for batch in batches for b in batch)
     fresh = SharpPhotoDataset(tmp_path, batch_size=3, crop_size=CROP, samples_per_photo=2)
     np.testing.assert_array_equal(batch_pair(fresh, 1, 0), np.concatenate(batches[1]))
+
+
+def test_the_sample_preset_blurs_as_the_sample_set_without_noise(tmp_path):
+    write_photos(tmp_path, n_photos=1)
+    ds = SharpPhotoDataset(tmp_path, batch_size=1, crop_size=CROP, samples_per_photo=6, flip=False, blur="sample")
+    photo = read_image(tmp_path / "photo0.png").pixels
+    for index in range(len(ds)):
+        blurred, sharp = ds.get_batch(index, 1)
+        rng = np.random.default_rng(ds.sample_seed(1, index, 0))
+        kernel, _ = blur.random_kernel(rng, **sample_data.SAMPLE_BLUR)
+        top, left = find_window(preprocess_image(photo), sharp[0])
+        expected = blur.blur_image(photo, kernel)[top : top + CROP, left : left + CROP]
+        np.testing.assert_allclose(blurred[0], preprocess_image(expected), atol=1e-5)
+    default = SharpPhotoDataset(tmp_path, batch_size=1, crop_size=CROP, samples_per_photo=6, flip=False)
+    assert not np.array_equal(default.get_batch(0, 1)[0], ds.get_batch(0, 1)[0])
+    with pytest.raises(DeblurGANError, match="blur='gopro': choose one of default, sample"):
+        SharpPhotoDataset(tmp_path, crop_size=CROP, blur="gopro")

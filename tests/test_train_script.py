@@ -495,6 +495,19 @@ def test_sharp_photos_train_validate_and_resume_bit_identically(photos_dir, tmp_
     )
 
 
+def test_the_blur_flag_chooses_the_on_the_fly_blur(photos_dir):
+    from deblurgan.datasets import BLUR_PRESETS
+    from deblurgan.training_loop import _training_dataset
+
+    for blur in ("default", "sample"):
+        data = TrainingConfig.from_flags(sharp_dir=str(photos_dir / "train"), crop_size=16, blur=blur).data
+        options = _training_dataset(data, None, workers=0).blur_options
+        preset = {"noise_sigma": (0.0, 0.0), "jpeg_quality": None, **BLUR_PRESETS[blur]}
+        assert {name: getattr(options, name) for name in preset} == preset
+    with pytest.raises(DeblurGANError, match="data.blur=none: choose one of default, sample"):
+        TrainingConfig.from_flags(blur="none")
+
+
 def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path):
     common = ["--sharp_dir", str(photos_dir / "train"), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS]
     line = _one_line_error(_run_script("--resize", "32", *common))
