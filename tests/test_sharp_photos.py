@@ -152,7 +152,9 @@ def test_corrupt_photo_is_skipped_with_a_warning_and_substituted(tmp_path, caplo
 
 def test_the_sample_preset_blurs_as_the_sample_set_without_noise(tmp_path):
     write_photos(tmp_path, n_photos=1)
-    ds = SharpPhotoDataset(tmp_path, batch_size=1, crop_size=CROP, samples_per_photo=6, flip=False, blur="sample")
+    ds = SharpPhotoDataset(
+        tmp_path, batch_size=1, crop_size=CROP, samples_per_photo=6, flip=False, blur="sample"
+    )
     photo = read_image(tmp_path / "photo0.png").pixels
     for index in range(len(ds)):
         blurred, sharp = ds.get_batch(index, 1)
