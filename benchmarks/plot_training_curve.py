@@ -1,0 +1,80 @@
+"""Draws a training run's validation PSNR against steps and CPU-hours, across restarted segments.
+
+Each ``--run LABEL=LOSSES_CSV`` is the ``losses.csv`` of one run directory, in order. A run that
+started from an earlier one's generator says which epoch with ``@EPOCH``
+(``--run sample=RUN/logs/losses.csv@11``): its steps and CPU time then continue from that epoch's
+totals, so the curve shows everything the generator went through. ``cpu_seconds`` is per epoch,
+``steps`` cumulative within a run. Prints the rows as a markdown table as well.
+
+    python benchmarks/plot_training_curve.py \\
+        --run noisy=~/deblurgan-runs/default-noisy/logs/losses.csv \\
+        --run sample=~/deblurgan-runs/default/logs/losses.csv@11 \\
+        --blurred 24.46 --shipped 24.66 --output images/readme/training_curve.png
+"""
+
+import csv
+import os
+
+import click
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from deblurgan.cli import main_guard  # noqa: E402
+
+
+def read_segments(runs):
+    """``[(label, rows)]`` with each row's ``total_steps`` and ``cpu_hours`` counted from the first run."""
+    segments, totals = [], {}
+    for spec in runs:
+        label, _, path = spec.partition("=")
+        path, _, branch = path.partition("@")
+        with open(os.path.expanduser(path), newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        steps, hours = (0, 0.0) if not branch else totals[segments[-1][0]][int(branch)]
+        totals[label] = {}
+        for row in rows:
+            hours += float(row["cpu_seconds"]) / 3600
+            row["total_steps"], row["cpu_hours"] = steps + int(row["steps"]), hours
+            totals[label][int(row["epoch"])] = (row["total_steps"], hours)
+        segments.append((label, rows))
+    return segments
+
+
+@click.command()
+@click.option("--run", "runs", multiple=True, required=True, help="LABEL=LOSSES_CSV[@EPOCH], in order.")
+@click.option("--blurred", type=float, default=None, help="PSNR of the blurred validation inputs (dB).")
+@click.option("--shipped", type=float, default=None, help="PSNR of the shipped generator (dB).")
+@click.option("--target_gain", type=float, default=2.0, show_default=True, help="Gain to mark.")
+@click.option("--output", default="training_curve.png", show_default=True, help="PNG to write.")
+@main_guard
+def main(runs, blurred, shipped, target_gain, output):
+    segments = read_segments(runs)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    print("| run | epoch | steps | CPU-hours | validation PSNR (dB) |\n|---|---|---|---|---|")
+    for label, rows in segments:
+        psnr = [float(row["val/psnr"]) for row in rows]
+        axes[0].plot([row["total_steps"] for row in rows], psnr, marker=".", label=label)
+        axes[1].plot([row["cpu_hours"] for row in rows], psnr, marker=".", label=label)
+        for row, value in zip(rows, psnr, strict=True):
+            steps, hours = row["total_steps"], row["cpu_hours"]
+            print(f"| {label} | {row['epoch']} | {steps:,} | {hours:.2f} | {value:.2f} |")
+    for axis, xlabel in zip(axes, ("optimiser steps", "CPU-hours"), strict=True):
+        lines = {"blurred input": blurred, "shipped generator": shipped}
+        if blurred is not None:
+            lines[f"target (+{target_gain:g} dB)"] = blurred + target_gain
+        for (name, value), style in zip(lines.items(), (":", "--", "-."), strict=True):
+            if value is not None:
+                axis.axhline(value, linestyle=style, color="grey", linewidth=1, label=name)
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("validation PSNR (dB)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
