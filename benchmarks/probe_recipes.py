@@ -41,6 +41,8 @@ DEFAULT_BASE = (
 # generator/grad_norm. Cosine decays over --n_epochs x --steps_per_epoch.
 VARIANTS = {
     "lr2e-4": "--lr 2e-4",
+    # the standing rate with the same schedule: separates a higher rate from the cosine's annealing
+    "lr2e-4+cos+clip": "--lr 2e-4 --lr_schedule cosine --warmup_steps 100 --clip_norm 50",
     "lr5e-4+cos+clip": "--lr 5e-4 --lr_schedule cosine --warmup_steps 100 --clip_norm 50",
     "lr1e-3+cos+clip": "--lr 1e-3 --lr_schedule cosine --warmup_steps 100 --clip_norm 50",
     "charbonnier": "--content_loss charbonnier",
