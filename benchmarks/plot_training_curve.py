@@ -61,10 +61,12 @@ def main(runs, blurred, shipped, target_gain, output):
             steps, hours = row["total_steps"], row["cpu_hours"]
             print(f"| {label} | {row['epoch']} | {steps:,} | {hours:.2f} | {value:.2f} |")
     for axis, xlabel in zip(axes, ("optimiser steps", "CPU-hours"), strict=True):
-        lines = {"blurred input": blurred, "shipped generator": shipped}
-        if blurred is not None:
-            lines[f"target (+{target_gain:g} dB)"] = blurred + target_gain
-        for (name, value), style in zip(lines.items(), (":", "--", "-."), strict=True):
+        target = None if blurred is None else blurred + target_gain
+        for name, value, style in (
+            ("blurred input", blurred, ":"),
+            ("shipped generator", shipped, "--"),
+            (f"target (+{target_gain:g} dB)", target, "-."),
+        ):
             if value is not None:
                 axis.axhline(value, linestyle=style, color="grey", linewidth=1, label=name)
         axis.set_xlabel(xlabel)

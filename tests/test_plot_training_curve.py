@@ -1,0 +1,46 @@
+"""benchmarks/plot_training_curve.py: steps and CPU-hours continue across a branched run."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = "epoch,val/psnr,steps,cpu_seconds\n"
+
+
+@pytest.fixture(scope="module")
+def curve():
+    spec = importlib.util.spec_from_file_location(
+        "plot_training_curve", REPO / "benchmarks" / "plot_training_curve.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_branched_run_continues_the_steps_and_cpu_time_of_its_start_epoch(curve, tmp_path):
+    (tmp_path / "first.csv").write_text(HEADER + "0,24.0,100,1800\n1,24.5,200,3600\n2,24.4,300,3600\n")
+    (tmp_path / "second.csv").write_text(HEADER + "0,24.9,50,720\n")
+    segments = curve.read_segments([f"a={tmp_path}/first.csv", f"b={tmp_path}/second.csv@1"])
+
+    first, second = (rows for _, rows in segments)
+    assert [(r["total_steps"], round(r["cpu_hours"], 6)) for r in first] == [
+        (100, 0.5),
+        (200, 1.5),
+        (300, 2.5),
+    ]
+    assert [(r["total_steps"], round(r["cpu_hours"], 6)) for r in second] == [(250, 1.7)]  # from epoch 1
+
+
+def test_the_script_writes_the_figure_and_a_row_per_epoch(curve, tmp_path):
+    (tmp_path / "run.csv").write_text(HEADER + "0,24.0,100,1800\n1,24.5,200,3600\n")
+    for extra in ([], ["--blurred", "23.5", "--shipped", "24.2"]):
+        output = tmp_path / f"curve{len(extra)}.png"
+        result = CliRunner().invoke(
+            curve.main, ["--run", f"a={tmp_path}/run.csv", "--output", str(output), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        assert "| a | 1 | 200 | 1.50 | 24.50 |" in result.output
+        assert output.read_bytes().startswith(b"\x89PNG")
