@@ -60,13 +60,14 @@ def main(runs, blurred, shipped, target_gain, output):
         for row, value in zip(rows, psnr, strict=True):
             steps, hours = row["total_steps"], row["cpu_hours"]
             print(f"| {label} | {row['epoch']} | {steps:,} | {hours:.2f} | {value:.2f} |")
+    target = None if blurred is None else blurred + target_gain
+    references = (
+        ("blurred input", blurred, ":"),
+        ("shipped generator", shipped, "--"),
+        (f"target (+{target_gain:g} dB)", target, "-."),
+    )
     for axis, xlabel in zip(axes, ("optimiser steps", "CPU-hours"), strict=True):
-        target = None if blurred is None else blurred + target_gain
-        for name, value, style in (
-            ("blurred input", blurred, ":"),
-            ("shipped generator", shipped, "--"),
-            (f"target (+{target_gain:g} dB)", target, "-."),
-        ):
+        for name, value, style in references:
             if value is not None:
                 axis.axhline(value, linestyle=style, color="grey", linewidth=1, label=name)
         axis.set_xlabel(xlabel)
