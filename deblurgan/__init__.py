@@ -32,7 +32,7 @@ from deblurgan.inference import (  # noqa: E402
     deblur_folder,
     receptive_field_radius,
 )
-from deblurgan.interpolation import interpolate_generators  # noqa: E402
+from deblurgan.interpolation import average_generators, interpolate_generators  # noqa: E402
 from deblurgan.io import (  # noqa: E402
     deprocess_image,
     list_images,
@@ -75,6 +75,7 @@ __all__ = [
     "generator_model",
     "GlobalSkip",
     "gradient_penalty",
+    "average_generators",
     "interpolate_generators",
     "laplacian_variance",
     "linear_motion_kernel",

@@ -1,7 +1,10 @@
-"""Network interpolation (Wang et al., ESRGAN 2018): blend two generators of one architecture.
+"""Blending generators of one architecture weight by weight: network interpolation and averaging.
 
-Interpolating a content-only generator (high PSNR, smooth) with its adversarially fine-tuned version
-(sharper, more artefacts) trades one for the other with a single number and no retraining.
+Network interpolation (Wang et al., ESRGAN 2018): blending a content-only generator (high PSNR,
+smooth) with its adversarially fine-tuned version (sharper, more artefacts) trades one for the other
+with a single number and no retraining. Checkpoint averaging (the uniform mean of the last epochs'
+checkpoints, as in stochastic weight averaging, Izmailov et al. 2018) removes a run's epoch-to-epoch
+wander without training.
 """
 
 import logging
@@ -60,31 +63,85 @@ def interpolate_generators(a, b, alpha, a_name=None, b_name=None):
         >>> c = interpolate_generators("weights/psnr.h5", "weights/gan.h5", alpha=0.8)
     """
     alpha = _check_alpha(alpha)
-    if not isinstance(a, keras.Model):
-        a_name = a_name or str(a)
-        a = load_generator(a)
-    if not isinstance(b, keras.Model):
-        b_name = b_name or str(b)
-        b = load_generator(b)
-    if _structure(a) != _structure(b):
-        raise DeblurGANError(
-            f"{_describe(a, a_name)} and {_describe(b, b_name)}: the networks have different "
-            f"architectures ({len(a.weights)} vs {len(b.weights)} weights, or different layers or "
-            "shapes); interpolate two generators built with the same options"
-        )
-    blended = []
-    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
-        if alpha == 0.0:
-            blended.append(np.array(wa, copy=True))
-        elif alpha == 1.0:
-            blended.append(np.array(wb, copy=True))
-        else:
-            mix = (1.0 - alpha) * wa.astype(np.float64) + alpha * wb.astype(np.float64)
-            blended.append(mix.astype(wa.dtype))
-    result = keras.models.clone_model(a)
-    result.set_weights(blended)
-    log.info("interpolated %s and %s with alpha=%s", _describe(a, a_name), _describe(b, b_name), alpha)
+    result, sources = _blend([a, b], [1.0 - alpha, alpha], [a_name, b_name])
+    log.info("interpolated %s and %s with alpha=%s", *sources, alpha)
     return result
+
+
+def average_generators(generators, names=None):
+    """A new generator whose every weight is the mean of ``generators``' (checkpoint averaging).
+
+    Averaging the checkpoints of the last epochs of one run (as stochastic weight averaging does)
+    smooths out the epoch-to-epoch wander of a run at a non-vanishing learning rate. The mean is
+    computed in float64 and rounded once. Batch-normalization statistics are averaged too, an
+    approximation (SWA recomputes them): a warning says so for a network that has any.
+
+    Args:
+        generators: two or more generators (``keras.Model``) or generator file paths, all of one
+            architecture (the checkpoints of one run).
+        names: how error messages name them (default: the path, or the model name).
+
+    Returns:
+        A new ``keras.Model`` with the first generator's architecture; the inputs are left unchanged.
+
+    Raises:
+        DeblurGANError: fewer than two generators, a file that is not a generator, or networks of
+            different architectures (one line naming the first and the odd one).
+
+    Example:
+        >>> g = average_generators(sorted(glob.glob("run/weights/generator_[5-9]_*.h5")))
+    """
+    generators = list(generators)
+    if len(generators) < 2:
+        raise DeblurGANError(
+            f"generators: got {len(generators)}; averaging needs two or more checkpoints",
+            parameter="generators",
+        )
+    result, sources = _blend(generators, [1.0 / len(generators)] * len(generators), names)
+    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in result.layers):
+        log.warning("averaged batch-normalization statistics too; they approximate the mean network's")
+    log.info("averaged %d generators: %s", len(generators), ", ".join(sources))
+    return result
+
+
+def _blend(generators, coefficients, names=None):
+    """``sum(c * g)`` weight by weight, in float64 rounded once; a coefficient of exactly 1 (the
+    others 0) copies that generator bit for bit (``1 * w + 0 * v`` would turn -0.0 into +0.0)."""
+    names = list(names or [None] * len(generators))
+    models, sources = [], []
+    for generator, name in zip(generators, names, strict=True):
+        if not isinstance(generator, keras.Model):
+            name = name or str(generator)
+            generator = load_generator(generator)
+        models.append(generator)
+        sources.append(_describe(generator, name))
+    for model, source in zip(models[1:], sources[1:], strict=True):
+        if _structure(model) != _structure(models[0]):
+            raise DeblurGANError(
+                f"{sources[0]} and {source}: the networks have different architectures "
+                f"({len(models[0].weights)} vs {len(model.weights)} weights, or different layers or "
+                "shapes); blend generators built with the same options"
+            )
+    if 1.0 in coefficients:
+        blended = [np.array(w, copy=True) for w in models[coefficients.index(1.0)].get_weights()]
+    else:
+        weights = [m.get_weights() for m in models]
+        blended = [
+            sum(c * w.astype(np.float64) for c, w in zip(coefficients, ws, strict=True)).astype(ws[0].dtype)
+            for ws in zip(*weights, strict=True)
+        ]
+    result = keras.models.clone_model(models[0])
+    result.set_weights(blended)
+    return result, sources
+
+
+def _check_output(output, inputs, what):
+    output = Path(output)
+    for source in map(Path, inputs):
+        same = output.exists() and source.exists() and output.samefile(source)
+        if same or output.resolve() == source.resolve():
+            raise DeblurGANError(f"{output}: is also an input file; write the {what} generator to a new file")
+    return output
 
 
 def interpolate_weight_files(from_weights, to_weights, alpha, output):
@@ -95,13 +152,16 @@ def interpolate_weight_files(from_weights, to_weights, alpha, output):
             error of :func:`interpolate_generators`.
     """
     alpha = _check_alpha(alpha)
-    output = Path(output)
-    for source in (from_weights, to_weights):
-        source = Path(source)
-        same = output.exists() and source.exists() and output.samefile(source)
-        if same or output.resolve() == source.resolve():
-            raise DeblurGANError(
-                f"{output}: is also an input file; write the interpolated generator to a new file"
-            )
-    generator = interpolate_generators(from_weights, to_weights, alpha)
-    return save_model(generator, output)
+    output = _check_output(output, (from_weights, to_weights), "interpolated")
+    return save_model(interpolate_generators(from_weights, to_weights, alpha), output)
+
+
+def average_weight_files(paths, output):
+    """Writes ``average_generators(paths)`` to ``output`` atomically.
+
+    Raises:
+        DeblurGANError: ``output`` is one of the inputs (inputs are never overwritten), or any
+            error of :func:`average_generators`.
+    """
+    output = _check_output(output, paths, "averaged")
+    return save_model(average_generators(paths), output)

@@ -1,4 +1,5 @@
-"""Tests for deblurgan.interpolation and scripts/interpolate_weights.py (ESRGAN's network interpolation)."""
+"""Tests for deblurgan.interpolation, scripts/interpolate_weights.py (ESRGAN's network interpolation)
+and scripts/average_weights.py (checkpoint averaging)."""
 
 import importlib.util
 import re
@@ -17,14 +18,21 @@ def tiny(seed, **options):
     return randomize_weights(deblurgan.generator_model(**options), seed=seed)
 
 
-@pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location(
-        "interpolate_weights", REPO_ROOT / "scripts/interpolate_weights.py"
-    )
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / f"scripts/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script("interpolate_weights")
+
+
+@pytest.fixture(scope="module")
+def average_script():
+    return load_script("average_weights")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +41,7 @@ def files(tmp_path_factory):
     a, b = tiny(1), tiny(2)
     deblurgan.save_model(a, folder / "a.h5")
     deblurgan.save_model(b, folder / "b.h5")
+    deblurgan.save_model(tiny(4), folder / "c.h5")
     deblurgan.save_model(tiny(3, n_blocks=2), folder / "other.h5")
     deblurgan.save_model(deblurgan.patchgan_critic_model(n_filters=8, n_layers=1), folder / "critic.h5")
     return folder, a, b
@@ -123,3 +132,73 @@ def test_script_user_errors_are_one_line_exit_2(files, script, to_file, alpha, o
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert re.search(message, lines[0]), lines[0]
     assert (folder / to_file).read_bytes() == before
+
+
+@pytest.mark.backend
+def test_the_average_is_the_float64_mean_of_every_weight_rounded_once_and_inputs_are_untouched(caplog):
+    generators = [tiny(seed) for seed in (1, 2, 3)]
+    before = [g.get_weights() for g in generators]
+    with caplog.at_level("WARNING", logger="deblurgan.interpolation"):
+        mean = deblurgan.average_generators(generators)
+    assert "batch-normalization statistics" in caplog.text  # the tiny generator has BN layers
+    for got, *inputs in zip(mean.get_weights(), *before, strict=True):
+        want = (sum(w.astype(np.float64) for w in inputs) / 3).astype(np.float32)
+        np.testing.assert_array_max_ulp(got, want, maxulp=1)  # sum(w / 3) and sum(w) / 3 in float64
+        assert not any(np.array_equal(got, w) for w in inputs)
+    for g, then in zip(generators, before, strict=True):
+        for now, was in zip(g.get_weights(), then, strict=True):
+            np.testing.assert_array_equal(now, was)
+
+
+def test_the_average_of_two_is_their_interpolation_at_one_half():
+    a, b = tiny(1), tiny(2)
+    mean, half = deblurgan.average_generators([a, b]), deblurgan.interpolate_generators(a, b, 0.5)
+    for got, want in zip(bits(mean.get_weights()), bits(half.get_weights()), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_averaging_one_generator_or_different_architectures_is_refused_in_one_line():
+    with pytest.raises(DeblurGANError, match="generators: got 1; averaging needs two or more") as error:
+        deblurgan.average_generators([tiny(1)])
+    assert error.value.parameter == "generators"
+    odd = tiny(3, n_blocks=2, name="odd")
+    with pytest.raises(DeblurGANError, match="'generator' and model 'odd': the networks have different"):
+        deblurgan.average_generators([tiny(1), tiny(2), odd])
+
+
+def test_average_script_writes_the_mean_and_keeps_inputs(files, average_script, tmp_path):
+    folder = files[0]
+    inputs = [folder / name for name in ("a.h5", "b.h5", "c.h5")]
+    before = [p.read_bytes() for p in inputs]
+    out = tmp_path / "mean.h5"
+    result = CliRunner().invoke(average_script, [*map(str, inputs), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "the mean of 3 generators" in result.output
+    written = deblurgan.load_generator(out).get_weights()
+    expected = deblurgan.average_generators(inputs).get_weights()
+    for got, want in zip(bits(written), bits(expected), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert [p.read_bytes() for p in inputs] == before
+    assert [p.name for p in tmp_path.iterdir()] == ["mean.h5"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("inputs", "output", "message"),
+    [
+        (["a.h5"], "m.h5", "generators: got 1; averaging needs two or more checkpoints"),
+        (["a.h5", "other.h5"], "m.h5", "a.h5 and .*other.h5: the networks have different architectures"),
+        (["a.h5", "critic.h5"], "m.h5", "critic.h5: this is a critic"),
+        (["a.h5", "b.h5"], "b.h5", "b.h5: is also an input file; write the averaged generator"),
+    ],
+)
+def test_average_script_user_errors_are_one_line_exit_2(files, average_script, inputs, output, message):
+    folder = files[0]
+    before = [(folder / name).read_bytes() for name in inputs]
+    args = [str(folder / name) for name in inputs] + ["--output", str(folder / output)]
+    result = CliRunner().invoke(average_script, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert re.search(message, lines[0]), lines[0]
+    assert [(folder / name).read_bytes() for name in inputs] == before
+    assert not (folder / "m.h5").exists()
