@@ -36,7 +36,8 @@ def check_fresh(weights_dir):
 
 
 def load_run(weights_dir):
-    """``(saved config, trainer state, (epoch, batch, loss sums))`` of the run in ``weights_dir``."""
+    """``(saved config, trainer state, (epoch, batch, loss sums, elapsed))`` of the run in
+    ``weights_dir``; the sums and elapsed times are those of the epoch's batches before it stopped."""
     state_path, options_path = Path(weights_dir) / STATE_FILE, Path(weights_dir) / OPTIONS_FILE
     if not state_path.is_file() or not options_path.is_file():
         raise DeblurGANError(
@@ -50,6 +51,7 @@ def load_run(weights_dir):
         int(state.pop("run/epoch")),
         int(state.pop("run/batch")),
         json.loads(str(state.pop("run/sums", "{}"))),
+        json.loads(str(state.pop("run/elapsed", "{}"))),  # absent in states saved before it existed
     )
     return saved, state, position
 
@@ -83,17 +85,20 @@ class RunDirectory:
         # The complete epoch supersedes a checkpoint saved when this epoch was interrupted.
         (self.weights_dir / f"generator_{epoch}_interrupted.h5").unlink(missing_ok=True)
 
-    def save_interrupted(self, trainer, epoch, batch, sums):
+    def save_interrupted(self, trainer, epoch, batch, sums, elapsed):
+        """Mid-epoch: ``sums`` are the epoch's loss sums so far, ``elapsed`` its ``seconds`` and
+        ``cpu_seconds`` so far (the resumed epoch's row adds them to its own)."""
         if not self.writes:
             return
         save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_interrupted.h5")
-        self.save_state(trainer, epoch, batch, sums)
+        self.save_state(trainer, epoch, batch, sums, elapsed)
 
-    def save_state(self, trainer, epoch, batch, sums=None):
+    def save_state(self, trainer, epoch, batch, sums=None, elapsed=None):
         state = trainer.get_state()
         state["run/epoch"] = np.array(epoch)
         state["run/batch"] = np.array(batch)
         state["run/sums"] = np.array(json.dumps(sums or {}))
+        state["run/elapsed"] = np.array(json.dumps(elapsed or {}))
         with atomic_path(self.weights_dir / STATE_FILE) as tmp:
             np.savez(tmp, **state)
 

@@ -179,7 +179,7 @@ def train(config, replicas=None):
     """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows.
     ``replicas``: the devices and processes to train on (``distribution.start``); default one device."""
     check_fresh(config.run.weights_dir)
-    return _start(resolve(config), state=None, position=(0, 0, {}), replicas=replicas)
+    return _start(resolve(config), state=None, position=(0, 0, {}, {}), replicas=replicas)
 
 
 def resume_training(config, replicas=None):
@@ -210,7 +210,8 @@ def _start(config, state, position, resumed=False, replicas=None):
 
 
 class _Loop:
-    """The epochs of a run from ``position`` = (epoch, batch, loss sums so far in that epoch)."""
+    """The epochs of a run from ``position`` = (epoch, batch, loss sums and elapsed times so far in
+    that epoch)."""
 
     def __init__(self, config, trainer, dataset, directory, val_pairs, position, replicas=None):
         self.config, self.trainer, self.dataset, self.directory = config, trainer, dataset, directory
@@ -219,7 +220,7 @@ class _Loop:
         self.rows = replicas.local_rows(config.data.batch_size) if replicas.num_processes > 1 else None
         self.progress = config.run.progress and replicas.is_chief
         self.val_pairs, self.tensorboard = val_pairs, directory.tensorboard
-        self.start_epoch, self.start_batch, self.start_sums = position
+        self.start_epoch, self.start_batch, self.start_sums, self.start_elapsed = position
         # From the config, not the optimizer: a resumed state holds the rate its last step used.
         base_lr = config.run.lr or recipe(config.critic.gan_mode).learning_rate
         self.base_lr, self.lr = float(np.float32(base_lr)), None  # as the float32 variable holds it
@@ -228,6 +229,7 @@ class _Loop:
         # Where an interruption would leave the run, the loss sums of that epoch, and whether that
         # point is already saved.
         self.position, self.sums, self.saved = (self.start_epoch, self.start_batch), {}, True
+        self.clock_start = (time.time(), time.process_time())  # of the epoch in progress
 
     def fit(self):
         n_epochs, weights_dir = self.config.run.n_epochs, self.directory.weights_dir
@@ -240,7 +242,7 @@ class _Loop:
         except KeyboardInterrupt:
             epoch, batch = self.position
             if not self.saved:
-                self.directory.save_interrupted(self.trainer, epoch, batch, self.sums)
+                self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
                 log.warning("interrupted at epoch %d, batch %d: state saved in %s; continue with the "
                             "same command and --resume", epoch, batch, weights_dir)  # fmt: skip
             else:
@@ -267,7 +269,10 @@ class _Loop:
         # loss sums of the batches before an interruption, so the epoch's means cover all of it
         self.sums = sums = dict(self.start_sums) if first else {}
         self._learning_rate(epoch, min(batch_index, self.n_batches - 1))
-        started, cpu_started = time.time(), time.process_time()
+        before = self.start_elapsed if first else {}  # the part of the epoch before an interruption
+        self.clock_start = (
+            time.time() - before.get("seconds", 0.0), time.process_time() - before.get("cpu_seconds", 0.0)
+        )
         bar = tqdm(
             total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not self.progress
         )
@@ -286,20 +291,27 @@ class _Loop:
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{v / batch_index:.4g}" for k, v in sums.items() if _shown(k)})
         means = {name: value / max(1, batch_index) for name, value in sums.items()}
-        row = {"epoch": epoch, "seconds": round(time.time() - started, 2), "learning_rate": self.lr, **means}
+        seconds = round(self._elapsed()["seconds"], 2)  # training only: before validation
+        row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.lr, **means}
         self._recalibrate(epoch)
         row.update(self._validate(epoch))
         # For training curves against compute: optimizer steps so far, and the CPU time of this
-        # process (all threads) in this epoch; an interrupted epoch counts only its resumed part.
+        # process (all threads) in this epoch, the part before an interruption included.
         # (through a tensor: under MultiWorkerMirroredStrategy the counter is a MirroredVariable)
         steps = keras.ops.convert_to_tensor(self.trainer.generator_optimizer.iterations)
         row["steps"] = int(keras.ops.convert_to_numpy(steps))
-        row["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
+        row["cpu_seconds"] = round(self._elapsed()["cpu_seconds"], 1)
         self.directory.save_epoch(self.trainer, epoch, means)
         self.position, self.saved = (epoch + 1, 0), True
         self.directory.log(row, epoch)
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         return row
+
+    def _elapsed(self):
+        """Wall and CPU seconds of the current epoch so far (``clock_start`` is set back by the
+        part run before an interruption)."""
+        wall, cpu = self.clock_start
+        return {"seconds": time.time() - wall, "cpu_seconds": time.process_time() - cpu}
 
     def _recalibrate(self, epoch):
         """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
@@ -349,7 +361,7 @@ def saved_generator(weights_dir):
     Saved mid-epoch (Ctrl-C), the generator's batch-norm statistics are recalibrated from the
     run's training batches as the epoch's checkpoint would have been; an epoch's end already was.
     """
-    config, state, (epoch, batch, _) = load_run(weights_dir)
+    config, state, (epoch, batch, _, _) = load_run(weights_dir)
     generator = build_generator(config.generator)
     for i, variable in enumerate(generator.variables):  # trainer_state's names: by position
         variable.assign(state[f"generator/{i}"])

@@ -150,12 +150,21 @@ def test_ctrl_c_saves_a_state_that_resumes_mid_epoch_exactly(data_dir, tmp_path,
         train(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
     weights = tmp_path / "interrupted" / "weights"
     assert (weights / "generator_1_interrupted.h5").is_file()
-    state = np.load(weights / "training_state.npz")
+    state = dict(np.load(weights / "training_state.npz"))
     assert (int(state["run/epoch"]), int(state["run/batch"])) == (1, 1)
+    elapsed = json.loads(str(state["run/elapsed"]))  # the epoch's time before the interruption
+    assert 0 < elapsed["cpu_seconds"] < 600 and 0 < elapsed["seconds"] < 600
+    # an hour more of it: the resumed epoch's row must count it (as on a slow machine)
+    state["run/elapsed"] = np.array(json.dumps({"seconds": 3600.0, "cpu_seconds": 7200.0}))
+    np.savez(weights / "training_state.npz", **state)
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", original)
     resume_training(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
     assert not (weights / "generator_1_interrupted.h5").exists()  # superseded by the finished epoch
+    with open(tmp_path / "interrupted" / "logs" / "losses.csv") as f:
+        row = list(csv.DictReader(f))[-1]
+    assert row["epoch"] == "1"
+    assert 3600 < float(row["seconds"]) < 4200 and 7200 < float(row["cpu_seconds"]) < 7800
     # the resumed epoch's loss means cover the batches before the interruption too
     straight_name = next((tmp_path / "straight" / "weights").glob("generator_1_*.h5")).name
     assert next(weights.glob("generator_1_*.h5")).name == straight_name
