@@ -50,6 +50,13 @@ VARIANTS = {
     "res_scale0.1": "--residual_scale 0.1",  # generator options of another branch
     "zero_init_blocks": "--zero_init_blocks",
     "crop192": "--crop_size 192",
+    # Adversarial fine-tuning (issue 10 item 7), from a content-trained generator: WGAN-GP with a
+    # fresh PatchGAN critic. The penalty holds the gradient of each image's summed patch scores near
+    # norm 1, and the generator's loss is their mean, so per batch of B images and P patches (14 x 14
+    # at 128x128) the adversarial gradient is about weight / (sqrt(B) P): 0.003 at weight 1 (the
+    # paper's and Sicara's), against 100 / sqrt(pixel values) = 0.23 for L1 at weight 100.
+    "wgan-gp-adv1": "--gan_mode wgan-gp --adversarial_weight 1",
+    "wgan-gp-adv10": "--gan_mode wgan-gp --adversarial_weight 10",
 }
 SIGINT_EXIT = 128 + signal.SIGINT  # train.py's exit code after saving on SIGINT
 
