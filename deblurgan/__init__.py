@@ -58,6 +58,7 @@ from deblurgan.utils import load_images  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "average_generators",
     "blur_image",
     "build_trainer",
     "deblur_array",
@@ -75,7 +76,6 @@ __all__ = [
     "generator_model",
     "GlobalSkip",
     "gradient_penalty",
-    "average_generators",
     "interpolate_generators",
     "laplacian_variance",
     "linear_motion_kernel",
