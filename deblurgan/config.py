@@ -98,6 +98,9 @@ class CriticConfig(_Section):
     input: str = _option("image", "highpass: the critic sees x - lowpass(x) (DSGAN).", choices=CRITIC_INPUTS)
     n_filters: int = _option(64, "Critic filters.", minimum=1)
     updates: int = _option(5, "Critic steps per generator step.", minimum=1)
+    warmup_steps: int = _option(
+        0, "Steps at the start that train the critic alone (BasicSR's net_d_init_iters).", minimum=0
+    )
     clip_value: float = _option(0.01, "wgan-clip weight bound.")
 
 
@@ -156,6 +159,7 @@ class RunConfig(_Section):
     log_dir: str = _option("logs", "TensorBoard events and losses.csv.")
     n_epochs: int = _option(50, "Epochs to train.", "--n_epochs", "--epoch_num", minimum=1)
     lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).")
+    critic_lr: float | None = _option(None, "The critic's learning rate (default: --lr).")
     lr_decay: bool = _option(False, "Same as --lr_schedule linear (kept for earlier runs).")
     # The schedule is a function of the step (training.scheduled_learning_rate); like lr, a resume
     # takes it from its command line.
@@ -197,12 +201,15 @@ class RunConfig(_Section):
 
 
 SECTIONS = {c.section: c for c in (GeneratorConfig, CriticConfig, LossConfig, DataConfig, RunConfig)}
-# Flat names (scripts/train.py parameters) that differ from the field name; the rest are the same.
+# Flat names (scripts/train.py parameters) that differ from the field name or whose field name is in
+# two sections; the rest are the same.
 FLAT_NAMES = {
     "critic": ("critic", "architecture"),
     "critic_filters": ("critic", "n_filters"),
     "critic_updates": ("critic", "updates"),
     "critic_input": ("critic", "input"),
+    "critic_warmup_steps": ("critic", "warmup_steps"),
+    "warmup_steps": ("run", "warmup_steps"),  # the learning rate's (the critic's: critic_warmup_steps)
     "content_loss": ("loss", "content"),
 }
 GENERATOR_VARIANT = ("norm", "output_mode", "upsampling")  # flags that override --preset

@@ -37,7 +37,8 @@ def check_fresh(weights_dir):
 
 def load_run(weights_dir):
     """``(saved config, trainer state, (epoch, batch, loss sums, elapsed))`` of the run in
-    ``weights_dir``; the sums and elapsed times are those of the epoch's batches before it stopped."""
+    ``weights_dir``; the (sum, count) of each loss term and the elapsed times are those of the
+    epoch's batches before it stopped."""
     state_path, options_path = Path(weights_dir) / STATE_FILE, Path(weights_dir) / OPTIONS_FILE
     if not state_path.is_file() or not options_path.is_file():
         raise DeblurGANError(
@@ -47,12 +48,12 @@ def load_run(weights_dir):
     saved = TrainingConfig.from_dict(json.loads(options_path.read_text()))
     with np.load(state_path) as archive:
         state = dict(archive)
-    position = (
-        int(state.pop("run/epoch")),
-        int(state.pop("run/batch")),
-        json.loads(str(state.pop("run/sums", "{}"))),
-        json.loads(str(state.pop("run/elapsed", "{}"))),  # absent in states saved before it existed
-    )
+    epoch, batch = int(state.pop("run/epoch")), int(state.pop("run/batch"))
+    sums = json.loads(str(state.pop("run/sums", "{}")))
+    # (sum, count) per loss term; states saved before the counts summed every batch
+    sums = {name: tuple(value) if isinstance(value, list) else (value, batch) for name, value in sums.items()}
+    elapsed = json.loads(str(state.pop("run/elapsed", "{}")))  # absent in states saved before it existed
+    position = (epoch, batch, sums, elapsed)
     return saved, state, position
 
 
@@ -86,8 +87,8 @@ class RunDirectory:
         (self.weights_dir / f"generator_{epoch}_interrupted.h5").unlink(missing_ok=True)
 
     def save_interrupted(self, trainer, epoch, batch, sums, elapsed):
-        """Mid-epoch: ``sums`` are the epoch's loss sums so far, ``elapsed`` its ``seconds`` and
-        ``cpu_seconds`` so far (the resumed epoch's row adds them to its own)."""
+        """Mid-epoch: ``sums`` are the epoch's (sum, count) of each loss term so far, ``elapsed`` its
+        ``seconds`` and ``cpu_seconds`` so far (the resumed epoch's row adds them to its own)."""
         if not self.writes:
             return
         save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_interrupted.h5")

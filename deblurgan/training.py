@@ -89,13 +89,13 @@ def recipe(gan_mode):
     return RECIPES[gan_mode]
 
 
-def default_optimizers(gan_mode, learning_rate=None):
-    """(generator optimizer, critic optimizer) of the recipe for ``gan_mode``."""
+def default_optimizers(gan_mode, learning_rate=None, critic_learning_rate=None):
+    """(generator optimizer, critic optimizer) of the recipe for ``gan_mode``; the critic's rate
+    defaults to ``learning_rate``, which defaults to the recipe's."""
     r = recipe(gan_mode)
-    return tuple(
-        r.optimizer(learning_rate or r.learning_rate, name=name, **r.optimizer_kwargs)
-        for name in ("generator_optimizer", "critic_optimizer")
-    )
+    learning_rate = learning_rate or r.learning_rate
+    rates = {"generator_optimizer": learning_rate, "critic_optimizer": critic_learning_rate or learning_rate}
+    return tuple(r.optimizer(rate, name=name, **r.optimizer_kwargs) for name, rate in rates.items())
 
 
 def linear_decay_learning_rate(base_lr, epoch, n_epochs):
@@ -205,8 +205,10 @@ class DeblurGANTrainer:
 
     # -- the algorithm ---------------------------------------------------------------------------
 
-    def train_on_batch(self, blurred, sharp):
-        """One DeblurGAN iteration on a batch; returns each loss term by name (floats)."""
+    def train_on_batch(self, blurred, sharp, train_generator=True):
+        """One DeblurGAN iteration on a batch; returns each loss term by name (floats).
+        ``train_generator=False``: the critic steps alone, against a fixed generator (a critic
+        warm-up before adversarial fine-tuning, BasicSR's ``net_d_init_iters``)."""
         logs = {}
         if self.critic is not None:
             place, n = self._place, len(sharp) * self._place.num_processes  # n: the global batch
@@ -215,16 +217,18 @@ class DeblurGANTrainer:
             for _ in range(self.critic_updates):
                 alpha = self.rng.uniform(size=(n, 1, 1, 1)).astype("float32")[place.rows(n)]
                 logs.update(self._critic_step(sharp, restored, place(alpha)))
-        logs.update(self._generator_step(blurred, sharp))
+        if train_generator:
+            logs.update(self._generator_step(blurred, sharp))
         return {name: float(value) for name, value in logs.items()}
 
     def _clip_weights(self, values):
         return [ops.clip(v, -self.clip_value, self.clip_value) for v in values]
 
-    def set_learning_rate(self, learning_rate):
-        """Sets both optimizers' learning rate (the schedule moves them together)."""
+    def set_learning_rate(self, learning_rate, critic_learning_rate=None):
+        """Sets the optimizers' learning rates (the critic's defaults to the generator's)."""
         self.generator_optimizer.learning_rate = learning_rate
-        self.critic_optimizer.learning_rate = learning_rate
+        critic_learning_rate = learning_rate if critic_learning_rate is None else critic_learning_rate
+        self.critic_optimizer.learning_rate = critic_learning_rate
 
     def get_state(self):
         """Every variable of both networks and optimizers, and the random state (for exact resume)."""

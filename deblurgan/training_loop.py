@@ -59,6 +59,11 @@ def resolve(config):
         loss = dataclasses.replace(loss, content=content)
     if multiscale:
         _check_multiscale(generator, config.data)
+    if critic.warmup_steps and not gan.uses_critic:
+        raise DeblurGANError(
+            f"critic.warmup_steps={critic.warmup_steps}: gan_mode={critic.gan_mode!r} has no critic",
+            parameter="critic.warmup_steps",
+        )
     if (
         gan.uses_critic
         and critic.architecture == "sicara"
@@ -132,7 +137,8 @@ def build_trainer(config):
         content = losses.content_loss("l1" if loss.content == "l1+fft" else loss.content)
     if config.generator.architecture == "multiscale":  # every scale against the sharp pyramid
         content = functools.partial(multiscale_content_loss, loss=content)
-    generator_optimizer, critic_optimizer = default_optimizers(c.gan_mode, config.run.lr)
+    optimizers = default_optimizers(c.gan_mode, config.run.lr, config.run.critic_lr)
+    generator_optimizer, critic_optimizer = optimizers
     if config.run.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         generator_optimizer = keras.optimizers.LossScaleOptimizer(generator_optimizer)
         critic_optimizer = keras.optimizers.LossScaleOptimizer(critic_optimizer)
@@ -224,6 +230,7 @@ class _Loop:
         # From the config, not the optimizer: a resumed state holds the rate its last step used.
         base_lr = config.run.lr or recipe(config.critic.gan_mode).learning_rate
         self.base_lr, self.lr = float(np.float32(base_lr)), None  # as the float32 variable holds it
+        self.critic_base_lr = float(np.float32(config.run.critic_lr or base_lr))
         steps = config.data.steps_per_epoch
         self.n_batches = min(len(dataset), steps) if steps else len(dataset)
         # Where an interruption would leave the run, the loss sums of that epoch, and whether that
@@ -253,20 +260,21 @@ class _Loop:
         return rows
 
     def _learning_rate(self, epoch, batch_index):
-        """Sets both optimizers to the scheduled rate of the step at (epoch, batch_index)."""
+        """Sets both optimizers to their scheduled rates at the step at (epoch, batch_index)."""
         run = self.config.run
         step = epoch * self.n_batches + batch_index
-        lr = scheduled_learning_rate(
-            self.base_lr, step, self.n_batches, run.n_epochs, run.lr_schedule, run.warmup_steps
+        factor = scheduled_learning_rate(
+            1.0, step, self.n_batches, run.n_epochs, run.lr_schedule, run.warmup_steps
         )
-        if lr != self.lr:
-            self.trainer.set_learning_rate(lr)
-            self.lr = lr
+        if self.base_lr * factor != self.lr:
+            self.lr = self.base_lr * factor
+            self.trainer.set_learning_rate(self.lr, self.critic_base_lr * factor)
 
     def _run_epoch(self, epoch):
         first = epoch == self.start_epoch
         batch_index = self.start_batch if first else 0
-        # loss sums of the batches before an interruption, so the epoch's means cover all of it
+        # (sum, count) of each loss term over the batches before an interruption, so the epoch's
+        # means cover all of it (a critic warm-up step has no generator terms)
         self.sums = sums = dict(self.start_sums) if first else {}
         self._learning_rate(epoch, min(batch_index, self.n_batches - 1))
         before = self.start_elapsed if first else {}  # the part of the epoch before an interruption
@@ -281,16 +289,18 @@ class _Loop:
                 if batch_index >= self.n_batches:
                     break
                 self._learning_rate(epoch, batch_index)
+                train_generator = epoch * self.n_batches + batch_index >= self.config.critic.warmup_steps
                 with interrupts_deferred():  # a step that updated the weights is a step recorded
-                    step_logs = self.trainer.train_on_batch(blurred, sharp)
+                    step_logs = self.trainer.train_on_batch(blurred, sharp, train_generator)
                     _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
                     for name, value in step_logs.items():
-                        sums[name] = sums.get(name, 0.0) + value
+                        total, count = sums.get(name, (0.0, 0))
+                        sums[name] = (total + value, count + 1)
                     batch_index += 1
                     self.position, self.saved = (epoch, batch_index), False
                 bar.update(1)
-                bar.set_postfix({_short(k): f"{v / batch_index:.4g}" for k, v in sums.items() if _shown(k)})
-        means = {name: value / max(1, batch_index) for name, value in sums.items()}
+                bar.set_postfix({_short(k): f"{t / n:.4g}" for k, (t, n) in sums.items() if _shown(k)})
+        means = {name: total / count for name, (total, count) in sums.items()}
         seconds = round(self._elapsed()["seconds"], 2)  # training only: before validation
         row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.lr, **means}
         self._recalibrate(epoch)

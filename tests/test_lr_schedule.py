@@ -1,4 +1,5 @@
-"""Learning-rate schedules (--lr_schedule, --warmup_steps, the old --lr_decay) and their resume."""
+"""Learning-rate schedules (--lr_schedule, --warmup_steps, --critic_lr, the old --lr_decay) and their
+resume; the critic warm-up (--critic_warmup_steps)."""
 
 import csv
 import dataclasses
@@ -67,10 +68,10 @@ def _record_learning_rates(monkeypatch):
     """The generator optimizer's rate at every training step, as the step reads it."""
     rates, original = [], DeblurGANTrainer.train_on_batch
 
-    def recording(self, blurred, sharp):
+    def recording(self, blurred, sharp, *args):
         critic_lr = float(self.critic_optimizer.learning_rate) if self.critic is not None else None
         rates.append((float(self.generator_optimizer.learning_rate), critic_lr))
-        return original(self, blurred, sharp)
+        return original(self, blurred, sharp, *args)
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", recording)
     return rates
@@ -106,6 +107,48 @@ def test_the_loop_sets_the_scheduled_rate_before_every_step_and_resumes_it(tmp_p
     assert all(g == c for g, c in rates)  # the critic moves with the generator
 
 
+def test_the_critic_lr_follows_the_same_schedule(tmp_path, monkeypatch):
+    rates = _record_learning_rates(monkeypatch)
+    flags = dict(lr=2e-4, critic_lr=1e-3, lr_schedule="cosine", warmup_steps=4, gan_mode="wgan-gp")
+    train(_tiny(tmp_path, **flags, n_epochs=4))
+    factors = [scheduled_learning_rate(1.0, s, 4, 4, "cosine", 4) for s in range(16)]
+    assert [g for g, _ in rates] == pytest.approx([np.float32(2e-4) * f for f in factors], rel=1e-6)
+    assert [c for _, c in rates] == pytest.approx([np.float32(1e-3) * f for f in factors], rel=1e-6)
+
+
+def _generator_values(trainer):
+    return [np.array(v) for v in trainer.generator.get_weights()]
+
+
+def test_critic_warm_up_steps_leave_the_generator_and_its_means_alone(tmp_path, monkeypatch):
+    """Steps 0-4 (all of epoch 0 and the first of epoch 1) train the critic alone."""
+    seen, original = [], DeblurGANTrainer.train_on_batch
+
+    def recording(self, blurred, sharp, *args):
+        before = _generator_values(self)
+        logs = original(self, blurred, sharp, *args)
+        seen.append((all(map(np.array_equal, before, _generator_values(self))), logs))
+        return logs
+
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", recording)
+    config = _tiny(tmp_path, gan_mode="wgan-gp", critic_warmup_steps=5, n_epochs=2, norm="none")
+    train(config)
+    assert [unchanged for unchanged, _ in seen] == [True] * 5 + [False] * 3
+    assert all("generator/total" not in logs for _, logs in seen[:5])
+    with open(tmp_path / "logs" / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["generator/total"] == "" and int(rows[0]["steps"]) == 0
+    # epoch 1's means: the generator's over its 3 steps, the critic's over all 4
+    generator_totals = [logs["generator/total"] for _, logs in seen[5:]]
+    assert float(rows[1]["generator/total"]) == pytest.approx(np.mean(generator_totals), rel=1e-6)
+    assert float(rows[1]["critic/total"]) == pytest.approx(
+        np.mean([logs["critic/total"] for _, logs in seen[4:]]), rel=1e-6
+    )
+    assert int(rows[1]["steps"]) == 3
+    with pytest.raises(DeblurGANError, match="critic.warmup_steps=5: gan_mode='none' has no critic"):
+        resolve(TrainingConfig.from_flags(gan_mode="none", critic_warmup_steps=5, content_loss="l1"))
+
+
 def test_a_resumed_linear_schedule_restarts_from_the_configured_rate(tmp_path, monkeypatch):
     """The saved optimizer holds the last step's (decayed) rate; the schedule starts from --lr."""
     rates = _record_learning_rates(monkeypatch)
@@ -127,11 +170,11 @@ def test_cosine_warmup_and_clipping_resume_mid_epoch_bit_identically(tmp_path, m
     interrupted = _tiny(tmp_path / "interrupted", **flags)
     calls, original = [], DeblurGANTrainer.train_on_batch
 
-    def interrupt_at_step_6(self, blurred, sharp):
+    def interrupt_at_step_6(self, blurred, sharp, *args):
         calls.append(1)
         if len(calls) == 6:
             raise KeyboardInterrupt
-        return original(self, blurred, sharp)
+        return original(self, blurred, sharp, *args)
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", interrupt_at_step_6)
     with pytest.raises(KeyboardInterrupt):

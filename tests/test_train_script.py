@@ -139,11 +139,11 @@ def test_ctrl_c_saves_a_state_that_resumes_mid_epoch_exactly(data_dir, tmp_path,
     original = DeblurGANTrainer.train_on_batch
     calls = {"n": 0}
 
-    def interrupt_at_fifth_step(self, blurred, sharp):
+    def interrupt_at_fifth_step(self, blurred, sharp, *args):
         calls["n"] += 1
         if calls["n"] == 5:  # epoch 1, batch 1
             raise KeyboardInterrupt
-        return original(self, blurred, sharp)
+        return original(self, blurred, sharp, *args)
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", interrupt_at_fifth_step)
     with pytest.raises(KeyboardInterrupt):
@@ -156,6 +156,10 @@ def test_ctrl_c_saves_a_state_that_resumes_mid_epoch_exactly(data_dir, tmp_path,
     assert 0 < elapsed["cpu_seconds"] < 600 and 0 < elapsed["seconds"] < 600
     # an hour more of it: the resumed epoch's row must count it (as on a slow machine)
     state["run/elapsed"] = np.array(json.dumps({"seconds": 3600.0, "cpu_seconds": 7200.0}))
+    sums = json.loads(str(state["run/sums"]))  # (sum, count) of each term over the batch before
+    assert {count for _, count in sums.values()} == {1}
+    # as states saved before the counts held them (sums alone): the same means follow
+    state["run/sums"] = np.array(json.dumps({name: total for name, (total, _) in sums.items()}))
     np.savez(weights / "training_state.npz", **state)
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", original)
@@ -179,9 +183,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     original = DeblurGANTrainer.train_on_batch
     calls = {"n": 0}
 
-    def nan_in_second_epoch(self, blurred, sharp):
+    def nan_in_second_epoch(self, blurred, sharp, *args):
         calls["n"] += 1
-        logs = original(self, blurred, sharp)
+        logs = original(self, blurred, sharp, *args)
         if calls["n"] == 4:
             logs["generator/content"] = float("nan")
         return logs
@@ -535,8 +539,8 @@ def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_
     original = DeblurGANTrainer.train_on_batch
     calls = {"n": 0}
 
-    def interrupt_after_the_fifth_update(self, blurred, sharp):
-        logs = original(self, blurred, sharp)
+    def interrupt_after_the_fifth_update(self, blurred, sharp, *args):
+        logs = original(self, blurred, sharp, *args)
         calls["n"] += 1
         if calls["n"] == 5:  # epoch 1, batch 1: the weights are updated, the loop has not counted it
             os.kill(os.getpid(), signal.SIGINT)

@@ -105,6 +105,21 @@ def test_whole_iteration_runs_critic_updates_then_one_generator_step():
 
 
 @pytest.mark.backend
+def test_a_critic_warm_up_iteration_trains_the_critic_alone():
+    trainer = _trainer("wgan-gp", critic_updates=2)
+    blurred, sharp = _pairs()
+    generator_before, critic_before = _snapshot(trainer.generator), _snapshot(trainer.critic)
+    logs = trainer.train_on_batch(blurred, sharp, train_generator=False)
+    assert set(logs) == {"critic/wasserstein", "critic/gradient_penalty", "critic/total"}
+    assert _changed(generator_before, _snapshot(trainer.generator)) == set()
+    assert {v.path for v in trainer.critic.trainable_variables} - {"conv_score/bias"} <= _changed(
+        critic_before, _snapshot(trainer.critic)
+    )
+    assert int(keras.ops.convert_to_numpy(trainer.critic_optimizer.iterations)) == 2
+    assert int(keras.ops.convert_to_numpy(trainer.generator_optimizer.iterations)) == 0
+
+
+@pytest.mark.backend
 def test_weight_clipping_bounds_every_critic_weight():
     trainer = _trainer("wgan-clip")
     for variable in trainer.critic.trainable_variables:  # start far outside the bound
@@ -358,6 +373,10 @@ def test_default_optimizers_follow_each_recipe():
     assert (float(esrgan.learning_rate), esrgan.beta_1, esrgan.beta_2) == pytest.approx((1e-4, 0.9, 0.99))
     v2_g, _ = default_optimizers("ragan-ls")  # DeblurGAN-v2: Adam 1e-4, PyTorch's default betas
     assert (float(v2_g.learning_rate), v2_g.beta_1, v2_g.beta_2) == pytest.approx((1e-4, 0.9, 0.999))
+    g, d = default_optimizers("wgan-gp", 2e-5, 3e-4)  # a slow generator against a quick critic
+    assert (float(g.learning_rate), float(d.learning_rate)) == pytest.approx((2e-5, 3e-4))
+    g, d = default_optimizers("wgan-gp", 2e-5)
+    assert (float(g.learning_rate), float(d.learning_rate)) == pytest.approx((2e-5, 2e-5))
 
 
 def test_linear_decay_is_flat_then_reaches_zero():
