@@ -57,6 +57,14 @@ VARIANTS = {
     # paper's and Sicara's), against 100 / sqrt(pixel values) = 0.23 for L1 at weight 100.
     "wgan-gp-adv1": "--gan_mode wgan-gp --adversarial_weight 1",
     "wgan-gp-adv10": "--gan_mode wgan-gp --adversarial_weight 10",
+    # Second attempt: the critic trains alone for 100 steps first (500 updates against the fixed
+    # generator), then 150 generator steps at a tenth of the content phase's rate while the critic
+    # keeps 1e-4; the control is content L1 at that rate for the same 150 generator steps.
+    "finetune-l1": "--lr 2e-5 --steps_per_epoch 50 --n_epochs 3",
+    "wgan-gp-warmup-adv10": "--gan_mode wgan-gp --lr 2e-5 --critic_lr 1e-4 --critic_warmup_steps 100 "
+    "--adversarial_weight 10 --steps_per_epoch 50 --n_epochs 5",
+    "wgan-gp-warmup-adv1": "--gan_mode wgan-gp --lr 2e-5 --critic_lr 1e-4 --critic_warmup_steps 100 "
+    "--adversarial_weight 1 --steps_per_epoch 50 --n_epochs 5",
 }
 SIGINT_EXIT = 128 + signal.SIGINT  # train.py's exit code after saving on SIGINT
 
