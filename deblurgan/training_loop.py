@@ -137,8 +137,9 @@ def build_trainer(config):
         content = losses.content_loss("l1" if loss.content == "l1+fft" else loss.content)
     if config.generator.architecture == "multiscale":  # every scale against the sharp pyramid
         content = functools.partial(multiscale_content_loss, loss=content)
-    optimizers = default_optimizers(c.gan_mode, config.run.lr, config.run.critic_lr)
-    generator_optimizer, critic_optimizer = optimizers
+    generator_optimizer, critic_optimizer = default_optimizers(
+        c.gan_mode, config.run.lr, config.run.critic_lr
+    )
     if config.run.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         generator_optimizer = keras.optimizers.LossScaleOptimizer(generator_optimizer)
         critic_optimizer = keras.optimizers.LossScaleOptimizer(critic_optimizer)
@@ -279,7 +280,8 @@ class _Loop:
         self._learning_rate(epoch, min(batch_index, self.n_batches - 1))
         before = self.start_elapsed if first else {}  # the part of the epoch before an interruption
         self.clock_start = (
-            time.time() - before.get("seconds", 0.0), time.process_time() - before.get("cpu_seconds", 0.0)
+            time.time() - before.get("seconds", 0.0),
+            time.process_time() - before.get("cpu_seconds", 0.0),
         )
         bar = tqdm(
             total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not self.progress
@@ -293,9 +295,7 @@ class _Loop:
                 with interrupts_deferred():  # a step that updated the weights is a step recorded
                     step_logs = self.trainer.train_on_batch(blurred, sharp, train_generator)
                     _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
-                    for name, value in step_logs.items():
-                        total, count = sums.get(name, (0.0, 0))
-                        sums[name] = (total + value, count + 1)
+                    _accumulate(sums, step_logs)
                     batch_index += 1
                     self.position, self.saved = (epoch, batch_index), False
                 bar.update(1)
@@ -304,7 +304,7 @@ class _Loop:
         seconds = round(self._elapsed()["seconds"], 2)  # training only: before validation
         row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.lr, **means}
         self._recalibrate(epoch)
-        row.update(self._validate(epoch))
+        row.update(_validate(self.trainer.generator, self.val_pairs, self.tensorboard, epoch))
         # For training curves against compute: optimizer steps so far, and the CPU time of this
         # process (all threads) in this epoch, the part before an interruption included.
         # (through a tensor: under MultiWorkerMirroredStrategy the counter is a MirroredVariable)
@@ -327,24 +327,26 @@ class _Loop:
         """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
         _recalibrate(self.trainer.generator, self.dataset, epoch, self.config, self.n_batches)
 
-    def _validate(self, epoch):
-        if not self.val_pairs:
-            return {}
-        generator = self.trainer.generator
-        scores = {"val/psnr": [], "val/ssim": [], "val/psnr_blurred": []}
-        samples = []
-        for blurred_path, sharp_path in self.val_pairs:
-            blurred = read_image(blurred_path).pixels
-            sharp = read_image(sharp_path).pixels
-            restored = deblur_array(generator, blurred)
-            restored_scores = score_8bit(sharp, restored)  # the same scores as scripts/test.py
-            scores["val/psnr"].append(restored_scores["psnr"])
-            scores["val/ssim"].append(restored_scores["ssim"])
-            scores["val/psnr_blurred"].append(psnr_8bit(sharp, blurred))
-            if len(samples) < 3:
-                samples.append(np.concatenate([sharp, blurred, restored], axis=1))
-        self.tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
-        return {name: float(np.mean(values)) for name, values in scores.items()}
+
+def _validate(generator, val_pairs, tensorboard, epoch):
+    """Mean validation scores of ``generator`` (as ``scripts/test.py`` computes them); the first
+    three pairs as TensorBoard images."""
+    if not val_pairs:
+        return {}
+    scores = {"val/psnr": [], "val/ssim": [], "val/psnr_blurred": []}
+    samples = []
+    for blurred_path, sharp_path in val_pairs:
+        blurred = read_image(blurred_path).pixels
+        sharp = read_image(sharp_path).pixels
+        restored = deblur_array(generator, blurred)
+        restored_scores = score_8bit(sharp, restored)  # the same scores as scripts/test.py
+        scores["val/psnr"].append(restored_scores["psnr"])
+        scores["val/ssim"].append(restored_scores["ssim"])
+        scores["val/psnr_blurred"].append(psnr_8bit(sharp, blurred))
+        if len(samples) < 3:
+            samples.append(np.concatenate([sharp, blurred, restored], axis=1))
+    tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
+    return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
 def _recalibrate(generator, dataset, epoch, config, n_batches):
@@ -410,6 +412,13 @@ def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
             handler(signum, None)
         elif handler == signal.SIG_DFL:
             signal.raise_signal(signum)
+
+
+def _accumulate(sums, step_logs):
+    """Adds a step's loss terms to ``sums``: ``{name: (sum, count)}``."""
+    for name, value in step_logs.items():
+        total, count = sums.get(name, (0.0, 0))
+        sums[name] = (total + value, count + 1)
 
 
 def _short(name):  # "generator/content" -> "g:content" for the progress bar
