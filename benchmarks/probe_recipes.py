@@ -65,6 +65,10 @@ VARIANTS = {
     "--adversarial_weight 10 --steps_per_epoch 50 --n_epochs 5",
     "wgan-gp-warmup-adv1": "--gan_mode wgan-gp --lr 2e-5 --critic_lr 1e-4 --critic_warmup_steps 100 "
     "--adversarial_weight 1 --steps_per_epoch 50 --n_epochs 5",
+    # DeblurGAN-v2's relativistic least-squares GAN (no penalty, one critic update per step as
+    # there): 300 critic-only steps, then the same 150 generator steps.
+    "ragan-ls-warmup": "--gan_mode ragan-ls --critic_updates 1 --lr 2e-5 --critic_lr 1e-4 "
+    "--critic_warmup_steps 300 --adversarial_weight 1 --steps_per_epoch 50 --n_epochs 9",
 }
 SIGINT_EXIT = 128 + signal.SIGINT  # train.py's exit code after saving on SIGINT
 
