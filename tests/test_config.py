@@ -6,7 +6,14 @@ import inspect
 import pytest
 
 from deblurgan.cli import flag_message
-from deblurgan.config import GeneratorConfig, TrainingConfig, resumed_config
+from deblurgan.config import (
+    FLAT_NAMES,
+    SECTIONS,
+    GeneratorConfig,
+    TrainingConfig,
+    _section_of,
+    resumed_config,
+)
 from deblurgan.errors import DeblurGANError
 from deblurgan.model import generator_model
 from deblurgan.multiscale_model import multiscale_generator_model
@@ -80,3 +87,25 @@ def test_vgg_input_scaling_reaches_the_perceptual_loss():
     flags = dict(n_filters=4, n_blocks=1, crop_size=32, gan_mode="none", content_loss="perceptual")
     trainer = build_trainer(TrainingConfig.from_flags(vgg_weights=None, vgg_input_scaling="none", **flags))
     assert trainer.objective.content_loss.input_scaling == "none"
+
+
+def test_every_option_name_reaches_its_own_field():
+    """Each config field with a help text has one flat (command-line) name, no two fields share
+    one, and ``from_flags`` routes a value given under that name to that field alone (a field name
+    in two sections, such as the critic's and the learning rate's ``warmup_steps``, must not be
+    captured by the first section that has it)."""
+    flat_names = {place: flat for flat, place in FLAT_NAMES.items()}
+    names = {}
+    for section, config_class in SECTIONS.items():
+        for field in dataclasses.fields(config_class):
+            if "help" in field.metadata:
+                names.setdefault(flat_names.get((section, field.name), field.name), []).append(
+                    (section, field.name)
+                )
+    assert {name: places for name, places in names.items() if len(places) > 1} == {}
+    routed = {name: FLAT_NAMES.get(name) or _section_of(name) for name in names}  # as from_flags
+    assert routed == {name: places[0] for name, places in names.items()}
+    assert names["warmup_steps"] == [("run", "warmup_steps")]
+    assert names["critic_warmup_steps"] == [("critic", "warmup_steps")]
+    config = TrainingConfig.from_flags(warmup_steps=7, critic_warmup_steps=3)
+    assert (config.run.warmup_steps, config.critic.warmup_steps) == (7, 3)
