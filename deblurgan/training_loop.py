@@ -260,10 +260,9 @@ class _Loop:
             log.warning("%d unreadable image pairs were skipped (see the log above)", self.dataset.n_skipped)
         return rows
 
-    def _learning_rate(self, epoch, batch_index):
-        """Sets both optimizers to their scheduled rates at the step at (epoch, batch_index)."""
+    def _learning_rate(self, step):
+        """Sets both optimizers to their scheduled rates at ``step`` (counted over the run)."""
         run = self.config.run
-        step = epoch * self.n_batches + batch_index
         factor = scheduled_learning_rate(
             1.0, step, self.n_batches, run.n_epochs, run.lr_schedule, run.warmup_steps
         )
@@ -277,7 +276,7 @@ class _Loop:
         # (sum, count) of each loss term over the batches before an interruption, so the epoch's
         # means cover all of it (a critic warm-up step has no generator terms)
         self.sums = sums = dict(self.start_sums) if first else {}
-        self._learning_rate(epoch, min(batch_index, self.n_batches - 1))
+        self._learning_rate(epoch * self.n_batches + min(batch_index, self.n_batches - 1))
         before = self.start_elapsed if first else {}  # the part of the epoch before an interruption
         self.clock_start = (
             time.time() - before.get("seconds", 0.0),
@@ -290,8 +289,9 @@ class _Loop:
             for blurred, sharp in self.dataset.prefetch_iter(epoch, start=batch_index, rows=self.rows):
                 if batch_index >= self.n_batches:
                     break
-                self._learning_rate(epoch, batch_index)
-                train_generator = epoch * self.n_batches + batch_index >= self.config.critic.warmup_steps
+                step = epoch * self.n_batches + batch_index
+                self._learning_rate(step)
+                train_generator = step >= self.config.critic.warmup_steps
                 with interrupts_deferred():  # a step that updated the weights is a step recorded
                     step_logs = self.trainer.train_on_batch(blurred, sharp, train_generator)
                     _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
