@@ -78,8 +78,11 @@ class RunDirectory:
         """The epoch's checkpoints, then the state after it (so the state never runs ahead)."""
         if not self.writes:
             return
-        loss = means.get("generator/total", float("nan"))
-        save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_{loss:.4g}.h5")
+        if "generator/total" in means:
+            loss = means["generator/total"]
+            save_model(trainer.generator, self.weights_dir / f"generator_{epoch}_{loss:.4g}.h5")
+        else:  # a critic warm-up epoch: the generator is the start's, and a name with "nan" would alarm
+            log.info("epoch %d trained the critic only: no generator checkpoint", epoch)
         if trainer.critic is not None:
             save_model(trainer.critic, self.weights_dir / f"discriminator_{epoch}.h5")
         self.save_state(trainer, epoch + 1, 0)

@@ -145,6 +145,10 @@ def test_critic_warm_up_steps_leave_the_generator_and_its_means_alone(tmp_path, 
         np.mean([logs["critic/total"] for _, logs in seen[4:]]), rel=1e-6
     )
     assert int(rows[1]["steps"]) == 3
+    # the generator is saved only for the epoch that trained it; both critics are saved
+    assert sorted(p.name.split("_")[1] for p in (tmp_path / "weights").glob("generator_*.h5")) == ["1"]
+    assert sorted(p.name for p in (tmp_path / "weights").glob("discriminator_*.h5")) == [
+        "discriminator_0.h5", "discriminator_1.h5"]
     with pytest.raises(DeblurGANError, match="critic.warmup_steps=5: gan_mode='none' has no critic"):
         resolve(TrainingConfig.from_flags(gan_mode="none", critic_warmup_steps=5, content_loss="l1"))
 
