@@ -143,7 +143,8 @@ def _clear_outputs(output_dir, splits, overwrite):
     if existing and not overwrite:
         raise DeblurGANError(
             f"{existing[0].parent}: already holds images; pass overwrite=True to replace them, or choose "
-            "another output_dir"
+            "another output folder",
+            mentions=("overwrite",),
         )
     for image in existing:
         image.unlink()

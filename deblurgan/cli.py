@@ -25,12 +25,21 @@ FLAG_NAMES = {
 
 def flag_message(error):
     """The message of a DeblurGANError as a command-line user reads it: ``--name value`` for
-    the ``name=value`` of the parameter it is about."""
+    the ``name=value`` of the parameter it is about (its first mention) and of those it mentions;
+    an on/off flag's ``name=True`` is ``--name`` and ``name=False`` is ``no --name``."""
     message = str(error)
     if error.parameter:
-        flag = FLAG_NAMES.get(error.parameter, error.parameter.rsplit(".", 1)[-1])
-        message = message.replace(f"{error.parameter}=", f"--{flag} ", 1)
+        message = _as_flag(message, error.parameter, count=1)
+    for name in error.mentions:
+        message = _as_flag(message, name)
     return message
+
+
+def _as_flag(message, parameter, count=-1):
+    flag = "--" + FLAG_NAMES.get(parameter, parameter.rsplit(".", 1)[-1])
+    for written, shown in ((f"{parameter}=True", flag), (f"{parameter}=False", f"no {flag}")):
+        message = message.replace(written, shown, count)  # on/off flags
+    return message.replace(f"{parameter}=", f"{flag} ", count)
 
 
 def main_guard(command):

@@ -194,6 +194,7 @@ class RunConfig(_Section):
             raise DeblurGANError(
                 f"run.lr_decay=True: means lr_schedule=linear; drop it for lr_schedule={self.lr_schedule}",
                 parameter="run.lr_decay",
+                mentions=("lr_schedule",),
             )
         if self.clip_norm is not None and not self.clip_norm > 0:
             message = f"run.clip_norm={self.clip_norm}: must be above 0"

@@ -99,8 +99,9 @@ def start(devices=None, coordinator_address=None, num_processes=1, process_id=0,
         )
     if num_processes > 1 and not coordinator_address:
         raise DeblurGANError(
-            f"num_processes={num_processes}: pass --coordinator_address HOST:PORT (process 0's)",
-            parameter="coordinator_address",
+            f"num_processes={num_processes}: pass coordinator_address=HOST:PORT (process 0's)",
+            parameter="num_processes",
+            mentions=("coordinator_address",),
         )
     backend = keras.backend.backend()
     if backend == "jax":

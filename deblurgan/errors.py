@@ -4,7 +4,9 @@ Library code raises :class:`DeblurGANError` with a one-line message that names t
 parameter at fault and says how to fix it; the scripts print that line and exit non-zero instead of
 showing a traceback. A message about a parameter names it as Python does (``batch_size=0: ...``)
 and passes ``parameter="batch_size"``; :func:`deblurgan.cli.main_guard` then shows the command-line
-flag instead (``--batch_size 0: ...``), so the library never has to know its flags.
+flag instead (``--batch_size 0: ...``), so the library never has to know its flags. Other
+parameters a fix names are written the same way and listed in ``mentions`` (``skip_debian=True``
+becomes ``--skip_debian``).
 """
 
 
@@ -14,8 +16,10 @@ class DeblurGANError(Exception):
     Args:
         message: one line naming the file or parameter and the fix.
         parameter: the parameter the message is about, written ``parameter=value`` in it, or None.
+        mentions: other parameters the message names as ``name=value`` (in the fix it suggests).
     """
 
-    def __init__(self, message, parameter=None):
+    def __init__(self, message, parameter=None, mentions=()):
         super().__init__(message)
         self.parameter = parameter
+        self.mentions = tuple(mentions)

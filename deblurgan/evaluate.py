@@ -165,7 +165,8 @@ def evaluate_folder(
 def _fid_summary(features, input_dir):
     if len(features["sharp"]) < 2:
         raise DeblurGANError(
-            f"--input_dir {input_dir}: FID needs at least 2 image pairs; add pairs or drop --fid"
+            f"input_dir={input_dir}: FID needs at least 2 image pairs; add pairs or leave FID out",
+            parameter="input_dir",
         )
     sharp = np.stack(features["sharp"])
     blurred = fid_from_features(np.stack(features["blurred"]), sharp)

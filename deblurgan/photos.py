@@ -223,15 +223,18 @@ def _check_selection(photos):
 
 def _make_staging(output_dir):
     if output_dir.exists() and not output_dir.is_dir():
-        raise DeblurGANError(f"{output_dir}: is a file; pass --output_dir a new or empty folder")
+        raise DeblurGANError(f"output_dir={output_dir}: is a file; pass a new or empty folder", "output_dir")
     if output_dir.is_dir() and any(output_dir.iterdir()):
-        raise DeblurGANError(f"{output_dir}: already holds files; pass --output_dir a new or empty folder")
+        raise DeblurGANError(
+            f"output_dir={output_dir}: already holds files; pass a new or empty folder", "output_dir"
+        )
     try:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     except OSError as error:
         raise DeblurGANError(
-            f"{output_dir}: cannot write there ({error.strerror}); pass --output_dir a writable folder"
+            f"output_dir={output_dir}: cannot write there ({error.strerror}); pass a writable folder",
+            "output_dir",
         ) from None
 
 
@@ -286,19 +289,21 @@ def _unpack_deb(package, work_dir, deb_dir):
     return tree, version
 
 
+_SKIP = ("skip_debian",)  # the parameter a missing apt-get or dpkg suggests
+
+
 def _apt_get_download(package, download_dir):
     command = ["apt-get", "download", f"{package.name}={package.version}"]
-    hint = (
-        "check the network and run `apt-get update`, or pass --skip_debian for the Python-package photos only"
-    )
+    hint = "check the network and run `apt-get update`, or pass skip_debian=True (Python packages' photos)"
     try:
         result = subprocess.run(command, cwd=download_dir, capture_output=True, text=True)
     except OSError:
-        raise DeblurGANError(f"{package.name}: apt-get not found (not Debian?); {hint}") from None
+        message = f"{package.name}: apt-get not found (not Debian?); {hint}"
+        raise DeblurGANError(message, mentions=_SKIP) from None
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or ["no message"]
         raise DeblurGANError(
-            f"{package.name}={package.version}: apt-get download failed ({lines[-1]}); {hint}"
+            f"{package.name}={package.version}: apt-get download failed ({lines[-1]}); {hint}", mentions=_SKIP
         )
 
 
@@ -306,7 +311,9 @@ def _run(command, what):
     try:
         result = subprocess.run(command, capture_output=True, text=True)
     except OSError:
-        raise DeblurGANError(f"{what}: {command[0]} not found; install dpkg or pass --skip_debian") from None
+        raise DeblurGANError(
+            f"{what}: {command[0]} not found; install dpkg or pass skip_debian=True", mentions=_SKIP
+        ) from None
     if result.returncode != 0:
         raise DeblurGANError(f"{what} ({result.stderr.strip()[:200]}); download it again")
     return result.stdout

@@ -30,8 +30,9 @@ def check_fresh(weights_dir):
     """Refuses a ``weights_dir`` that already holds a run (a new run must not overwrite it)."""
     if (Path(weights_dir) / STATE_FILE).exists():
         raise DeblurGANError(
-            f"{weights_dir}: holds an earlier run ({STATE_FILE}); continue it with --resume, "
-            "or pass another --weights_dir"
+            f"run.weights_dir={weights_dir}: holds an earlier run ({STATE_FILE}); "
+            "resume it or choose a new folder",
+            "run.weights_dir",
         )
 
 

@@ -110,7 +110,8 @@ def make_sample_dataset(
     targets = [output_dir / name for name in (*SPLITS, "demo", "demo_sharp")]
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
-        raise DeblurGANError(f"{existing[0]}: already exists; pass overwrite=True to rebuild")
+        message = f"{existing[0]}: already exists; pass overwrite=True to rebuild"
+        raise DeblurGANError(message, mentions=["overwrite"])
     for target in existing:
         shutil.rmtree(target)
     rows = {}

@@ -477,8 +477,9 @@ def _data_dirs(config):
     else:
         raise DeblurGANError(
             f"data_dir={data_dir}: expected {data_dir}/train/A and {data_dir}/train/B (blurred and sharp "
-            f"images), or {data_dir}/A and {data_dir}/B; or pass --sharp_dir",
+            f"images), or {data_dir}/A and {data_dir}/B; or pass data.sharp_dir=PHOTOS (sharp photos)",
             parameter="data_dir",
+            mentions=("data.sharp_dir",),
         )
     val_dir = run.val_dir
     if val_dir == AUTO:

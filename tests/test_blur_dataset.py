@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from deblurgan.blur_dataset import make_blur_dataset
+from deblurgan.cli import flag_message
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import list_images, read_image, write_image
 
@@ -117,8 +118,9 @@ def test_user_errors(photos, tmp_path):
     with pytest.raises(DeblurGANError, match="blurs_per_image"):
         make_blur_dataset(photos, tmp_path / "out", blurs_per_image=0, progress=False)
     make_blur_dataset(photos, tmp_path / "full", seed=0, crop_size=16, progress=False)
-    with pytest.raises(DeblurGANError, match="already holds images"):
+    with pytest.raises(DeblurGANError, match="already holds images; pass overwrite=True") as error:
         make_blur_dataset(photos, tmp_path / "full", seed=0, progress=False)
+    assert "already holds images; pass --overwrite to replace them" in flag_message(error.value)
     (tmp_path / "full" / "A" / "stale.png").write_bytes(b"")
     make_blur_dataset(photos, tmp_path / "full", seed=1, max_side=20, overwrite=True, progress=False)
     assert [p.name for p in list_images(tmp_path / "full" / "A")] == ["a_00.png", "b_00.png", "sub__c_00.png"]

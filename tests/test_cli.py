@@ -25,3 +25,15 @@ def test_flag_message_names_the_flag_of_the_parameter(parameter, message, shown)
 def test_only_the_parameter_itself_is_renamed():
     error = DeblurGANError("crop_size=300: larger than the image; lower crop_size=", parameter="crop_size")
     assert flag_message(error) == "--crop_size 300: larger than the image; lower crop_size="
+
+
+def test_the_parameters_a_fix_mentions_become_flags_too():
+    error = DeblurGANError(
+        "num_processes=2: pass coordinator_address=HOST:PORT, or skip_debian=True",
+        parameter="num_processes", mentions=("coordinator_address", "skip_debian"),
+    )  # fmt: skip
+    assert flag_message(error) == "--num_processes 2: pass --coordinator_address HOST:PORT, or --skip_debian"
+    error = DeblurGANError("x.deb: dpkg not found; skip_debian=True", mentions=["skip_debian"])
+    assert flag_message(error) == "x.deb: dpkg not found; --skip_debian"
+    error = DeblurGANError("link=True cannot link a to b; copy instead (link=False)", parameter="link")
+    assert flag_message(error) == "--link cannot link a to b; copy instead (no --link)"

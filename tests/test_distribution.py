@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from deblurgan import distribution
+from deblurgan.cli import flag_message
 from deblurgan.datasets import PairedImageDataset
 from deblurgan.errors import DeblurGANError
 from deblurgan.training import GAN_MODES
@@ -122,8 +123,9 @@ def test_impossible_requests_are_one_line_errors():
     with pytest.raises(DeblurGANError, match="process_id=2: must be 0 to 1") as error:
         distribution.start(num_processes=2, process_id=2, coordinator_address="localhost:1234")
     assert error.value.parameter == "process_id"
-    with pytest.raises(DeblurGANError, match="pass --coordinator_address"):
+    with pytest.raises(DeblurGANError, match="num_processes=2: pass coordinator_address=HOST:PORT") as error:
         distribution.start(num_processes=2, process_id=1)
+    assert flag_message(error.value).startswith("--num_processes 2: pass --coordinator_address HOST:PORT")
     if keras.backend.backend() != "tensorflow":  # TensorFlow splits a CPU into any number (not here)
         expected = "trains on one device" if keras.backend.backend() == "torch" else "only 1 cpu device"
         with pytest.raises(DeblurGANError, match=expected):

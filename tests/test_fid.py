@@ -14,6 +14,7 @@ from PIL import Image
 import deblurgan
 from deblurgan import fid as fid_module
 from deblurgan import metrics
+from deblurgan.cli import flag_message
 from deblurgan.errors import DeblurGANError
 from deblurgan.evaluate import evaluate_folder, format_summary_table
 from tests.conftest import REPO_ROOT
@@ -221,10 +222,12 @@ def test_script_fid_user_errors_are_one_line(tmp_path, evaluation_script, genera
 
 def test_fid_of_a_single_pair_is_one_line(tmp_path):
     write_pairs(tmp_path / "data", n=1)
-    with pytest.raises(DeblurGANError, match="FID needs at least 2 image pairs; add pairs or drop --fid"):
+    expected = "FID needs at least 2 image pairs; add pairs or leave FID out"
+    with pytest.raises(DeblurGANError, match=expected) as e:
         evaluate_folder(
             identity(), tmp_path / "data", tmp_path / "o", progress=False, fid_extractor=identity()
         )
+    assert flag_message(e.value).startswith(f"--input_dir {tmp_path / 'data'}: FID needs")
 
 
 @pytest.mark.slow

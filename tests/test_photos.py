@@ -139,6 +139,7 @@ def test_bad_output_folder_and_offline_are_one_line(tmp_path, monkeypatch):
     for output, expected in (("full", "already holds files"), ("a_file/sub", "cannot write there")):
         result = runner.invoke(main, ["--output_dir", str(tmp_path / output), "--skip_debian", "--quiet"])
         assert result.exit_code == 2 and expected in result.output
+        assert result.output.startswith(f"error: --output_dir {tmp_path / output}: ")
         assert result.output.count("\n") == 1
     assert (tmp_path / "full/x.txt").read_text() == "keep me"
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no apt-get: as on a machine without Debian

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import deblurgan
+from deblurgan.cli import flag_message
 from deblurgan.config import FLAT_NAMES, SECTIONS, TrainingConfig
 from deblurgan.errors import DeblurGANError
 from deblurgan.training import DeblurGANTrainer
@@ -235,8 +236,20 @@ def test_one_epoch_of_the_multiscale_generator_writes_a_generator_that_deblurs(d
 
 def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
     train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
-    with pytest.raises(DeblurGANError, match="continue it with --resume"):
+    expected = "holds an earlier run .*; resume it or choose a new folder"
+    with pytest.raises(DeblurGANError, match=expected) as error:
         train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
+    assert flag_message(error.value).startswith("--weights_dir ")
+
+
+def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option(tmp_path):
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    with pytest.raises(DeblurGANError, match="expected .*train/A and .*train/B") as error:
+        train(_options(nothing, tmp_path, n_epochs=1, gan_mode="none"))
+    shown = flag_message(error.value)
+    assert shown.startswith(f"--data_dir {nothing}: ")
+    assert shown.endswith("or pass --sharp_dir PHOTOS (sharp photos)")
 
 
 def test_resume_with_other_options_is_refused(data_dir, tmp_path):
