@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -563,8 +564,16 @@ def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_
         return logs
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", interrupt_after_the_fifth_update)
-    with pytest.raises(KeyboardInterrupt):
-        train(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    # Ctrl-C raises, as in any run (train.py installs such a handler): in clean-clone CI this pytest
+    # worker had inherited one that does not (from an earlier test, not found yet; named below)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    if inherited is not signal.default_int_handler:
+        warnings.warn(f"SIGINT handler before this test: {inherited!r}", stacklevel=1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
     weights = tmp_path / "interrupted" / "weights"
     state = np.load(weights / "training_state.npz")
     assert (int(state["run/epoch"]), int(state["run/batch"])) == (1, 2)  # the fifth step is counted
