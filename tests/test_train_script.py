@@ -557,15 +557,12 @@ def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_
         logs = original(self, blurred, sharp, *args)
         calls["n"] += 1
         if calls["n"] == 5:  # epoch 1, batch 1: the weights are updated, the loop has not counted it
-            # What Python does when Ctrl-C arrives here: call the handler in force (the loop's). A real
-            # signal to this pytest worker was lost in CI twice (never here); real signals to real
-            # runs: test_a_signal_saves_the_position_like_ctrl_c.
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, to this thread: handled here and now
         return logs
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", interrupt_after_the_fifth_update)
     # Ctrl-C raises, as in any run (train.py installs such a handler): in clean-clone CI this pytest
-    # worker had inherited one that does not (from an earlier test, not found yet; named below)
+    # worker had inherited SIGINT ignored (from an earlier test or library, not found yet; named below)
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     if inherited is not signal.default_int_handler:
         warnings.warn(f"SIGINT handler before this test: {inherited!r}", stacklevel=1)
