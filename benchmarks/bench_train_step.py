@@ -8,7 +8,8 @@ The step is what ``scripts/train.py --gan_mode none --content_loss l1`` runs per
 generator in the standing run's variant (``norm none, output_mode clip, dropout_rate 0,
 zero_init_output``; 11,378,179 parameters), L1 content loss x 100, Adam, built by
 ``deblurgan.training_loop.build_trainer`` with ``--precision`` and ``--jit_compile``. The PyTorch
-reference (``torch_reference.py``) is the same network, loss and optimizer in fp32, eager. Each
+reference (``torch_reference.py``) is the same network, loss and optimizer, eager, in fp32 and with
+``torch.autocast`` to bf16 (the speed ratio is against its fp32 row). Each
 configuration runs in its own process (the Keras backend is fixed per process): the first step
 (tracing and compiling) and ``--warmup`` more are untimed, then the median of ``--runs`` steps on
 the same random batch. Image-steps/s = batch / seconds per step. The CPU flags that decide bf16
@@ -50,8 +51,11 @@ def keras_step_times(batch_size, crop, precision, jit_compile, warmup, runs):
     return _time_steps(lambda: trainer.train_on_batch(blurred, sharp), warmup, runs)
 
 
-def torch_step_times(batch_size, crop, warmup, runs):
-    """The same step in plain PyTorch: the reference network, L1 x 100, Adam 1e-4, fp32, eager."""
+def torch_step_times(batch_size, crop, precision, warmup, runs):
+    """The same step in plain PyTorch: the reference network, L1 x 100, Adam 1e-4, eager; mixed bf16
+    is ``torch.autocast`` (weights and optimizer stay fp32, as in Keras' mixed policy)."""
+    import contextlib
+
     import torch
     from torch_reference import torch_generator
 
@@ -65,7 +69,10 @@ def torch_step_times(batch_size, crop, warmup, runs):
 
     def step():
         optimizer.zero_grad()
-        loss = 100 * (generator(blurred) - sharp).abs().mean()
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "mixed_bfloat16" else None
+        with autocast or contextlib.nullcontext():
+            restored = generator(blurred)
+        loss = 100 * (restored.float() - sharp).abs().mean()
         loss.backward()
         optimizer.step()
         return float(loss)
@@ -90,7 +97,7 @@ def _time_steps(step, warmup, runs):
 def child(args):
     """One configuration, in this process; prints one JSON line."""
     if args.engine == "torch":
-        first, times = torch_step_times(args.batch_size, args.crop, args.warmup, args.runs)
+        first, times = torch_step_times(args.batch_size, args.crop, args.precision, args.warmup, args.runs)
     else:
         jit = {"on": True, "off": False, "auto": None}[args.jit]
         first, times = keras_step_times(
@@ -108,7 +115,7 @@ def configurations(args):
             for precision in args.precisions.split(","):
                 rows += [(backend, jit, precision, batch_size) for jit in jits]
         if args.torch_reference:
-            rows.append(("torch", "off", "float32", batch_size))
+            rows += [("torch", "off", precision, batch_size) for precision in args.precisions.split(",")]
     return rows
 
 
@@ -154,8 +161,9 @@ def main():
 
 
 def print_markdown(results):
-    """The table for benchmarks/README.md, with each step's speed relative to PyTorch's at its batch."""
-    torch_seconds = {key[3]: r["seconds"] for key, r in results if key[0] == "torch" and "seconds" in r}
+    """The table for benchmarks/README.md, with each step's speed relative to PyTorch fp32's at its batch."""
+    reference = [(key, r) for key, r in results if key[:3] == ("torch", "off", "float32")]
+    torch_seconds = {key[3]: r["seconds"] for key, r in reference if "seconds" in r}
     print(f"\nflags: {describe_cpu()}\n")
     print("| engine | XLA | precision | batch | s/step | image-steps/s | PyTorch s/step / this |")
     print("|---|---|---|---:|---:|---:|---:|")
