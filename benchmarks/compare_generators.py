@@ -4,7 +4,8 @@
         --generator content=weights/generator.h5 --generator wgan-gp=RUN/generator_1_interrupted.h5
 
 Each generator is scored with ``deblurgan.evaluate.evaluate_folder`` (8-bit PSNR and SSIM of whole
-images, as ``scripts/test.py``), one markdown row per generator plus one for the blurred input. The
+images, as ``scripts/test.py``; fp32 unless ``--precision`` says otherwise, so that figures from CPUs
+with and without AMX compare), one markdown row per generator plus one for the blurred input. The
 sharpness ratio is the mean over pairs of the Laplacian variance of the image divided by that of
 the sharp image: 1 is as sharp as the ground truth, below 1 blurrier, above 1 sharper (often ringing
 or noise). It is what PSNR misses when an adversarial loss trades a little PSNR for detail.
@@ -20,6 +21,7 @@ from deblurgan.cli import main_guard
 from deblurgan.errors import DeblurGANError
 from deblurgan.evaluate import evaluate_folder
 from deblurgan.inference import load_inference_generator
+from deblurgan.precision import PRECISION_CHOICES
 
 
 def sharpness_ratio(rows, kind):
@@ -28,9 +30,10 @@ def sharpness_ratio(rows, kind):
     return float(np.mean(ratios)) if ratios else float("nan")
 
 
-def score_generator(weight_path, input_dir, output_dir):
+def score_generator(weight_path, input_dir, output_dir, precision="fp32"):
     """``{"psnr", "ssim", "sharpness_ratio"}`` of the restored images, and the same of the blurred."""
-    report = evaluate_folder(load_inference_generator(weight_path), input_dir, output_dir, progress=False)
+    generator = load_inference_generator(weight_path)
+    report = evaluate_folder(generator, input_dir, output_dir, progress=False, precision=precision)
     summary = report.summary
     return {
         kind: {
@@ -68,14 +71,18 @@ def _parse(specs):
 @click.option("--input_dir", required=True, help="Folder holding A/ (blurred) and B/ (sharp) pairs.")
 @click.option("--generator", "specs", multiple=True, required=True, help="LABEL=PATH, repeated.")
 @click.option("--output_dir", default=None, help="Where each generator's reports go (default: temporary).")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="fp32", show_default=True)
 @main_guard
-def main(input_dir, specs, output_dir):
+def main(input_dir, specs, output_dir, precision):
     """Print the comparison table of the generators on INPUT_DIR."""
     generators = _parse(specs)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(output_dir or scratch)
-        scores = {label: score_generator(path, input_dir, root / label) for label, path in generators.items()}
-    print(f"{input_dir}: {len(generators)} generator(s)\n")
+        scores = {
+            label: score_generator(path, input_dir, root / label, precision)
+            for label, path in generators.items()
+        }
+    print(f"{input_dir}: {len(generators)} generator(s), {precision}\n")
     print(table(scores))
     return scores
 
