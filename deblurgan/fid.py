@@ -37,8 +37,8 @@ INCEPTION_SIZE = 299
 
 def _download_help(cache_dir="~/.keras/models"):
     return (
-        f"download {INCEPTION_URL} where there is internet, then pass it with --inception_weights PATH "
-        f"(weights=PATH) or put it in {cache_dir}/{INCEPTION_FILE}"
+        f"download {INCEPTION_URL} where there is internet, then pass its path as inception_weights=PATH "
+        f"or put it in {cache_dir}/{INCEPTION_FILE}"
     )
 
 
@@ -50,7 +50,8 @@ def inception_weights_path():
             file, its URL and where to put a copy.
     """
     return cached_weights_path(
-        INCEPTION_FILE, INCEPTION_URL, INCEPTION_MD5, "InceptionV3 ImageNet weights", _download_help
+        INCEPTION_FILE, INCEPTION_URL, INCEPTION_MD5, "InceptionV3 ImageNet weights", _download_help,
+        parameter="inception_weights",
     )
 
 

@@ -135,8 +135,8 @@ def _check_network(network):
 def _download_help(network, cache_dir="~/.keras/models"):
     file_name, url, _ = VGG_WEIGHTS[network]
     return (
-        f"download {url} where there is internet, then pass it with --vgg_weights PATH "
-        f"(weights=PATH) or put it in {cache_dir}/{file_name}"
+        f"download {url} where there is internet, then pass its path as vgg_weights=PATH "
+        f"or put it in {cache_dir}/{file_name}"
     )
 
 
@@ -153,7 +153,8 @@ def imagenet_weights_path(network="vgg16"):
     _check_network(network)
     file_name, url, md5 = VGG_WEIGHTS[network]
     label = f"{network.upper()} ImageNet weights"
-    return cached_weights_path(file_name, url, md5, label, lambda cache: _download_help(network, cache))
+    help_for = functools.partial(_download_help, network)
+    return cached_weights_path(file_name, url, md5, label, help_for, parameter="vgg_weights")
 
 
 def _check_weights_file(path, network):

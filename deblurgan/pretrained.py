@@ -24,13 +24,15 @@ def keras_cache_dir():
     return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
 
 
-def cached_weights_path(file_name, url, md5, label, download_help):
+def cached_weights_path(file_name, url, md5, label, download_help, parameter=None):
     """The local path of ``file_name`` in ``$KERAS_HOME/models/``, downloaded from ``url`` when it
     is missing or fails its ``md5``.
 
     Args:
         label: what the file is, for messages (e.g. "VGG16 ImageNet weights").
         download_help: ``cache_dir -> str``, how a user without internet provides the file.
+        parameter: the option that takes a local copy, named in ``download_help`` as ``name=PATH``
+            (a script shows it as its flag).
 
     Raises:
         DeblurGANError: not cached and not downloadable; names the file, the reason and the help.
@@ -46,5 +48,6 @@ def cached_weights_path(file_name, url, md5, label, download_help):
         reason = cause.reason if isinstance(cause, urllib.error.URLError) else first_line(error)
         raise DeblurGANError(
             f"{file_name}: {label} are missing or damaged in {cached.parent} and the download failed "
-            f"({reason}); {download_help(cached.parent)}"
+            f"({reason}); {download_help(cached.parent)}",
+            mentions=(parameter,) if parameter else (),
         ) from None

@@ -159,7 +159,8 @@ def test_offline_imagenet_weights_error_names_the_file_and_the_fix(monkeypatch, 
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith(f"{fid_module.INCEPTION_FILE}: InceptionV3 ImageNet weights are missing")
-    assert fid_module.INCEPTION_URL in message and "--inception_weights PATH" in message
+    assert fid_module.INCEPTION_URL in message and "inception_weights=PATH" in message
+    assert "--inception_weights PATH" in flag_message(error.value)
     with pytest.raises(DeblurGANError, match="missing.h5: no such InceptionV3 weights file"):
         fid_module.inception_feature_extractor(tmp_path / "missing.h5")
 

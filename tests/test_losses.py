@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from deblurgan import losses
+from deblurgan.cli import flag_message
 from deblurgan.errors import DeblurGANError
 
 RNG = np.random.default_rng(0)
@@ -185,8 +186,9 @@ def test_imagenet_weights_offline_say_which_file_and_how_to_pass_it(network, off
     assert offline == [url]
     assert "\n" not in message
     cache = offline_cache / "models"
-    for part in (file_name, url, "Temporary failure", "--vgg_weights PATH", f"put it in {cache}/{file_name}"):
+    for part in (file_name, url, "Temporary failure", "vgg_weights=PATH", f"put it in {cache}/{file_name}"):
         assert part in message
+    assert "--vgg_weights PATH or put it" in flag_message(error.value)
 
 
 @pytest.mark.backend
