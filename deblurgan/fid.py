@@ -35,13 +35,6 @@ INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"  # as keras.applications.Ince
 INCEPTION_SIZE = 299
 
 
-def _download_help(cache_dir="~/.keras/models"):
-    return (
-        f"download {INCEPTION_URL} where there is internet, then pass its path as inception_weights=PATH "
-        f"or put it in {cache_dir}/{INCEPTION_FILE}"
-    )
-
-
 def inception_weights_path():
     """The local path of Keras' InceptionV3 ImageNet "notop" weights, downloading them if needed.
 
@@ -50,8 +43,7 @@ def inception_weights_path():
             file, its URL and where to put a copy.
     """
     return cached_weights_path(
-        INCEPTION_FILE, INCEPTION_URL, INCEPTION_MD5, "InceptionV3 ImageNet weights", _download_help,
-        parameter="inception_weights",
+        INCEPTION_FILE, INCEPTION_URL, INCEPTION_MD5, "InceptionV3 ImageNet weights", "inception_weights"
     )
 
 

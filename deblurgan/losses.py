@@ -27,7 +27,7 @@ from keras import layers, ops
 
 from deblurgan.distribution import global_mean
 from deblurgan.errors import DeblurGANError
-from deblurgan.pretrained import cached_weights_path, first_line
+from deblurgan.pretrained import cached_weights_path, download_help, first_line
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +132,6 @@ def _check_network(network):
         )
 
 
-def _download_help(network, cache_dir="~/.keras/models"):
-    file_name, url, _ = VGG_WEIGHTS[network]
-    return (
-        f"download {url} where there is internet, then pass its path as vgg_weights=PATH "
-        f"or put it in {cache_dir}/{file_name}"
-    )
-
-
 def imagenet_weights_path(network="vgg16"):
     """The local path of the Keras ImageNet "notop" weights for ``network``, downloading if needed.
 
@@ -153,8 +145,7 @@ def imagenet_weights_path(network="vgg16"):
     _check_network(network)
     file_name, url, md5 = VGG_WEIGHTS[network]
     label = f"{network.upper()} ImageNet weights"
-    help_for = functools.partial(_download_help, network)
-    return cached_weights_path(file_name, url, md5, label, help_for, parameter="vgg_weights")
+    return cached_weights_path(file_name, url, md5, label, "vgg_weights")
 
 
 def _check_weights_file(path, network):
@@ -167,7 +158,8 @@ def _check_weights_file(path, network):
     if path.suffix not in (".h5", ".hdf5") or not h5py.is_hdf5(path):
         raise DeblurGANError(
             f"{path}: not a Keras {network.upper()} weights file (need an HDF5 .h5 file); "
-            f"{_download_help(network)}"
+            f"{download_help(*VGG_WEIGHTS[network][:2], 'vgg_weights')}",
+            mentions=("vgg_weights",),
         )
 
 

@@ -24,15 +24,22 @@ def keras_cache_dir():
     return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
 
 
-def cached_weights_path(file_name, url, md5, label, download_help, parameter=None):
+def download_help(file_name, url, parameter, cache_dir="~/.keras/models"):
+    """How a user without internet provides ``file_name``: its URL, then ``parameter=PATH`` (which a
+    script shows as its flag: raise with ``mentions=(parameter,)``) or the Keras cache."""
+    return (
+        f"download {url} where there is internet, then pass its path as {parameter}=PATH "
+        f"or put it in {cache_dir}/{file_name}"
+    )
+
+
+def cached_weights_path(file_name, url, md5, label, parameter):
     """The local path of ``file_name`` in ``$KERAS_HOME/models/``, downloaded from ``url`` when it
     is missing or fails its ``md5``.
 
     Args:
         label: what the file is, for messages (e.g. "VGG16 ImageNet weights").
-        download_help: ``cache_dir -> str``, how a user without internet provides the file.
-        parameter: the option that takes a local copy, named in ``download_help`` as ``name=PATH``
-            (a script shows it as its flag).
+        parameter: the option that takes a local copy instead (see :func:`download_help`).
 
     Raises:
         DeblurGANError: not cached and not downloadable; names the file, the reason and the help.
@@ -48,6 +55,6 @@ def cached_weights_path(file_name, url, md5, label, download_help, parameter=Non
         reason = cause.reason if isinstance(cause, urllib.error.URLError) else first_line(error)
         raise DeblurGANError(
             f"{file_name}: {label} are missing or damaged in {cached.parent} and the download failed "
-            f"({reason}); {download_help(cached.parent)}",
-            mentions=(parameter,) if parameter else (),
+            f"({reason}); {download_help(file_name, url, parameter, cached.parent)}",
+            mentions=(parameter,),
         ) from None

@@ -238,8 +238,10 @@ def test_bad_weights_files_give_one_line_errors(vgg_files, tmp_path):
 
     text = tmp_path / "weights.h5"
     text.write_text("<html>404 Not Found</html>")
-    with pytest.raises(DeblurGANError, match="weights.h5: not a Keras VGG16 weights file"):
+    with pytest.raises(DeblurGANError, match="weights.h5: not a Keras VGG16 weights file") as error:
         losses.vgg_feature_extractor("vgg16", weights=text)
+    assert "vgg_weights=PATH" in str(error.value)
+    assert "--vgg_weights PATH" in flag_message(error.value)
 
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w"):
