@@ -54,8 +54,6 @@ def keras_step_times(batch_size, crop, precision, jit_compile, warmup, runs):
 def torch_step_times(batch_size, crop, precision, warmup, runs):
     """The same step in plain PyTorch: the reference network, L1 x 100, Adam 1e-4, eager; mixed bf16
     is ``torch.autocast`` (weights and optimizer stay fp32, as in Keras' mixed policy)."""
-    import contextlib
-
     import torch
     from torch_reference import torch_generator
 
@@ -69,8 +67,7 @@ def torch_step_times(batch_size, crop, precision, warmup, runs):
 
     def step():
         optimizer.zero_grad()
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "mixed_bfloat16" else None
-        with autocast or contextlib.nullcontext():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "mixed_bfloat16"):
             restored = generator(blurred)
         loss = 100 * (restored.float() - sharp).abs().mean()
         loss.backward()
