@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 # logged and compared, is the whole batch's, not a replica's share's.
 _EQUAL_STEPS = """
 import os
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
 import json
 import keras, numpy as np
 from deblurgan import distribution, losses
