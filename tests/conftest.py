@@ -1,7 +1,10 @@
 """Shared fixtures: tiny networks with non-trivial weights, and fresh-process Python runs."""
 
+import importlib.util
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _JAX_CACHE = "JAX_COMPILATION_CACHE_DIR"
@@ -105,6 +109,36 @@ def run_python(code, backend="tensorflow", cwd=None, timeout=600):
             pytrace=False,
         )
     return result.stdout
+
+
+_SCRIPTS = {}
+
+
+def invoke_script(name, *args):
+    """Runs ``scripts/{name}.py`` with ``args`` in this process (click's CliRunner); returns a
+    ``subprocess.CompletedProcess`` (returncode, stdout, stderr), as a fresh process would.
+
+    For a user error's line and exit status without the seconds a fresh process spends importing
+    TensorFlow; what only a real process shows (signals, start-up output) needs a subprocess. An
+    exception other than ``SystemExit`` propagates: it would have been a traceback. What the
+    script sets for the process (signal handlers, loggers' handlers and levels) is put back.
+    """
+    if name not in _SCRIPTS:
+        spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
+        _SCRIPTS[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_SCRIPTS[name])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.Logger.manager.loggerDict)]
+    saved = {logger: (logger.handlers[:], logger.level, logger.propagate) for logger in loggers}
+    args = [str(a) for a in args]
+    try:
+        result = CliRunner().invoke(_SCRIPTS[name].main, args, catch_exceptions=False)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for logger, (logger_handlers, level, propagate) in saved.items():
+            logger.handlers[:], logger.level, logger.propagate = logger_handlers, level, propagate
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture(name="run_python")

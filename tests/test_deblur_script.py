@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import invoke_script
 from infer_helpers import random_photo, tiny_generator
 from PIL import Image
 
@@ -86,11 +87,12 @@ def test_sicara_name_side_by_side_and_created_output_folder(weights, tmp_path):
 @pytest.mark.slow
 def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
     _photo(tmp_path / "a.png", 16, 16)
+    # a real process once (exit status and stderr as a shell sees them), then in this one
     same = _run("deblur.py", "--weight_path", weights, "--input_dir", tmp_path, "--output_dir", tmp_path)
     assert same.returncode == 2
     assert same.stderr.strip().splitlines()[-1].startswith("error: --output_dir")
-    missing = _run(
-        "deblur.py",
+    missing = invoke_script(
+        "deblur",
         "--weight_path",
         tmp_path / "none.h5",
         "--input_dir",
@@ -101,7 +103,7 @@ def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
     assert missing.returncode == 2
     assert "scripts/train.py" in missing.stderr and "Traceback" not in missing.stderr
     options = ["--weight_path", weights, "--input_dir", tmp_path, "--output_dir", tmp_path / "int8"]
-    int8 = _run("deblur.py", *options, "--precision", "int8")  # keras engine: before any photo
+    int8 = invoke_script("deblur", *options, "--precision", "int8")  # keras engine: before any photo
     assert int8.returncode == 2
     assert int8.stderr.strip().splitlines()[-1] == (
         "error: --precision int8: runs on the onnxruntime engine only, not keras"

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import invoke_script
 
 import deblurgan
 from deblurgan.config import TrainingConfig, resumed_config
@@ -348,7 +349,7 @@ def test_unknown_block_or_upsampling_is_one_line_from_train_py():
         ("--block", "dense", "'resnet', 'rrdb'"),
         ("--upsampling", "bilinear", "'nearest', 'transpose', 'subpixel'"),
     ):
-        result = _run("train.py", flag, value)
+        result = invoke_script("train", flag, value)
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
         assert lines[-1] == f"error: Invalid value for '{flag}': '{value}' is not one of {choices}."

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import invoke_script
 from PIL import Image
 
 import deblurgan
@@ -265,13 +266,12 @@ def _one_line_error(result):
     return result.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.slow
 def test_bad_data_gives_one_clear_line(tmp_path):
     empty = tmp_path / "empty"
     (empty / "A").mkdir(parents=True)
     (empty / "B").mkdir()
     line = _one_line_error(
-        _run_script("--data_dir", str(empty), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS)
+        invoke_script("train", "--data_dir", str(empty), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS)
     )
     assert line.startswith("error: ") and str(empty) in line
 
@@ -279,15 +279,12 @@ def test_bad_data_gives_one_clear_line(tmp_path):
     _write_pairs(unmatched, 3)
     (unmatched / "B" / "pair_01.png").rename(unmatched / "B" / "other.png")
     line = _one_line_error(
-        _run_script("--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS)
+        invoke_script("train", "--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS)
     )
     assert "pair_01.png" in line and "other.png" in line
 
-    line = _one_line_error(
-        _run_script(
-            "--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "none"), "--resume", *TINY_ARGS
-        )
-    )
+    args = ["--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "none"), "--resume", *TINY_ARGS]
+    line = _one_line_error(invoke_script("train", *args))
     assert "nothing to resume" in line
 
 
@@ -536,11 +533,13 @@ def test_the_blur_flag_chooses_the_on_the_fly_blur(photos_dir):
 
 def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path):
     common = ["--sharp_dir", str(photos_dir / "train"), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS]
-    line = _one_line_error(_run_script("--resize", "32", *common))
+    line = _one_line_error(invoke_script("train", "--resize", "32", *common))
     assert line.startswith("error: --resize 32: applies to image pairs")
     (tmp_path / "no_photos").mkdir()
     line = _one_line_error(
-        _run_script("--sharp_dir", str(tmp_path / "no_photos"), "--weights_dir", str(tmp_path / "w"))
+        invoke_script(
+            "train", "--sharp_dir", str(tmp_path / "no_photos"), "--weights_dir", str(tmp_path / "w")
+        )
     )
     assert line.startswith("error: --sharp_dir ") and "no images" in line
 
