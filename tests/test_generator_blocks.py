@@ -388,10 +388,12 @@ def test_new_options_run_one_epoch_of_train_py_then_deblur_py_and_test_py(tmp_pa
         assert (saved["residual_scale"], saved["zero_init_blocks"]) == (0.1, True)
         assert generator.get_layer("res_block_1_add").scale == 0.1
         return  # deblur.py and test.py load these layers in the rrdb case (ScaledAdd included)
+    # deblur.py and test.py in this process (train.py's above was a fresh one)
     common = ["--weight_path", str(checkpoint), "--precision", "fp32"]
-    result = _run("deblur.py", *common, "--input_dir", "images/demo", "--output_dir", str(tmp_path / "d"))
+    demo, test = (str(REPO / "images" / name) for name in ("demo", "test"))
+    result = invoke_script("deblur", *common, "--input_dir", demo, "--output_dir", str(tmp_path / "d"))
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "d").glob("*.png"))) == 4
-    result = _run("test.py", *common, "--input_dir", "images/test", "--output_dir", str(tmp_path / "t"))
+    result = invoke_script("test", *common, "--input_dir", test, "--output_dir", str(tmp_path / "t"))
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "t" / "summary.json").read_text())
