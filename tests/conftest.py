@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny networks with non-trivial weights, and fresh-process Python runs."""
+"""Shared fixtures: tiny networks with non-trivial weights, fresh-process Python runs and
+in-process script runs; the test run's XLA settings."""
 
 import importlib.util
 import logging
