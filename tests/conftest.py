@@ -115,6 +115,15 @@ def run_python(code, backend="tensorflow", cwd=None, timeout=600):
 _SCRIPTS = {}
 
 
+def load_script(name):
+    """``scripts/{name}.py`` as a module (its ``main`` is the click command), loaded once per process."""
+    if name not in _SCRIPTS:
+        spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
+        _SCRIPTS[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_SCRIPTS[name])
+    return _SCRIPTS[name]
+
+
 def invoke_script(name, *args):
     """Runs ``scripts/{name}.py`` with ``args`` in this process (click's CliRunner); returns a
     ``subprocess.CompletedProcess`` (returncode, stdout, stderr), as a fresh process would.
@@ -124,16 +133,13 @@ def invoke_script(name, *args):
     exception other than ``SystemExit`` propagates: it would have been a traceback. What the
     script sets for the process (signal handlers, loggers' handlers and levels) is put back.
     """
-    if name not in _SCRIPTS:
-        spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
-        _SCRIPTS[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_SCRIPTS[name])
+    main = load_script(name).main
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.Logger.manager.loggerDict)]
     saved = {logger: (logger.handlers[:], logger.level, logger.propagate) for logger in loggers}
     args = [str(a) for a in args]
     try:
-        result = CliRunner().invoke(_SCRIPTS[name].main, args, catch_exceptions=False)
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

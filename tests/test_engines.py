@@ -1,9 +1,8 @@
 """--engine (ONNX Runtime, OpenVINO with a cached export) and --precision auto."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import invoke_script
 from infer_helpers import random_photo, tiny_generator
 
 from deblurgan import engines, precision
@@ -92,24 +91,17 @@ def test_onnxruntime_refuses_reduced_precision_and_unknown_engines(weights):
 
 @pytest.mark.slow
 def test_deblur_script_takes_the_engine_option(weights, tmp_path):
-    import importlib.util
-
-    from click.testing import CliRunner
     from PIL import Image
 
     from deblurgan.io import read_image
 
-    script_path = Path(__file__).resolve().parents[1] / "scripts" / "deblur.py"
-    spec = importlib.util.spec_from_file_location("deblur_script", script_path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     photo = (random_photo(40, 52) * 255).astype(np.uint8)
     Image.fromarray(photo).save(tmp_path / "photo.png")
     outputs = {}
     for engine in ("keras", "onnxruntime"):
         args = ["--weight_path", str(weights), "--engine", engine, "--input_dir", str(tmp_path / "photo.png")]
-        result = CliRunner().invoke(script.main, args + ["--output_dir", str(tmp_path / engine)])
-        assert result.exit_code == 0, result.output
+        result = invoke_script("deblur", *args, "--output_dir", str(tmp_path / engine))
+        assert result.returncode == 0, result.stderr
         outputs[engine] = read_image(tmp_path / engine / "photo.png").pixels
     assert np.abs(outputs["keras"] - outputs["onnxruntime"]).max() <= 1 / 255 + 1e-6
     assert any(p.suffix == ".onnx" for p in (tmp_path / "cache").iterdir())

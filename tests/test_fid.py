@@ -1,7 +1,6 @@
 """Tests for FID: deblurgan.metrics.frechet_distance against closed forms and an eigenvalue reference,
 and deblurgan.metrics.fid with a tiny random-weight extractor (no Inception weights, no network)."""
 
-import importlib.util
 import json
 import urllib.error
 
@@ -9,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import load_script
 from PIL import Image
 
 import deblurgan
@@ -17,7 +17,6 @@ from deblurgan import metrics
 from deblurgan.cli import flag_message
 from deblurgan.errors import DeblurGANError
 from deblurgan.evaluate import evaluate_folder, format_summary_table
-from tests.conftest import REPO_ROOT
 
 RNG = np.random.default_rng(0)
 
@@ -199,10 +198,7 @@ def test_evaluate_folder_reports_fid_of_blurred_and_restored(tmp_path):
 
 @pytest.fixture(scope="module")
 def evaluation_script():
-    spec = importlib.util.spec_from_file_location("evaluation_script", REPO_ROOT / "scripts/test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("test").main
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,15 @@
 """Tests for deblurgan.interpolation, scripts/interpolate_weights.py (ESRGAN's network interpolation)
 and scripts/average_weights.py (checkpoint averaging)."""
 
-import importlib.util
 import re
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import load_script, randomize_weights
 
 import deblurgan
 from deblurgan.errors import DeblurGANError
-from tests.conftest import REPO_ROOT, randomize_weights
 
 
 def tiny(seed, **options):
@@ -18,21 +17,14 @@ def tiny(seed, **options):
     return randomize_weights(deblurgan.generator_model(**options), seed=seed)
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / f"scripts/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 @pytest.fixture(scope="module")
 def script():
-    return load_script("interpolate_weights")
+    return load_script("interpolate_weights").main
 
 
 @pytest.fixture(scope="module")
 def average_script():
-    return load_script("average_weights")
+    return load_script("average_weights").main
 
 
 @pytest.fixture(scope="module")

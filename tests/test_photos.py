@@ -2,7 +2,6 @@
 
 import csv
 import hashlib
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import load_script
 from PIL import Image
 
 from deblurgan.errors import DeblurGANError
@@ -128,10 +128,7 @@ def test_manifest_lists_every_file_with_its_source_licence_and_hash(tmp_path):
 
 
 def test_bad_output_folder_and_offline_are_one_line(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("fetch_photos", REPO / "scripts" / "fetch_photos.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    main = script.main
+    main = load_script("fetch_photos").main
     (tmp_path / "full").mkdir()
     (tmp_path / "full/x.txt").write_text("keep me")
     (tmp_path / "a_file").write_text("")

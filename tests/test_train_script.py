@@ -2,7 +2,6 @@
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke_script
+from conftest import invoke_script, load_script
 from PIL import Image
 
 import deblurgan
@@ -339,9 +338,7 @@ def test_issue_11_training_options_run_one_epoch_of_the_script_on_the_embedded_d
 
 def test_the_script_defaults_are_the_config_defaults():
     """train.py's click defaults, read from the command itself, give exactly TrainingConfig()."""
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train")
     # --resume and where to train (--devices, ...: deblurgan.distribution.start) are not config fields
     where = {"devices", "coordinator_address", "num_processes", "process_id", "coordinator_timeout"}
     defaults = {p.name: p.default for p in script.main.params if p.name not in {"resume", "help", *where}}
