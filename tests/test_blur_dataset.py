@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import invoke_script
 from scipy import ndimage
 
 from deblurgan.blur_dataset import make_blur_dataset
@@ -158,12 +159,9 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
     assert "wrote 6 blurred/sharp pairs" in done.stdout
     assert [p.name for p in list_images(out / "A")] == [p.name for p in list_images(out / "B")]
     (photos / "broken.png").write_bytes(b"not a png")
-    done = subprocess.run(
-        script + ["--input_dir", str(photos), "--output_dir", str(tmp_path / "out2"), "--quiet"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+    # the error in this process: the real one above showed how the script starts and exits
+    done = invoke_script(
+        "make_blur_dataset", "--input_dir", photos, "--output_dir", tmp_path / "out2", "--quiet"
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ")

@@ -42,8 +42,8 @@ def test_corrupt_file_gives_summary_and_exit_1_while_good_ones_are_written(weigh
     _photo(tmp_path / "in" / "sub" / "c.jpg", 64, 40, seed=1)
     (tmp_path / "in" / "b.png").write_bytes(b"not a png at all")
     before = {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
-    result = _run(
-        "deblur.py",
+    result = invoke_script(
+        "deblur",
         "--weight_path",
         weights,
         "--input_dir",
@@ -114,7 +114,7 @@ def test_photo_over_max_image_pixels_is_one_line_and_the_others_are_written(weig
     _photo(tmp_path / "in" / "a.png", 32, 40)
     _photo(tmp_path / "in" / "huge.png", 64, 80, seed=1)  # 5,120 px, "huge" under the limit below
     options = ["--input_dir", tmp_path / "in", "--output_dir", tmp_path / "out", "--max_image_pixels", 2000]
-    result = _run("deblur.py", "--weight_path", weights, *options)
+    result = invoke_script("deblur", "--weight_path", weights, *options)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and (tmp_path / "out" / "a.png").is_file()
     lines = [line for line in result.stdout.splitlines() if "huge.png" in line]

@@ -4,13 +4,12 @@ The quality bounds sit a little under the figures in weights/README.md, so a bro
 loader or inference change that alters the outputs, or weights replaced by worse ones fail here.
 """
 
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from conftest import invoke_script
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import deblurgan
@@ -36,8 +35,8 @@ def _to_8bit(unit):
 
 def test_the_documented_keras_export_is_the_same_network(generator, tmp_path):
     # weights/README.md's command for the untracked weights/generator.keras
-    command = [sys.executable, str(REPO / "scripts" / "export.py"), "--weight_path", str(WEIGHTS)]
-    subprocess.run(command + ["--format", "keras", "--output", str(tmp_path / "g.keras")], check=True)
+    options = ["--format", "keras", "--output", tmp_path / "g.keras"]
+    assert invoke_script("export", "--weight_path", WEIGHTS, *options).returncode == 0
     as_keras = deblurgan.load_generator(tmp_path / "g.keras")
     assert generator.count_params() == as_keras.count_params() == 11_378_179
     x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 96, 3)).astype("float32")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import invoke_script
 from infer_helpers import tiny_generator
 
 from deblurgan.checkpoints import save_model
@@ -104,7 +105,8 @@ def test_bad_format_and_suffix_name_the_option(tmp_path):
 
 
 def test_missing_weights_is_one_line(tmp_path):
-    result = _export(tmp_path / "missing.h5", "onnx", tmp_path / "g.onnx")
+    options = ["--format", "onnx", "--output", tmp_path / "g.onnx"]
+    result = invoke_script("export", "--weight_path", tmp_path / "missing.h5", *options)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "missing.h5" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "g.onnx").exists()
