@@ -111,7 +111,7 @@ def test_two_epoch_run_writes_exactly_the_expected_files_then_resume_continues(d
     generator_steps = int(state["generator_optimizer/0"])  # the Adam iteration counter
     assert generator_steps == 2 * 3  # 6 pairs / batch 2 = 3 steps per epoch
 
-    result = _run_script("--n_epochs", "3", "--resume", *common)
+    result = invoke_script("train", "--n_epochs", "3", "--resume", *common)  # in-process: seconds less
     assert result.returncode == 0, result.stderr
     assert "resuming at epoch 2" in result.stdout
     assert len(list(weights.glob("generator_2_*.h5"))) == 1
@@ -290,7 +290,7 @@ def test_bad_data_gives_one_clear_line(tmp_path):
 @pytest.mark.slow
 def test_corrupt_file_is_skipped_and_counted(data_dir, tmp_path):
     (data_dir / "train" / "A" / "pair_03.png").write_bytes(b"not a png")
-    result = _run_script(
+    result = _run_script(  # a real process: the warning's way to stderr is what is tested
         "--data_dir", str(data_dir), "--weights_dir", str(tmp_path / "w"), "--log_dir", str(tmp_path / "l"),
         "--n_epochs", "1", *TINY_ARGS,
     )  # fmt: skip
@@ -321,8 +321,8 @@ def test_readme_command_runs_on_the_embedded_dataset(tmp_path):
 @pytest.mark.slow
 def test_issue_11_training_options_run_one_epoch_of_the_script_on_the_embedded_dataset(tmp_path):
     """--architecture multiscale, --gan_mode ragan, --critic_input highpass, --lowpass_weight together."""
-    result = _run_script(
-        "--data_dir", str(REPO / "images"), "--weights_dir", str(tmp_path / "w"),
+    result = invoke_script(
+        "train", "--data_dir", str(REPO / "images"), "--weights_dir", str(tmp_path / "w"),
         "--log_dir", str(tmp_path / "l"), *TINY_ARGS, "--n_epochs", "1", "--steps_per_epoch", "2",
         "--architecture", "multiscale", "--n_scales", "2", "--kernel_size", "3", "--gan_mode", "ragan",
         "--critic_input", "highpass", "--lowpass_weight", "1",
@@ -371,7 +371,7 @@ def test_every_flag_reaches_its_config_field():
 def test_bad_option_values_name_the_flag(data_dir, tmp_path):
     result = _run_script("--data_dir", str(data_dir), "--batch_size", "0", *TINY_ARGS[2:])
     assert _one_line_error(result) == "error: --batch_size 0: must be at least 1"
-    result = _run_script("--data_dir", str(data_dir), "--critic_updates", "0")
+    result = invoke_script("train", "--data_dir", str(data_dir), "--critic_updates", "0")
     assert _one_line_error(result) == "error: --critic_updates 0: must be at least 1"
 
 
@@ -401,8 +401,8 @@ def test_a_run_written_with_flat_options_resumes_bit_identically(tmp_path):
     weights.mkdir()
     for name in ("options.json", "training_state.npz"):
         shutil.copy(FLAT_RUN / name, weights / name)
-    result = _run_script(
-        "--data_dir", str(tmp_path / "data"), "--weights_dir", str(weights),
+    result = invoke_script(
+        "train", "--data_dir", str(tmp_path / "data"), "--weights_dir", str(weights),
         "--log_dir", str(tmp_path / "logs"), "--n_epochs", "2", "--resume", *FLAT_RUN_ARGS,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
