@@ -114,7 +114,9 @@ def build_generator(generator):
 
 
 def build_trainer(config):
-    """The networks, losses and optimizers of a resolved ``config``, in a :class:`DeblurGANTrainer`."""
+    """The networks, losses and optimizers of ``config``, in a :class:`DeblurGANTrainer`; its
+    ``"auto"`` choices are made first (:func:`resolve`), as a run makes them."""
+    config = resolve(config)  # a resolved config is its own resolution
     keras.utils.set_random_seed(config.data.seed)
     c, size = config.critic, config.data.resize or config.data.crop_size
     critic = None
@@ -186,7 +188,7 @@ def train(config, replicas=None):
     """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows.
     ``replicas``: the devices and processes to train on (``distribution.start``); default one device."""
     check_fresh(config.run.weights_dir)
-    return _start(resolve(config), state=None, position=(0, 0, {}, {}), replicas=replicas)
+    return _start(config, state=None, position=(0, 0, {}, {}), replicas=replicas)
 
 
 def resume_training(config, replicas=None):
@@ -194,7 +196,7 @@ def resume_training(config, replicas=None):
     devices may differ: the files are the same on any number)."""
     saved, state, position = load_run(config.run.weights_dir)
     source = Path(config.run.weights_dir) / "options.json"
-    config = resolve(resumed_config(config, saved, source))
+    config = resumed_config(config, saved, source)
     return _start(config, state, position, resumed=True, replicas=replicas)
 
 
@@ -203,6 +205,7 @@ def _start(config, state, position, resumed=False, replicas=None):
     replicas.check_batch_size(config.data.batch_size)
     train_dir, val_dir = _data_dirs(config)
     dataset = _training_dataset(config.data, train_dir, config.run.workers)
+    config = resolve(config)  # after the data checks: "auto" may look for the VGG weights online
     with replicas.scope():  # variables replicated (mirrored) on every device
         trainer = build_trainer(config)
         if state is not None:

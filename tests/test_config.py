@@ -83,6 +83,18 @@ def test_bad_values_name_the_parameter_and_the_script_shows_the_flag():
         resolve(TrainingConfig.from_flags(crop_size=None, content_loss="l1"))
 
 
+def test_build_trainer_makes_the_auto_choices_as_a_run_does():
+    tiny = dict(n_filters=4, n_blocks=1, critic_filters=4, crop_size=32)
+    # gan_mode wgan: the Sicara critic, not the PatchGAN that a bare "auto" would fall through to
+    trainer = build_trainer(TrainingConfig.from_flags(content_loss="l1", **tiny))
+    assert trainer.critic.name == "discriminator" and trainer.gan_mode == "wgan"
+    assert build_trainer(TrainingConfig.from_flags(gan_mode="wgan-gp", **tiny)).critic.name == "critic"
+    auto = build_trainer(TrainingConfig.from_flags(vgg_weights=None, gan_mode="none", **tiny))
+    assert type(auto.objective.content_loss).__name__ == "PerceptualLoss"  # content "auto"
+    resolved = resolve(TrainingConfig.from_flags(content_loss="l1", **tiny))
+    assert resolve(resolved) == resolved
+
+
 def test_vgg_input_scaling_reaches_the_perceptual_loss():
     flags = dict(n_filters=4, n_blocks=1, crop_size=32, gan_mode="none", content_loss="perceptual")
     trainer = build_trainer(TrainingConfig.from_flags(vgg_weights=None, vgg_input_scaling="none", **flags))

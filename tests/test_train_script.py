@@ -242,11 +242,13 @@ def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
     assert flag_message(error.value).startswith("--weights_dir ")
 
 
-def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option(tmp_path):
+def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option(tmp_path, monkeypatch):
     nothing = tmp_path / "nothing"
     nothing.mkdir()
+    # said before content="auto" looks for the VGG weights, which may wait on the network
+    monkeypatch.setattr(deblurgan.losses, "imagenet_weights_path", lambda network: pytest.fail(network))
     with pytest.raises(DeblurGANError, match="expected .*train/A and .*train/B") as error:
-        train(_options(nothing, tmp_path, n_epochs=1, gan_mode="none"))
+        train(_options(nothing, tmp_path, n_epochs=1, gan_mode="none", content_loss="auto"))
     shown = flag_message(error.value)
     assert shown.startswith(f"--data_dir {nothing}: ")
     assert shown.endswith("or pass --sharp_dir PHOTOS (sharp photos)")
