@@ -123,3 +123,19 @@ def load_generator(path):
 def load_critic(path):
     """Loads a critic (discriminator) saved by deblurgan, with clear errors."""
     return _load(path, "critic")
+
+
+def check_not_an_input(output, inputs, what):
+    """``output`` as a Path; raises if writing it (a file, or a folder replaced whole) would
+    overwrite one of the files ``inputs``: inputs are read-only. ``what``: the generator written."""
+    output = Path(output)
+    for source in map(Path, inputs):
+        if (output.exists() and source.exists() and output.samefile(source)) or (
+            output.resolve() == source.resolve()
+        ):
+            message = f"{output}: is also an input file; write the {what} generator to a new file"
+            raise DeblurGANError(message, parameter="output")
+        if output.is_dir() and source.resolve().is_relative_to(output.resolve()):
+            message = f"{output}: holds the input {source}; write the {what} generator to a new folder"
+            raise DeblurGANError(message, parameter="output")
+    return output

@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from deblurgan.checkpoints import load_generator, save_model
+from deblurgan.checkpoints import check_not_an_input, load_generator, save_model
 from deblurgan.errors import DeblurGANError
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,9 @@ def export_generator(generator, output, format="saved_model"):
 
 
 def export_file(weight_path, output, format="saved_model"):
-    """Loads the generator at ``weight_path`` (.h5 or .keras) and exports it; returns the path."""
+    """Loads the generator at ``weight_path`` (.h5 or .keras) and exports it; returns the path.
+    An ``output`` that would overwrite ``weight_path`` is refused before anything is written."""
+    check_not_an_input(output, [weight_path], "exported")  # (an OpenVINO .bin is never a weights file)
     return export_generator(load_generator(weight_path), output, format=format)
 
 

@@ -8,12 +8,11 @@ wander without training.
 """
 
 import logging
-from pathlib import Path
 
 import keras
 import numpy as np
 
-from deblurgan.checkpoints import load_generator, save_model
+from deblurgan.checkpoints import check_not_an_input, load_generator, save_model
 from deblurgan.errors import DeblurGANError
 
 log = logging.getLogger(__name__)
@@ -135,15 +134,6 @@ def _blend(generators, coefficients, names=None):
     return result, sources
 
 
-def _check_output(output, inputs, what):
-    output = Path(output)
-    for source in map(Path, inputs):
-        same = output.exists() and source.exists() and output.samefile(source)
-        if same or output.resolve() == source.resolve():
-            raise DeblurGANError(f"{output}: is also an input file; write the {what} generator to a new file")
-    return output
-
-
 def interpolate_weight_files(from_weights, to_weights, alpha, output):
     """Writes ``interpolate_generators(from_weights, to_weights, alpha)`` to ``output`` atomically.
 
@@ -152,7 +142,7 @@ def interpolate_weight_files(from_weights, to_weights, alpha, output):
             error of :func:`interpolate_generators`.
     """
     alpha = _check_alpha(alpha)
-    output = _check_output(output, (from_weights, to_weights), "interpolated")
+    output = check_not_an_input(output, (from_weights, to_weights), "interpolated")
     return save_model(interpolate_generators(from_weights, to_weights, alpha), output)
 
 
@@ -163,5 +153,5 @@ def average_weight_files(paths, output):
         DeblurGANError: ``output`` is one of the inputs (inputs are never overwritten), or any
             error of :func:`average_generators`.
     """
-    output = _check_output(output, paths, "averaged")
+    output = check_not_an_input(output, paths, "averaged")
     return save_model(average_generators(paths), output)

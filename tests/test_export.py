@@ -126,3 +126,17 @@ def test_a_failed_export_keeps_the_previous_folder_and_leaves_no_temporary(tmp_p
         export_generator(generator, old, format="saved_model")
     assert (old / "keep.txt").read_text() == "previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "output"),
+    [("keras", "g.h5"), ("onnx", "g.h5"), ("saved_model", "."), ("saved_model", "g.h5")],
+    ids=["keras", "onnx", "saved_model-folder", "saved_model"],
+)
+def test_an_output_that_would_overwrite_the_input_is_refused(tmp_path, fmt, output):
+    weights = save_model(tiny_generator(), tmp_path / "g.h5")
+    before = weights.read_bytes()
+    result = invoke_script("export", "--weight_path", weights, "--format", fmt, "--output", tmp_path / output)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "write the exported generator to a new" in result.stderr
+    assert weights.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [weights.name]
