@@ -149,9 +149,12 @@ def evaluate_folder(
         if save_images:
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)
             write_image((output_dir / "images" / name).with_suffix(".png"), panel)
-    if not rows:
+    if not rows:  # the first pair's reason names its file, and the option when one is at fault
+        first = failed[0][1]
         raise DeblurGANError(
-            f"input_dir={input_dir}: none of the {len(pairs)} pair(s) could be read", "input_dir"
+            f"input_dir={input_dir}: none of the {len(pairs)} pair(s) could be read; the first: {first}",
+            "input_dir",
+            mentions=(first.parameter,) if first.parameter else (),
         )
     summary = summarize(rows)
     if fid_extractor is not None:

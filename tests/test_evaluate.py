@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import invoke_script
 from infer_helpers import random_photo, tiny_generator
 from PIL import Image
 from scipy import ndimage
@@ -129,6 +130,18 @@ def test_script_end_to_end(tmp_path):
     assert "PSNR (dB)" in result.stdout and "SSIM" in result.stdout
     assert json.loads((tmp_path / "res" / "summary.json").read_text())["images"] == 2
     assert (tmp_path / "res" / "images" / "x.png").is_file()
+
+
+def test_when_no_pair_can_be_read_the_line_names_the_first_file_and_the_option(tmp_path):
+    _dataset(tmp_path / "data")
+    weights = save_model(tiny_generator(), tmp_path / "g.keras")
+    folders = ["--input_dir", tmp_path / "data", "--output_dir", tmp_path / "res"]
+    result = invoke_script("test", "--weight_path", weights, *folders, "--max_image_pixels", 1000)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    first = tmp_path / "data" / "A" / "sub" / "y.png"  # pairs in name order
+    assert line.startswith(f"error: --input_dir {tmp_path / 'data'}: none of the 2 pair(s) could be read; ")
+    assert f"the first: {first}" in line and "over --max_image_pixels 1,000" in line, line
 
 
 def test_images_over_max_image_pixels_are_failed_pairs(tmp_path):
