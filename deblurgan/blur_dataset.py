@@ -23,6 +23,7 @@ from deblurgan import blur
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import atomic_path, list_images, read_image, write_image
 from deblurgan.metrics import psnr_8bit
+from deblurgan.pairing import check_sharp_only
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def _list_photos(input_dir, output_dir):
     photos = list_images(input_dir)
     if not photos:
         raise DeblurGANError(f"input_dir={input_dir}: no images (.png, .jpg, ...) found", "input_dir")
+    check_sharp_only(input_dir, photos, "input_dir")
     stems = {}
     for photo in photos:
         stem = _output_stem(photo.relative_to(input_dir).as_posix())

@@ -33,7 +33,7 @@ from deblurgan.io import (
     read_image,
     resize_image,
 )
-from deblurgan.pairing import pair_images
+from deblurgan.pairing import check_sharp_only, pair_images
 from deblurgan.sample_data import SAMPLE_BLUR
 
 logger = logging.getLogger(__name__)
@@ -363,6 +363,7 @@ def _usable_photos(sharp_dir, crop_size, max_side, max_image_pixels):
     photos = list_images(sharp_dir)
     if not photos:
         raise DeblurGANError(f"sharp_dir={sharp_dir}: no images (.png, .jpg, ...) in it", "sharp_dir")
+    check_sharp_only(sharp_dir, photos, "sharp_dir")
     usable, small, large = [], [], []
     for path in photos:
         size = image_size(path)

@@ -119,6 +119,24 @@ def test_no_photo_is_one_line(tmp_path):
         SharpPhotoDataset(tmp_path / "missing")
 
 
+def test_a_folder_holding_a_paired_dataset_is_refused_as_sharp_photos(tmp_path):
+    """fetch_photos.py's output holds train/ (sharp) beside val/A (blurred) and val/B: the whole
+    folder would train on blurred images as if sharp, and on the validation split."""
+    write_photos(tmp_path / "photos" / "train")
+    for side in ("A", "B"):
+        write_photos(tmp_path / "photos" / "val" / side, n_photos=1)
+    expected = r"sharp_dir=.*photos: holds the paired dataset .*val \(A/ blurred, B/ sharp\)"
+    with pytest.raises(DeblurGANError, match=expected):
+        SharpPhotoDataset(tmp_path / "photos", crop_size=CROP)
+    with pytest.raises(DeblurGANError, match="input_dir=.*photos: holds the paired dataset"):
+        blur_dataset.make_blur_dataset(tmp_path / "photos", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    assert len(SharpPhotoDataset(tmp_path / "photos" / "train", crop_size=CROP, batch_size=1).photos) == 3
+    # a folder named A without a B beside it is just a folder of photos
+    write_photos(tmp_path / "mine" / "A")
+    assert len(SharpPhotoDataset(tmp_path / "mine", crop_size=CROP, batch_size=1).photos) == 3
+
+
 def test_small_and_huge_photos_are_skipped_with_a_count(tmp_path, caplog):
     write_photos(tmp_path, n_photos=2)
     write_photos(tmp_path / "small", n_photos=2, height=16, width=40)
