@@ -30,10 +30,19 @@ def save_model(model, path):
     path = Path(path)
     if path.suffix not in MODEL_EXTENSIONS:
         raise DeblurGANError(f"{path}: model files must end in .h5 or .keras")
-    with atomic_path(path) as tmp:
-        float32_model(model).save(tmp)
+    absl = logging.getLogger("absl")  # Keras' notice that .h5 is legacy: .h5 is Sicara's format
+    absl.addFilter(_not_the_h5_notice)
+    try:
+        with atomic_path(path) as tmp:
+            float32_model(model).save(tmp)
+    finally:
+        absl.removeFilter(_not_the_h5_notice)
     log.info("saved %s", path)
     return path
+
+
+def _not_the_h5_notice(record):
+    return "This file format is considered legacy" not in record.getMessage()
 
 
 def float32_model(model):
