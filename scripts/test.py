@@ -6,6 +6,7 @@ restored panels. Exit code 1 if some files were unmatched or unreadable, 2 for a
 """
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -26,9 +27,8 @@ from deblurgan.fid import inception_feature_extractor
 )
 @click.option(
     "--output_dir",
-    default="results/test",
-    show_default=True,
-    help="Where per_image.csv, summary.json and the panels go.",
+    default=None,
+    help="Where per_image.csv, summary.json and the panels go.  [default: results/<input_dir's name>]",
 )
 @click.option("--save_images", is_flag=True, help="Also write sharp | blurred | restored panels.")
 @click.option("--fid", is_flag=True, help="Also report FID (InceptionV3) of blurred and restored vs sharp.")
@@ -42,6 +42,8 @@ from deblurgan.fid import inception_feature_extractor
 @main_guard
 def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception_weights, **inference):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
+    # one folder per evaluated set by default, so evaluating another set keeps this one's reports
+    output_dir = output_dir or str(Path("results") / Path(input_dir).resolve().name)
     generator = load_engine(weight_path, engine, inference["precision"])
     report = evaluate_folder(
         generator,

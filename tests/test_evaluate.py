@@ -144,6 +144,17 @@ def test_when_no_pair_can_be_read_the_line_names_the_first_file_and_the_option(t
     assert f"the first: {first}" in line and "over --max_image_pixels 1,000" in line, line
 
 
+def test_each_evaluated_folder_gets_its_own_default_reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    weights = save_model(tiny_generator(), tmp_path / "g.keras")
+    for name in ("test", "holdout"):
+        _dataset(tmp_path / "sets" / name, names=(name,))
+        assert invoke_script("test", "--weight_path", weights, "--input_dir", f"sets/{name}").returncode == 0
+    for name in ("test", "holdout"):  # the second set did not overwrite the first one's reports
+        rows = list(csv.DictReader((tmp_path / "results" / name / "per_image.csv").read_text().splitlines()))
+        assert [row["name"] for row in rows] == [f"{name}.png"]
+
+
 def test_images_over_max_image_pixels_are_failed_pairs(tmp_path):
     _dataset(tmp_path / "data")
     _dataset(tmp_path / "data", names=("big",), size=(64, 64))
