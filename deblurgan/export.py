@@ -66,6 +66,11 @@ def export_generator(generator, output, format="saved_model"):
             f"pass e.g. {output.with_suffix('.xml')}",
             parameter="output",
         )
+    if format == "keras" and output.suffix != ".keras":
+        raise DeblurGANError(
+            f"output={output}: the keras format is a .keras file; pass e.g. {output.with_suffix('.keras')}",
+            parameter="output",
+        )
     if format == "keras":
         return save_model(generator, output)
     _check_requirements(format)

@@ -102,6 +102,9 @@ def test_bad_format_and_suffix_name_the_option(tmp_path):
         export_generator(generator, tmp_path / "g.tflite", format="tflite")
     with pytest.raises(DeblurGANError, match=r"output=.*g\.ir: an OpenVINO IR is a \.xml file"):
         export_generator(generator, tmp_path / "g.ir", format="openvino")
+    with pytest.raises(DeblurGANError, match=r"output=.*g\.h5: the keras format is a \.keras file"):
+        export_generator(generator, tmp_path / "g.h5", format="keras")
+    assert not list(tmp_path.iterdir())
 
 
 def test_missing_weights_is_one_line(tmp_path):
@@ -130,11 +133,11 @@ def test_a_failed_export_keeps_the_previous_folder_and_leaves_no_temporary(tmp_p
 
 @pytest.mark.parametrize(
     ("fmt", "output"),
-    [("keras", "g.h5"), ("onnx", "g.h5"), ("saved_model", "."), ("saved_model", "g.h5")],
+    [("keras", "g.keras"), ("onnx", "g.h5"), ("saved_model", "."), ("saved_model", "g.h5")],
     ids=["keras", "onnx", "saved_model-folder", "saved_model"],
 )
 def test_an_output_that_would_overwrite_the_input_is_refused(tmp_path, fmt, output):
-    weights = save_model(tiny_generator(), tmp_path / "g.h5")
+    weights = save_model(tiny_generator(), tmp_path / ("g.keras" if fmt == "keras" else "g.h5"))
     before = weights.read_bytes()
     result = invoke_script("export", "--weight_path", weights, "--format", fmt, "--output", tmp_path / output)
     assert result.returncode == 2
