@@ -8,11 +8,11 @@ their best without more training.
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import OneLineUsageErrors, main_guard
 from deblurgan.interpolation import average_weight_files
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("weights", nargs=-1, required=True)
 @click.option("--output", required=True, help="The new generator file (.h5 or .keras); never an input.")
 @main_guard

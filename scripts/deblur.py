@@ -8,7 +8,14 @@ import sys
 
 import click
 
-from deblurgan.cli import engine_option, flag_message, inference_options, main_guard, weight_path_option
+from deblurgan.cli import (
+    OneLineUsageErrors,
+    engine_option,
+    flag_message,
+    inference_options,
+    main_guard,
+    weight_path_option,
+)
 from deblurgan.engines import load_engine
 from deblurgan.inference import (
     deblur_folder,
@@ -16,7 +23,7 @@ from deblurgan.inference import (
 )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @weight_path_option
 @engine_option
 @click.option(

@@ -7,12 +7,12 @@ no frames, unwritable output, output equal to input).
 
 import click
 
-from deblurgan.cli import engine_option, inference_options, main_guard, weight_path_option
+from deblurgan.cli import OneLineUsageErrors, engine_option, inference_options, main_guard, weight_path_option
 from deblurgan.engines import load_engine
 from deblurgan.video import check_paths, deblur_video, probe_video
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @weight_path_option
 @engine_option
 @click.option("--input", "input_path", required=True, help="Video to deblur (.mp4, .mov, .mkv, ...).")

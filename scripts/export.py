@@ -7,11 +7,11 @@ onnxruntime), openvino (.xml with its .bin beside it). Exit code 2 for a usage e
 
 import click
 
-from deblurgan.cli import main_guard, weight_path_option
+from deblurgan.cli import OneLineUsageErrors, main_guard, weight_path_option
 from deblurgan.export import FORMATS, export_file
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @weight_path_option
 @click.option(
     "--format",

@@ -14,11 +14,11 @@ import time
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import OneLineUsageErrors, main_guard
 from deblurgan.photos import DEFAULT_MAX_SIDE, fetch_photos
 
 
-@click.command()
+@click.command(cls=OneLineUsageErrors)
 @click.option("--output_dir", required=True, type=click.Path(), help="A new or empty folder.")
 @click.option(
     "--max_side",

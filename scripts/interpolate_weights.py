@@ -7,11 +7,11 @@ the content loss only and B is A fine-tuned adversarially, and alpha trades PSNR
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import OneLineUsageErrors, main_guard
 from deblurgan.interpolation import interpolate_weight_files
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--from_weights", required=True, help="Generator file A (.h5 or .keras), weight at alpha=0.")
 @click.option("--to_weights", required=True, help="Generator file B, same architecture, weight at alpha=1.")
 @click.option("--alpha", type=float, required=True, help="In [0, 1]: 0 gives A, 1 gives B (ESRGAN: 0.8).")

@@ -9,14 +9,14 @@ import click
 
 from deblurgan.blur import DEFAULT_EXPOSURES
 from deblurgan.blur_dataset import make_blur_dataset
-from deblurgan.cli import main_guard
+from deblurgan.cli import OneLineUsageErrors, main_guard
 
 
 def _floats(text):
     return tuple(float(value) for value in text.split(",")) if text else None
 
 
-@click.command()
+@click.command(cls=OneLineUsageErrors)
 @click.option("--input_dir", required=True, type=click.Path(), help="Folder of sharp photos (recursive).")
 @click.option("--output_dir", required=True, type=click.Path(), help="Where A/, B/ and pairs.csv go.")
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives identical files.")

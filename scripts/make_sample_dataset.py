@@ -6,11 +6,11 @@ Example (the command images/README.md records):
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import OneLineUsageErrors, main_guard
 from deblurgan.sample_data import gather_sample_photos, make_sample_dataset
 
 
-@click.command()
+@click.command(cls=OneLineUsageErrors)
 @click.option(
     "--output_dir",
     default="images",

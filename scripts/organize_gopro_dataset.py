@@ -6,11 +6,11 @@ Example:
 
 import click
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import OneLineUsageErrors, main_guard
 from deblurgan.gopro import organize_gopro
 
 
-@click.command()
+@click.command(cls=OneLineUsageErrors)
 @click.option("--dir_in", required=True, type=click.Path(file_okay=False), help="GOPRO_Large folder.")
 @click.option("--dir_out", required=True, type=click.Path(file_okay=False), help="Destination folder.")
 @click.option(

@@ -10,13 +10,20 @@ from pathlib import Path
 
 import click
 
-from deblurgan.cli import engine_option, flag_message, inference_options, main_guard, weight_path_option
+from deblurgan.cli import (
+    OneLineUsageErrors,
+    engine_option,
+    flag_message,
+    inference_options,
+    main_guard,
+    weight_path_option,
+)
 from deblurgan.engines import load_engine
 from deblurgan.evaluate import evaluate_folder, format_summary_table
 from deblurgan.fid import inception_feature_extractor
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @weight_path_option
 @engine_option
 @click.option(

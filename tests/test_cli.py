@@ -1,6 +1,9 @@
 """Library errors name parameters; the scripts show the flags that set them."""
 
+from pathlib import Path
+
 import pytest
+from conftest import invoke_script
 
 from deblurgan.cli import flag_message
 from deblurgan.errors import DeblurGANError
@@ -37,3 +40,14 @@ def test_the_parameters_a_fix_mentions_become_flags_too():
     assert flag_message(error) == "x.deb: dpkg not found; --skip_debian"
     error = DeblurGANError("link=True cannot link a to b; copy instead (link=False)", parameter="link")
     assert flag_message(error) == "--link cannot link a to b; copy instead (no --link)"
+
+
+SCRIPTS_DIR = Path(__file__).parents[1] / "scripts"
+
+
+@pytest.mark.parametrize("script", sorted(path.stem for path in SCRIPTS_DIR.glob("*.py")))
+def test_a_mistyped_flag_is_one_line_naming_it_in_every_script(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS_DIR))  # as python does for a script (deblur_image.py)
+    result = invoke_script(script, "--no_such_flag", "1")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: No such option '--no_such_flag'."], result.stderr
