@@ -140,7 +140,9 @@ def _list_photos(input_dir, output_dir):
 
 
 def _clear_outputs(output_dir, splits, overwrite):
-    folders = [output_dir / split / side if split else output_dir / side for split in splits for side in "AB"]
+    # both layouts (A/B, and train/ and test/ with a test split), so a rerun that switches between
+    # them leaves no pairs of the earlier run beside the new ones
+    folders = [output_dir / split / side for split in ("", "train", "test") for side in "AB"]
     existing = [image for folder in folders if folder.is_dir() for image in list_images(folder)]
     if existing and not overwrite:
         raise DeblurGANError(

@@ -125,6 +125,15 @@ def test_user_errors(photos, tmp_path):
     (tmp_path / "full" / "A" / "stale.png").write_bytes(b"")
     make_blur_dataset(photos, tmp_path / "full", seed=1, max_side=20, overwrite=True, progress=False)
     assert [p.name for p in list_images(tmp_path / "full" / "A")] == ["a_00.png", "b_00.png", "sub__c_00.png"]
+    # switching between the plain and the train/test layout leaves no pairs of the other behind
+    with pytest.raises(DeblurGANError, match="already holds images"):
+        make_blur_dataset(photos, tmp_path / "full", test_fraction=0.5, crop_size=16, progress=False)
+    make_blur_dataset(
+        photos, tmp_path / "full", test_fraction=0.5, crop_size=16, overwrite=True, progress=False
+    )
+    assert list_images(tmp_path / "full" / "A") == [] and len(list_images(tmp_path / "full" / "test")) > 0
+    make_blur_dataset(photos, tmp_path / "full", crop_size=16, overwrite=True, progress=False)
+    assert list_images(tmp_path / "full" / "train") == list_images(tmp_path / "full" / "test") == []
     write_image(photos / "a.jpg", _photo(9))
     with pytest.raises(DeblurGANError, match="same output name"):
         make_blur_dataset(photos, tmp_path / "out", progress=False)
