@@ -67,17 +67,32 @@ def gaussian_pyramid(images, n_scales=3):
     return levels
 
 
+def torch_default_init():
+    """Torch's (and PyTorch's) default convolution kernel init, which DeepDeblur trained from:
+    uniform in +-1/sqrt(fan_in). With Keras' Glorot init instead, each unscaled residual block
+    multiplies the signal's variance by about 1.5, and a fresh paper-size network's finest output
+    had a standard deviation near 40 for inputs in [-1, 1]; with this one, about 0.2. (Biases start at
+    zero, not Torch's uniform draw.)"""
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+def _conv(filters, kernel_size, name):
+    return layers.Conv2D(
+        filters, kernel_size, padding="same", kernel_initializer=torch_default_init(), name=name
+    )
+
+
 def _scale_branch(x, scale, n_blocks, n_filters, kernel_size):
     """Conv, ``n_blocks`` residual blocks (conv-ReLU-conv + input), conv to RGB, for one scale."""
     prefix = f"scale_{scale}"
-    x = layers.Conv2D(n_filters, kernel_size, padding="same", name=f"{prefix}_head_conv")(x)
+    x = _conv(n_filters, kernel_size, f"{prefix}_head_conv")(x)
     for i in range(1, n_blocks + 1):
         name = f"{prefix}_res_block_{i}"
-        y = layers.Conv2D(n_filters, kernel_size, padding="same", name=f"{name}_conv1")(x)
+        y = _conv(n_filters, kernel_size, f"{name}_conv1")(x)
         y = layers.Activation("relu", name=f"{name}_relu")(y)
-        y = layers.Conv2D(n_filters, kernel_size, padding="same", name=f"{name}_conv2")(y)
+        y = _conv(n_filters, kernel_size, f"{name}_conv2")(y)
         x = layers.Add(name=f"{name}_add")([x, y])
-    return layers.Conv2D(3, kernel_size, padding="same", name=f"{prefix}_output")(x)
+    return _conv(3, kernel_size, f"{prefix}_output")(x)
 
 
 def multiscale_generator_model(
@@ -113,8 +128,9 @@ def multiscale_generator_model(
         x = pyramid[scale - 1]
         if outputs:
             coarser = layers.Conv2DTranspose(
-                3, kernel_size, strides=2, padding="same", name=f"scale_{scale}_upconv"
-            )(outputs[0])
+                3, kernel_size, strides=2, padding="same", kernel_initializer=torch_default_init(),
+                name=f"scale_{scale}_upconv",
+            )(outputs[0])  # fmt: skip
             x = layers.Concatenate(name=f"scale_{scale}_concat")([x, coarser])
         outputs.insert(0, _scale_branch(x, scale, n_blocks, n_filters, kernel_size))
     return keras.Model(inputs, outputs, name=name)

@@ -124,3 +124,19 @@ def test_full_size_parameter_count_matches_the_papers_layer_structure():
     g = multiscale_generator_model()
     assert g.count_params() == expected == 11_719_953
     assert sum(type(layer).__name__ == "Conv2D" for layer in g.layers) == 3 * 40
+
+
+def test_kernels_start_as_torch_does_and_a_fresh_paper_network_keeps_the_signal_in_range():
+    """DeepDeblur's init (Torch's default): kernels uniform in +-1/sqrt(fan_in), standard deviation
+    1/sqrt(3 fan_in). Glorot's, larger here, grew the finest output of a fresh network to std ~40."""
+    keras.utils.set_random_seed(0)
+    g = multiscale_generator_model()
+    for name, fan_in in (("scale_1_res_block_1_conv1", 5 * 5 * 64), ("scale_2_head_conv", 5 * 5 * 6)):
+        kernel = keras.ops.convert_to_numpy(g.get_layer(name).kernel)
+        assert np.abs(kernel).max() <= 1 / np.sqrt(fan_in)
+        assert np.std(kernel) == pytest.approx(1 / np.sqrt(3 * fan_in), rel=0.05)
+    first, second = (g.get_layer(f"scale_1_res_block_{i}_conv1").kernel for i in (1, 2))
+    assert not np.allclose(keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(second))
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    finest = keras.ops.convert_to_numpy(g(x)[0])
+    assert 0.01 < finest.std() < 1.0
