@@ -45,6 +45,8 @@ def _stderr_held():
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # no usable file descriptor 2 (some embedded interpreters)
+        saved = None
+    if saved is None:
         yield
         return
     with tempfile.TemporaryFile() as captured:
