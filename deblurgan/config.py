@@ -268,17 +268,19 @@ def resumed_config(current, saved, source):
     Every other field must match; one left at ``"auto"`` or None in ``current`` takes the saved
     value (the saved run resolved it). ``source`` (the options file) is named in the error.
     """
-    differing = [
-        f"{name}.{field.name}={getattr(getattr(saved, name), field.name)!r} (now {value!r})"
+    differing = {
+        f"{name}.{field.name}": (getattr(getattr(saved, name), field.name), value)
         for name in SECTIONS
         if name != "run"
         for field in dataclasses.fields(getattr(current, name))
         if (value := getattr(getattr(current, name), field.name)) not in (AUTO, None)
         and value != getattr(getattr(saved, name), field.name)
-    ]
+    }
     if differing:
+        started = "; ".join(f"{k}={was!r} (now {now!r})" for k, (was, now) in differing.items())
         raise DeblurGANError(
-            f"{source}: the run was started with {'; '.join(differing)}; resume with the same "
-            "options, or start a new run in another --weights_dir"
+            f"{source}: the run was started with {started}; resume with the same options, or start "
+            "a new run with another run.weights_dir=FOLDER",
+            mentions=(*differing, "run.weights_dir"),
         )
     return dataclasses.replace(saved, run=current.run)

@@ -86,7 +86,8 @@ def resolve_engine_precision(engine, precision):
     if engine == "onnxruntime" and precision not in ("fp32", "int8"):
         raise DeblurGANError(
             f"precision={precision}: the onnxruntime engine runs fp32 or int8; use "
-            "--engine openvino or keras for bf16/fp16",
+            "engine=openvino or engine=keras for bf16/fp16",
             parameter="precision",
+            mentions=("engine",),
         )
     return resolve_precision(precision)

@@ -41,10 +41,12 @@ def load_run(weights_dir):
     ``weights_dir``; the (sum, count) of each loss term and the elapsed times are those of the
     epoch's batches before it stopped."""
     state_path, options_path = Path(weights_dir) / STATE_FILE, Path(weights_dir) / OPTIONS_FILE
-    if not state_path.is_file() or not options_path.is_file():
+    missing = [path.name for path in (state_path, options_path) if not path.is_file()]
+    if missing:
         raise DeblurGANError(
-            f"{state_path}: nothing to resume (no training state in {weights_dir}); "
-            "run without --resume to start training, or pass the --weights_dir of an earlier run"
+            f"run.weights_dir={weights_dir}: nothing to resume (no {' and no '.join(missing)} in it); "
+            "start a new run there, or pass the folder of an earlier run",
+            parameter="run.weights_dir",
         )
     saved = TrainingConfig.from_dict(json.loads(options_path.read_text()))
     with np.load(state_path) as archive:

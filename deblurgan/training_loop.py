@@ -254,8 +254,9 @@ class _Loop:
             epoch, batch = self.position
             if not self.saved:
                 self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
-                log.warning("interrupted at epoch %d, batch %d: state saved in %s; continue with the "
-                            "same command and --resume", epoch, batch, weights_dir)  # fmt: skip
+                log.warning("interrupted at epoch %d, batch %d: state saved in %s; continue with "
+                            "resume_training (train.py: the same command and --resume)", epoch, batch,
+                            weights_dir)  # fmt: skip
             else:
                 log.warning("interrupted; %s holds the state after epoch %d", weights_dir, epoch - 1)
             raise

@@ -7,6 +7,7 @@ from infer_helpers import random_photo, tiny_generator
 
 from deblurgan import engines, precision
 from deblurgan.checkpoints import save_model
+from deblurgan.cli import flag_message
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array, with_precision
 
@@ -85,8 +86,13 @@ def test_onnxruntime_refuses_reduced_precision_and_unknown_engines(weights):
     with pytest.raises(DeblurGANError, match="engine='tensorrt' is not one of keras, onnxruntime, openvino"):
         engines.load_engine(weights, "tensorrt")
     runner = engines.load_engine(weights, "onnxruntime")
-    with pytest.raises(DeblurGANError, match="precision=bf16: the onnxruntime engine runs fp32 or int8"):
+    with pytest.raises(DeblurGANError, match="precision=bf16: the onnxruntime engine runs") as error:
         with_precision(runner, "bf16")
+    assert str(error.value).endswith("use engine=openvino or engine=keras for bf16/fp16")  # parameters
+    assert flag_message(error.value) == (
+        "--precision bf16: the onnxruntime engine runs fp32 or int8; use --engine openvino or --engine keras "
+        "for bf16/fp16"
+    )
 
 
 @pytest.mark.slow

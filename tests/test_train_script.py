@@ -257,8 +257,12 @@ def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option
 def test_resume_with_other_options_is_refused(data_dir, tmp_path):
     train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
     match = r"options.json: the run was started with data.crop_size=32 \(now 24\)"
-    with pytest.raises(DeblurGANError, match=match):
+    with pytest.raises(DeblurGANError, match=match) as error:
         resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none", crop_size=24))
+    assert str(error.value).endswith("or start a new run with another run.weights_dir=FOLDER")
+    shown = flag_message(error.value)  # as train.py prints it: the flags the user typed
+    assert "the run was started with --crop_size 32 (now 24); " in shown
+    assert shown.endswith("or start a new run with another --weights_dir FOLDER")
 
 
 def _one_line_error(result):
@@ -286,7 +290,8 @@ def test_bad_data_gives_one_clear_line(tmp_path):
 
     args = ["--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "none"), "--resume", *TINY_ARGS]
     line = _one_line_error(invoke_script("train", *args))
-    assert "nothing to resume" in line
+    expected = f"error: --weights_dir {tmp_path / 'none'}: nothing to resume (no training_state.npz and no "
+    assert line.startswith(expected)
 
 
 @pytest.mark.slow
