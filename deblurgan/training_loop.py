@@ -253,10 +253,11 @@ class _Loop:
         except KeyboardInterrupt:
             epoch, batch = self.position
             if not self.saved:
-                self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
-                log.warning("interrupted at epoch %d, batch %d: state saved in %s; continue with "
-                            "resume_training (train.py: the same command and --resume)", epoch, batch,
-                            weights_dir)  # fmt: skip
+                with interrupts_deferred():  # a second Ctrl-C (an impatient user) must not cut the save
+                    self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
+                    log.warning("interrupted at epoch %d, batch %d: state saved in %s; continue with "
+                                "resume_training (train.py: the same command and --resume)", epoch, batch,
+                                weights_dir)  # fmt: skip
             else:
                 log.warning("interrupted; %s holds the state after epoch %d", weights_dir, epoch - 1)
             raise
@@ -315,8 +316,9 @@ class _Loop:
         steps = keras.ops.convert_to_tensor(self.trainer.generator_optimizer.iterations)
         row["steps"] = int(keras.ops.convert_to_numpy(steps))
         row["cpu_seconds"] = round(self._elapsed()["cpu_seconds"], 1)
-        self.directory.save_epoch(self.trainer, epoch, means)
-        self.position, self.saved = (epoch + 1, 0), True
+        with interrupts_deferred():  # the epoch's files and the position it is at go together
+            self.directory.save_epoch(self.trainer, epoch, means)
+            self.position, self.saved = (epoch + 1, 0), True
         self.directory.log(row, epoch)
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         return row

@@ -17,6 +17,7 @@ from conftest import invoke_script, load_script
 from PIL import Image
 
 import deblurgan
+from deblurgan import run_directory
 from deblurgan.cli import flag_message
 from deblurgan.config import FLAT_NAMES, SECTIONS, TrainingConfig
 from deblurgan.errors import DeblurGANError
@@ -549,6 +550,37 @@ def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path)
 
 
 @pytest.mark.slow
+def test_a_second_ctrl_c_while_the_state_is_saved_waits_for_the_save(data_dir, tmp_path, monkeypatch):
+    """An impatient user presses Ctrl-C again while the first one's save is being written."""
+    original_save = run_directory.save_model
+
+    def save_then_second_ctrl_c(model, path):
+        if path.name.endswith("_interrupted.h5"):
+            signal.raise_signal(signal.SIGINT)  # lands in the middle of the interrupted save
+        return original_save(model, path)
+
+    original_step, steps = DeblurGANTrainer.train_on_batch, []
+
+    def first_ctrl_c(self, *args):
+        if steps:
+            raise KeyboardInterrupt  # before the second step
+        steps.append(1)
+        return original_step(self, *args)
+
+    monkeypatch.setattr(run_directory, "save_model", save_then_second_ctrl_c)
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", first_ctrl_c)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as train.py runs
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(_options(data_dir, tmp_path, "impatient", n_epochs=2))
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
+    weights = tmp_path / "impatient" / "weights"
+    assert (weights / "generator_0_interrupted.h5").is_file()
+    state = np.load(weights / "training_state.npz")
+    assert (int(state["run/epoch"]), int(state["run/batch"])) == (0, 1)
+
+
 def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_path, monkeypatch):
     """Ctrl-C landing after a step has changed the weights but before the loop counted it."""
     train(_options(data_dir, tmp_path, "straight", n_epochs=2))
