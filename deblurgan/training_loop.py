@@ -58,7 +58,8 @@ def resolve(config):
         content = "mse" if multiscale else _auto_content_loss(loss.vgg_network, loss.vgg_weights)
         loss = dataclasses.replace(loss, content=content)
     if multiscale:
-        _check_multiscale(generator, config.data)
+        _check_multiscale(generator)
+    _check_training_size(generator, config.data)
     if critic.warmup_steps and not gan.uses_critic:
         raise DeblurGANError(
             f"critic.warmup_steps={critic.warmup_steps}: gan_mode={critic.gan_mode!r} has no critic",
@@ -77,7 +78,7 @@ def resolve(config):
     return dataclasses.replace(config, generator=generator, critic=critic, loss=loss)
 
 
-def _check_multiscale(generator, data):
+def _check_multiscale(generator):
     for field, default in (("block", "resnet"), ("residual_scale", 1.0), ("zero_init_blocks", False)):
         if getattr(generator, field) != default:
             raise DeblurGANError(
@@ -90,14 +91,18 @@ def _check_multiscale(generator, data):
             f"generator.n_scales={generator.n_scales}: at most 3 (inference pads to multiples of 4)",
             parameter="generator.n_scales",
         )
-    size, multiple = data.resize or data.crop_size, 2 ** (generator.n_scales - 1)
+
+
+def _check_training_size(generator, data):
+    """Training crops must go through the generator's halvings and back to their own size."""
+    if generator.architecture == "multiscale":
+        multiple, why = 2 ** (generator.n_scales - 1), "the multiscale generator needs a multiple of"
+    else:
+        multiple, why = 4, "the resnet generator halves it twice, so it needs a multiple of"
+    size = data.resize or data.crop_size
     if size is not None and size % multiple:
         name = "resize" if data.resize else "crop_size"
-        raise DeblurGANError(
-            f"data.{name}={size}: the multiscale generator needs a multiple of {multiple} "
-            f"(2 ** (n_scales - 1))",
-            parameter=f"data.{name}",
-        )
+        raise DeblurGANError(f"data.{name}={size}: {why} {multiple}", parameter=f"data.{name}")
 
 
 def build_generator(generator):

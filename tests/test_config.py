@@ -43,6 +43,14 @@ def test_resolve_gives_each_architecture_its_blocks_and_content_loss_and_checks_
         DeblurGANError, match="data.crop_size=30: the multiscale generator needs a multiple of 4"
     ):
         resolve(TrainingConfig.from_flags(architecture="multiscale", crop_size=30))
+    # the resnet generator's two stride-2 convolutions: a 30-pixel crop would come back 32 wide
+    for flags in (dict(crop_size=30), dict(resize=30, crop_size=None)):
+        name = next(iter(flags))
+        message = f"data.{name}=30: the resnet generator halves it twice"
+        with pytest.raises(DeblurGANError, match=message) as e:
+            resolve(TrainingConfig.from_flags(content_loss="l1", **flags))
+        assert e.value.parameter == f"data.{name}"
+    assert resolve(TrainingConfig.from_flags(content_loss="l1", crop_size=28)).data.crop_size == 28
     with pytest.raises(DeblurGANError, match="generator.n_scales=4: at most 3"):
         resolve(TrainingConfig.from_flags(architecture="multiscale", n_scales=4))
     # the architecture is part of the generator: a resume must match it
