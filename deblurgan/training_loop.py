@@ -216,7 +216,7 @@ def _start(config, state, position, resumed=False, replicas=None):
         if state is not None:
             trainer.set_state(state)
         elif config.run.init_generator:
-            trainer.generator.set_weights(load_generator(config.run.init_generator).get_weights())
+            _start_from(trainer.generator, config.run.init_generator)
         val_pairs = pair_images(val_dir)[: config.run.val_images] if val_dir else []
         if resumed:
             log.info("resuming at epoch %d, batch %d", *position[:2])
@@ -374,8 +374,22 @@ def initial_generator(config):
     keras.utils.set_random_seed(config.data.seed)
     generator = build_generator(config.generator)
     if config.run.init_generator:
-        generator.set_weights(load_generator(config.run.init_generator).get_weights())
+        _start_from(generator, config.run.init_generator)
     return generator
+
+
+def _start_from(generator, path):
+    """Sets ``generator`` to the weights of the generator file ``path``, which must be the same network."""
+    source = load_generator(path)
+    if [w.shape for w in source.weights] != [w.shape for w in generator.weights]:
+        counts = f"{len(source.weights)} vs {len(generator.weights)} weights"
+        raise DeblurGANError(
+            f"run.init_generator={path}: a different network from this run's generator ({counts}, or "
+            "other shapes); pass the generator options it was trained with (weights/README.md lists "
+            "the shipped file's)",
+            parameter="run.init_generator",
+        )
+    generator.set_weights(source.get_weights())
 
 
 def saved_generator(weights_dir):

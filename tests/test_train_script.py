@@ -255,6 +255,22 @@ def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option
     assert shown.endswith("or pass --sharp_dir PHOTOS (sharp photos)")
 
 
+def test_init_generator_must_be_the_same_network(data_dir, tmp_path):
+    from deblurgan.checkpoints import save_model
+    from deblurgan.training_loop import initial_generator
+
+    start = tmp_path / "start.h5"
+    save_model(initial_generator(_options(data_dir, tmp_path, seed=7, gan_mode="none")), start)
+    started = initial_generator(_options(data_dir, tmp_path, gan_mode="none", init_generator=str(start)))
+    _assert_same_weights(started.get_weights(), deblurgan.load_generator(start).get_weights())
+
+    other = _options(data_dir, tmp_path, "other", gan_mode="none", init_generator=str(start), n_blocks=2)
+    with pytest.raises(DeblurGANError, match="a different network from this run's generator") as error:
+        train(other)
+    assert flag_message(error.value).startswith(f"--init_generator {start}: a different network")
+    assert not (tmp_path / "other").exists()  # refused before any file is written
+
+
 def test_resume_with_other_options_is_refused(data_dir, tmp_path):
     train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
     match = r"options.json: the run was started with data.crop_size=32 \(now 24\)"
