@@ -10,6 +10,8 @@ resumed run must match the first four; its ``run`` part may change.
 """
 
 import dataclasses
+import types
+import typing
 from typing import ClassVar
 
 from deblurgan.datasets import BLUR_PRESETS
@@ -37,11 +39,23 @@ class _Section:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             key, value = f"{self.section}.{field.name}", getattr(self, field.name)
+            _check_type(key, value, field.type)
             choices, minimum = field.metadata.get("choices"), field.metadata.get("minimum")
             if choices and value not in choices:
                 raise DeblurGANError(f"{key}={value}: choose one of {', '.join(choices)}", parameter=key)
             if minimum is not None and value is not None and value < minimum:
                 raise DeblurGANError(f"{key}={value}: must be at least {minimum}", parameter=key)
+
+
+def _check_type(key, value, annotation):
+    """``value`` is of the field's type (an int is a float too): a string from a notebook's
+    ``from_flags(batch_size="2")`` is refused here, not in a comparison far away."""
+    allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if float in allowed:
+        allowed = (*allowed, int)
+    if not isinstance(value, allowed):
+        names = " or ".join(t.__name__ for t in allowed if t is not type(None))
+        raise DeblurGANError(f"{key}={value!r}: must be {names}", parameter=key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,9 +210,10 @@ class RunConfig(_Section):
                 parameter="run.lr_decay",
                 mentions=("lr_schedule",),
             )
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            message = f"run.clip_norm={self.clip_norm}: must be above 0"
-            raise DeblurGANError(message, parameter="run.clip_norm")
+        for name in ("lr", "critic_lr", "clip_norm"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                message = f"run.{name}={getattr(self, name)}: must be above 0"
+                raise DeblurGANError(message, parameter=f"run.{name}")
 
 
 SECTIONS = {c.section: c for c in (GeneratorConfig, CriticConfig, LossConfig, DataConfig, RunConfig)}
@@ -236,7 +251,7 @@ class TrainingConfig:
         sections = {name: {} for name in SECTIONS}
         sections["generator"].update(GENERATOR_PRESETS[preset])
         for flat, value in flags.items():
-            section, field = FLAT_NAMES.get(flat) or _section_of(flat)
+            section, field = FLAT_NAMES.get(flat) or _FLAG_FIELDS.get(flat) or _section_of(flat)
             if value is not None or flat not in GENERATOR_VARIANT:
                 sections[section][field] = value
         return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
@@ -259,7 +274,16 @@ def _section_of(flat):
     raise DeblurGANError(f"{flat}: not a training option", parameter=flat)
 
 
-_FLAT_FIELDS = {"preset", *FLAT_NAMES} | {f.name for c in SECTIONS.values() for f in dataclasses.fields(c)}
+# The script's other spellings of a field (--gp_weight, --epoch_num), accepted as flat names too.
+_FLAG_FIELDS = {
+    flag.removeprefix("--"): (name, field.name)
+    for name, section in SECTIONS.items()
+    for field in dataclasses.fields(section)
+    for flag in field.metadata.get("flags", ())
+}
+_FLAT_FIELDS = {"preset", *FLAT_NAMES, *_FLAG_FIELDS} | {
+    f.name for c in SECTIONS.values() for f in dataclasses.fields(c)
+}
 
 
 def resumed_config(current, saved, source):

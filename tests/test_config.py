@@ -89,6 +89,23 @@ def test_bad_values_name_the_parameter_and_the_script_shows_the_flag():
     assert flag_message(error.value) == "--critic_updates 0: must be at least 1"
     with pytest.raises(DeblurGANError, match="data.crop_size=None: the Sicara critic needs a fixed"):
         resolve(TrainingConfig.from_flags(crop_size=None, content_loss="l1"))
+    for flags, message in (
+        (dict(batch_size="2"), "data.batch_size='2': must be int"),  # a notebook's slip, not a TypeError
+        (dict(content_weight="a"), "loss.content_weight='a': must be float or int"),
+        (dict(lr=-1.0), "run.lr=-1.0: must be above 0"),
+        (dict(critic_lr=0.0), "run.critic_lr=0.0: must be above 0"),
+    ):
+        with pytest.raises(DeblurGANError) as error:
+            TrainingConfig.from_flags(**flags)
+        assert str(error.value) == message
+    assert TrainingConfig.from_flags(content_weight=50, dropout_rate=0).loss.content_weight == 50  # ints
+
+
+def test_from_flags_takes_every_spelling_of_the_script():
+    """README: ``from_flags`` takes the flag names, --gp_weight and --epoch_num included."""
+    config = TrainingConfig.from_flags(gp_weight=3.0, epoch_num=4)
+    assert (config.loss.gradient_penalty_weight, config.run.n_epochs) == (3.0, 4)
+    assert config == TrainingConfig.from_flags(gradient_penalty_weight=3.0, n_epochs=4)
 
 
 def test_build_trainer_makes_the_auto_choices_as_a_run_does():
