@@ -36,6 +36,15 @@ def check_fresh(weights_dir):
         )
 
 
+def check_folders(run):
+    """Refuses a ``weights_dir`` or ``log_dir`` of ``run`` (a RunConfig) that is a file."""
+    for name in ("weights_dir", "log_dir"):
+        path = Path(getattr(run, name))
+        if path.exists() and not path.is_dir():
+            message = f"run.{name}={path}: is a file, not a folder; pass a folder (it is created if missing)"
+            raise DeblurGANError(message, parameter=f"run.{name}")
+
+
 def load_run(weights_dir):
     """``(saved config, trainer state, (epoch, batch, loss sums, elapsed))`` of the run in
     ``weights_dir``; the (sum, count) of each loss term and the elapsed times are those of the

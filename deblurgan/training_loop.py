@@ -32,7 +32,7 @@ from deblurgan.metrics import psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
 from deblurgan.multiscale_model import multiscale_content_loss, multiscale_generator_model
 from deblurgan.pairing import pair_images
-from deblurgan.run_directory import RunDirectory, check_fresh, load_run
+from deblurgan.run_directory import RunDirectory, check_folders, check_fresh, load_run
 from deblurgan.training import (
     DeblurGANTrainer,
     default_optimizers,
@@ -208,6 +208,7 @@ def resume_training(config, replicas=None):
 def _start(config, state, position, resumed=False, replicas=None):
     replicas = replicas or Replicas()
     replicas.check_batch_size(config.data.batch_size)
+    check_folders(config.run)
     train_dir, val_dir = _data_dirs(config)
     dataset = _training_dataset(config.data, train_dir, config.run.workers)
     config = resolve(config)  # after the data checks: "auto" may look for the VGG weights online

@@ -255,6 +255,18 @@ def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option
     assert shown.endswith("or pass --sharp_dir PHOTOS (sharp photos)")
 
 
+def test_a_file_given_as_a_run_folder_is_one_line(data_dir, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    options = _options(data_dir, tmp_path)
+    for name in ("weights_dir", "log_dir"):
+        with pytest.raises(DeblurGANError) as error:
+            train(dataclasses.replace(options, run=dataclasses.replace(options.run, **{name: str(a_file)})))
+        expected = f"--{name} {a_file}: is a file, not a folder; pass a folder (it is created if missing)"
+        assert flag_message(error.value) == expected
+    assert a_file.read_text() == "keep me"
+
+
 def test_init_generator_must_be_the_same_network(data_dir, tmp_path):
     from deblurgan.checkpoints import save_model
     from deblurgan.training_loop import initial_generator
