@@ -115,6 +115,14 @@ def evaluate_folder(
     Returns:
         :class:`EvaluationReport`.
     """
+    output_dir = Path(output_dir)
+    for side in ("A", "B"):  # panels written there would become pairs of the next evaluation
+        if output_dir.resolve().is_relative_to((Path(input_dir) / side).resolve()):
+            raise DeblurGANError(
+                f"output_dir={output_dir}: inside the evaluated {Path(input_dir) / side}; choose a folder "
+                "outside input_dir's A/ and B/",
+                "output_dir",
+            )
     pairs, unmatched = find_pairs(input_dir)
     if not pairs:
         raise DeblurGANError(
@@ -122,7 +130,6 @@ def evaluate_folder(
             "(blurred) and B/name.png (sharp)",
             "input_dir",
         )
-    output_dir = Path(output_dir)
     for name in unmatched:
         log.warning("unmatched: %s", name)
     rows, failed = [], []

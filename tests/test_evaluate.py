@@ -104,6 +104,18 @@ def test_missing_folders_and_no_pairs_are_user_errors(tmp_path):
     assert error.value.parameter == "input_dir"
 
 
+def test_an_output_folder_inside_the_pairs_is_refused_before_anything_is_written(tmp_path):
+    data = tmp_path / "data"
+    _dataset(data)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    for inside in (data / "B", data / "A" / "results"):
+        with pytest.raises(DeblurGANError, match=f"output_dir={inside}: inside the evaluated") as error:
+            evaluate_folder(_identity(), data, inside, save_images=True, progress=False)
+        assert error.value.parameter == "output_dir"
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    assert evaluate_folder(_identity(), data, data / "reports", progress=False).ok  # beside A/ and B/: fine
+
+
 @pytest.mark.slow
 def test_script_end_to_end(tmp_path):
     _dataset(tmp_path / "data")
