@@ -116,6 +116,15 @@ def check_options(options, test_fraction=0.0):
         )
     if not options.exposures or any(not 0 < e <= 1 for e in options.exposures):
         raise DeblurGANError(f"exposures={options.exposures}: use fractions in (0, 1]", "exposures")
+    for name, low, high, unit in (
+        ("linear_length", 1, float("inf"), "px, 1 <= min <= max"),
+        ("noise_sigma", 0, 1, "in [0, 1] units, 0 <= min <= max <= 1"),
+        ("jpeg_quality", 1, 100, "1 <= min <= max <= 100"),
+    ):
+        value = getattr(options, name)
+        if value is not None and (len(value) != 2 or not low <= value[0] <= value[1] <= high):
+            shown = ",".join(f"{v:g}" for v in value)
+            raise DeblurGANError(f"{name}={shown}: give min,max ({unit})", name)
     return options
 
 
@@ -124,7 +133,7 @@ def _list_photos(input_dir, output_dir):
         raise DeblurGANError(f"input_dir={input_dir}: no such folder of sharp photos", "input_dir")
     if output_dir.resolve().is_relative_to(input_dir.resolve()):
         raise DeblurGANError(
-            f"{output_dir}: the output folder is inside the input folder {input_dir}; choose another"
+            f"output_dir={output_dir}: inside the input folder {input_dir}; choose another", "output_dir"
         )
     photos = list_images(input_dir)
     if not photos:

@@ -12,8 +12,12 @@ from deblurgan.blur_dataset import make_blur_dataset
 from deblurgan.cli import OneLineUsageErrors, main_guard
 
 
-def _floats(text):
-    return tuple(float(value) for value in text.split(",")) if text else None
+def _floats(context, parameter, text):
+    """A click callback: "3,25" -> (3.0, 25.0); a one-line usage error for what is not numbers."""
+    try:
+        return tuple(float(value) for value in text.split(",")) if text else None
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give numbers separated by commas, as 3,25") from None
 
 
 @click.command(cls=OneLineUsageErrors)
@@ -33,6 +37,7 @@ def _floats(text):
     "--exposures",
     default=",".join(f"{e:g}" for e in DEFAULT_EXPOSURES),
     show_default=True,
+    callback=_floats,
     help="Comma-separated exposure fractions of the camera-shake trajectories.",
 )
 @click.option(
@@ -41,14 +46,26 @@ def _floats(text):
     show_default=True,
     help="Chance of a straight motion kernel instead of a camera shake.",
 )
-@click.option("--linear_length", default="3,25", show_default=True, help="min,max straight motion in px.")
+@click.option(
+    "--linear_length",
+    default="3,25",
+    show_default=True,
+    callback=_floats,
+    help="min,max straight motion in px.",
+)
 @click.option(
     "--noise_sigma",
     default="0,0",
     show_default=True,
+    callback=_floats,
     help="min,max gaussian noise std in [0, 1] units added after blurring.",
 )
-@click.option("--jpeg_quality", default=None, help="min,max JPEG re-compression quality [default: none].")
+@click.option(
+    "--jpeg_quality",
+    default=None,
+    callback=_floats,
+    help="min,max JPEG re-compression quality [default: none].",
+)
 @click.option("--overwrite", is_flag=True, help="Delete images already in the output's A/ and B/ first.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @main_guard
@@ -79,11 +96,11 @@ def main(
         blurs_per_image=blurs_per_image,
         crop_size=crop_size,
         max_side=max_side,
-        exposures=_floats(exposures),
+        exposures=exposures,
         linear_probability=linear_probability,
-        linear_length=_floats(linear_length),
-        noise_sigma=_floats(noise_sigma),
-        jpeg_quality=_floats(jpeg_quality),
+        linear_length=linear_length,
+        noise_sigma=noise_sigma,
+        jpeg_quality=jpeg_quality,
     )
     print(f"wrote {len(rows)} blurred/sharp pairs to {output_dir} (list in {output_dir}/pairs.csv)")
 

@@ -114,8 +114,20 @@ def test_user_errors(photos, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DeblurGANError, match="no images"):
         make_blur_dataset(tmp_path / "empty", tmp_path / "out", progress=False)
-    with pytest.raises(DeblurGANError, match="inside the input folder"):
+    with pytest.raises(DeblurGANError, match="inside the input folder") as error:
         make_blur_dataset(photos, photos / "blurred", progress=False)
+    assert flag_message(error.value).startswith(f"--output_dir {photos / 'blurred'}: inside the input folder")
+    for option, value, message in (
+        ("noise_sigma", (0.5,), "noise_sigma=0.5: give min,max (in [0, 1] units, 0 <= min <= max <= 1)"),
+        ("noise_sigma", (-1.0, 0.0), "noise_sigma=-1,0: give min,max"),
+        ("jpeg_quality", (95.0, 70.0), "jpeg_quality=95,70: give min,max (1 <= min <= max <= 100)"),
+        ("jpeg_quality", (70.0, 200.0), "jpeg_quality=70,200: give min,max"),
+        ("linear_length", (0.0, 5.0), "linear_length=0,5: give min,max (px, 1 <= min <= max)"),
+    ):
+        with pytest.raises(DeblurGANError) as error:
+            make_blur_dataset(photos, tmp_path / "out", progress=False, **{option: value})
+        assert str(error.value).startswith(message) and error.value.parameter == option
+    assert not (tmp_path / "out").exists()
     with pytest.raises(DeblurGANError, match="blurs_per_image"):
         make_blur_dataset(photos, tmp_path / "out", blurs_per_image=0, progress=False)
     make_blur_dataset(photos, tmp_path / "full", seed=0, crop_size=16, progress=False)
@@ -175,3 +187,11 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "broken.png" in done.stderr and "Traceback" not in done.stderr
+    common = ["--input_dir", photos, "--output_dir", tmp_path / "out3"]
+    for flags, expected in (
+        (["--noise_sigma", "a,b"], "'--noise_sigma': 'a,b': give numbers separated by commas, as 3,25"),
+        (["--jpeg_quality", "95,70"], "error: --jpeg_quality 95,70: give min,max (1 <= min <= max <= 100)"),
+    ):
+        done = invoke_script("make_blur_dataset", *common, *flags)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert expected in done.stderr.strip().splitlines()[-1], done.stderr
