@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from deblurgan.datasets import BLUR_PRESETS
 from deblurgan.errors import DeblurGANError
+from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS
 from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
 from deblurgan.model import BLOCKS, GENERATOR_PRESETS, UPSAMPLINGS
 from deblurgan.training import GAN_MODES, LR_SCHEDULES, PRECISIONS
@@ -191,10 +192,13 @@ class RunConfig(_Section):
     val_images: int = _option(8, "Validation pairs per epoch.", minimum=0)
     bn_recalibration_batches: int = _option(20, "Batches re-estimating batch-norm statistics.", minimum=0)
     workers: int = _option(2, "Image-decoding threads.", minimum=0)
+    max_image_pixels: int = _option(
+        DEFAULT_MAX_IMAGE_PIXELS, "Training and validation images above this are skipped.", minimum=1
+    )
     # Speed options; like the rest of run, a resume takes them from its command line, not the saved run.
     precision: str = _option(
         "float32",
-        "mixed_bfloat16 is fast only where bf16 is native (GPU, AVX512_BF16/AMX); weights stay float32.",
+        "mixed_bfloat16 is fast only on a GPU or a CPU with AMX (amx_bf16); weights stay float32.",
         choices=PRECISIONS,
     )
     jit_compile: bool | None = _option(None, "XLA-compile the steps (default: on for JAX, off for TF).")

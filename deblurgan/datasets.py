@@ -127,7 +127,7 @@ class StreamingDataset:
             except _Corrupt as error:
                 self._mark_bad(candidate, error)
         raise DeblurGANError(
-            f"{self._describe(None)}: nothing readable left ({self.n_skipped} files skipped as corrupt); "
+            f"{self._describe(None)}: nothing readable left ({self.n_skipped} files skipped as unreadable); "
             "check the files named in the warnings above"
         )
 
@@ -144,7 +144,7 @@ class StreamingDataset:
                 return
             self._bad.add(source)
             self.n_skipped += 1
-        logger.warning("skipping corrupt %s (substituting another): %s", self._describe(source), error)
+        logger.warning("skipping unreadable %s (substituting another): %s", self._describe(source), error)
 
     def prefetch_iter(self, epoch=None, start=0, rows=None):
         """Yields the batches ``start, start + 1, ...`` of ``epoch`` in order, decoded ahead.

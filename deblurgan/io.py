@@ -10,6 +10,7 @@ import dataclasses
 import os
 import struct
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def list_images(folder):
 
 # A 16,000 x 12,000 panorama fits; Pillow's own limit (89 MP) would refuse it.
 DEFAULT_MAX_IMAGE_PIXELS = 200_000_000
+# Every image deblurgan opens goes through _open_checked's max_pixels check, which names the file and
+# the option; Pillow's own two-line warning for the same image would only repeat it, less usefully.
+_IGNORE_PILLOWS_LIMIT = ("ignore", None, Image.DecompressionBombWarning, None, 0)
 _UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error)
 
 
@@ -92,6 +96,7 @@ def _open_checked(path, max_pixels):
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
         Image.MAX_IMAGE_PIXELS = int(max_pixels)
     hint = "raise max_image_pixels if it is a real photo (about 20 bytes of memory per pixel), or remove it"
+    _quiet_pillows_limit()
     try:
         image = Image.open(path)
     except Image.DecompressionBombError:
@@ -106,11 +111,17 @@ def _open_checked(path, max_pixels):
     return image
 
 
+def _quiet_pillows_limit():
+    if _IGNORE_PILLOWS_LIMIT not in warnings.filters:  # here, not at import: catch_warnings undoes that
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def image_size(path):
     """``(height, width)`` of ``path`` after EXIF orientation, from the header only, or None.
 
     None means the header is unreadable (the file will then be treated as corrupt when loaded).
     """
+    _quiet_pillows_limit()
     try:
         with Image.open(path) as image:
             width, height = image.size

@@ -210,7 +210,7 @@ def _start(config, state, position, resumed=False, replicas=None):
     replicas.check_batch_size(config.data.batch_size)
     check_folders(config.run)
     train_dir, val_dir = _data_dirs(config)
-    dataset = _training_dataset(config.data, train_dir, config.run.workers)
+    dataset = _training_dataset(config.data, train_dir, config.run)
     config = resolve(config)  # after the data checks: "auto" may look for the VGG weights online
     with replicas.scope():  # variables replicated (mirrored) on every device
         trainer = build_trainer(config)
@@ -218,7 +218,7 @@ def _start(config, state, position, resumed=False, replicas=None):
             trainer.set_state(state)
         elif config.run.init_generator:
             _start_from(trainer.generator, config.run.init_generator)
-        val_pairs = pair_images(val_dir)[: config.run.val_images] if val_dir else []
+        val_pairs = _validation_pairs(val_dir, config.run)
         if resumed:
             log.info("resuming at epoch %d, batch %d", *position[:2])
         directory = RunDirectory(config, writes=replicas.is_chief)  # process 0 writes the files
@@ -315,7 +315,8 @@ class _Loop:
         seconds = round(self._elapsed()["seconds"], 2)  # training only: before validation
         row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.lr, **means}
         self._recalibrate(epoch)
-        row.update(_validate(self.trainer.generator, self.val_pairs, self.tensorboard, epoch))
+        limit = self.config.run.max_image_pixels
+        row.update(_validate(self.trainer.generator, self.val_pairs, self.tensorboard, epoch, limit))
         # For training curves against compute: optimizer steps so far, and the CPU time of this
         # process (all threads) in this epoch, the part before an interruption included.
         # (through a tensor: under MultiWorkerMirroredStrategy the counter is a MirroredVariable)
@@ -340,7 +341,7 @@ class _Loop:
         _recalibrate(self.trainer.generator, self.dataset, epoch, self.config, self.n_batches)
 
 
-def _validate(generator, val_pairs, tensorboard, epoch):
+def _validate(generator, val_pairs, tensorboard, epoch, max_pixels):
     """Mean validation scores of ``generator`` (as ``scripts/test.py`` computes them); the first
     three pairs as TensorBoard images."""
     if not val_pairs:
@@ -348,8 +349,7 @@ def _validate(generator, val_pairs, tensorboard, epoch):
     scores = {"val/psnr": [], "val/ssim": [], "val/psnr_blurred": []}
     samples = []
     for blurred_path, sharp_path in val_pairs:
-        blurred = read_image(blurred_path).pixels
-        sharp = read_image(sharp_path).pixels
+        blurred, sharp = (read_image(p, max_pixels=max_pixels).pixels for p in (blurred_path, sharp_path))
         restored = deblur_array(generator, blurred)
         restored_scores = score_8bit(sharp, restored)  # the same scores as scripts/test.py
         scores["val/psnr"].append(restored_scores["psnr"])
@@ -359,6 +359,20 @@ def _validate(generator, val_pairs, tensorboard, epoch):
             samples.append(np.concatenate([sharp, blurred, restored], axis=1))
     tensorboard.images("samples/sharp|blurred|restored", samples, epoch)
     return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+def _validation_pairs(val_dir, run):
+    """The first ``run.val_images`` pairs of ``val_dir`` that can be read (as ``scripts/test.py``,
+    which leaves unreadable pairs out of its means); each other one is named in a warning."""
+    pairs = []
+    for blurred_path, sharp_path in pair_images(val_dir)[: run.val_images] if val_dir else []:
+        try:
+            for path in (blurred_path, sharp_path):
+                read_image(path, max_pixels=run.max_image_pixels)
+            pairs.append((blurred_path, sharp_path))
+        except DeblurGANError as error:
+            log.warning("validation leaves out %s: %s", blurred_path.name, error)
+    return pairs
 
 
 def _recalibrate(generator, dataset, epoch, config, n_batches):
@@ -404,7 +418,7 @@ def saved_generator(weights_dir):
     for i, variable in enumerate(generator.variables):  # trainer_state's names: by position
         variable.assign(state[f"generator/{i}"])
     if batch:
-        dataset = _training_dataset(config.data, _data_dirs(config)[0], config.run.workers)
+        dataset = _training_dataset(config.data, _data_dirs(config)[0], config.run)
         steps = config.data.steps_per_epoch
         _recalibrate(generator, dataset, epoch, config, min(len(dataset), steps) if steps else len(dataset))
     return generator, config, (epoch, batch)
@@ -466,12 +480,13 @@ def _auto_content_loss(network, vgg_weights):
         return "l1"
 
 
-def _training_dataset(data, train_dir, workers):
+def _training_dataset(data, train_dir, run):
     """Pairs from ``train_dir``, or with ``data.sharp_dir`` sharp photos blurred on the fly."""
+    workers, max_image_pixels = run.workers, run.max_image_pixels
     if not data.sharp_dir:
         return PairedImageDataset(
             train_dir, batch_size=data.batch_size, crop_size=data.crop_size, resize=data.resize,
-            n_images=data.n_images, seed=data.seed, workers=workers,
+            n_images=data.n_images, seed=data.seed, workers=workers, max_image_pixels=max_image_pixels,
         )  # fmt: skip
     for name in ("resize", "n_images"):
         if getattr(data, name) is not None:
@@ -487,6 +502,7 @@ def _training_dataset(data, train_dir, workers):
     return SharpPhotoDataset(
         data.sharp_dir, batch_size=data.batch_size, crop_size=data.crop_size,
         samples_per_photo=data.samples_per_photo, seed=data.seed, workers=workers, blur=data.blur,
+        max_image_pixels=max_image_pixels,
     )  # fmt: skip
 
 

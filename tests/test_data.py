@@ -461,5 +461,18 @@ def test_pairs_over_max_image_pixels_are_skipped_with_a_warning(tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="deblurgan.datasets"):
         batches = [ds.get_batch(i, 0) for i in range(len(ds))]
     assert ds.n_skipped == 1 and "big.png: 64x64 pixels, over max_image_pixels=1,920" in caplog.text
+    assert "skipping unreadable" in caplog.text  # not "corrupt": the file may be a fine, large photo
     for blurred, sharp in batches:
         check_aligned_window(blurred[0], sharp[0], 16)
+
+
+def test_pillows_own_warning_does_not_repeat_the_one_line(tmp_path, monkeypatch):
+    """Between Pillow's limit and twice it, Pillow warns (two lines on stderr) before the check."""
+    import warnings
+
+    write_pairs(tmp_path, n_pairs=1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", HEIGHT * WIDTH - 1)  # as a lower limit leaves it
+    with warnings.catch_warnings(record=True) as shown:
+        with pytest.raises(DeblurGANError, match="over max_image_pixels"):
+            read_image(tmp_path / "A" / "000.png", max_pixels=HEIGHT * WIDTH - 1)
+    assert [w for w in shown if issubclass(w.category, Image.DecompressionBombWarning)] == []

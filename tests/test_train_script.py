@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import signal
@@ -253,6 +254,19 @@ def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option
     shown = flag_message(error.value)
     assert shown.startswith(f"--data_dir {nothing}: ")
     assert shown.endswith("or pass --sharp_dir PHOTOS (sharp photos)")
+
+
+def test_training_and_validation_images_over_max_image_pixels_are_left_out(data_dir, tmp_path, caplog):
+    for split in ("train", "test"):  # one pair of each larger than the 40x48 others
+        _write_pairs(tmp_path / "big" / split, 1, size=(64, 64))
+        for side in ("A", "B"):
+            (tmp_path / "big" / split / side / "pair_00.png").rename(data_dir / split / side / "big.png")
+    with caplog.at_level(logging.WARNING):
+        rows = train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none", max_image_pixels=40 * 48))
+    assert "validation leaves out big.png: " in caplog.text
+    assert "64x64 pixels, over max_image_pixels=1,920" in caplog.text
+    assert "skipping unreadable" in caplog.text and "1 unreadable image pairs were skipped" in caplog.text
+    assert np.isfinite(rows[0]["val/psnr"])  # from the readable one of the first two (val_images=2)
 
 
 def test_a_file_given_as_a_run_folder_is_one_line(data_dir, tmp_path):
@@ -556,8 +570,9 @@ def test_the_blur_flag_chooses_the_on_the_fly_blur(photos_dir):
     from deblurgan.training_loop import _training_dataset
 
     for blur in ("default", "sample"):
-        data = TrainingConfig.from_flags(sharp_dir=str(photos_dir / "train"), crop_size=16, blur=blur).data
-        options = _training_dataset(data, None, workers=0).blur_options
+        flags = dict(sharp_dir=str(photos_dir / "train"), crop_size=16, blur=blur, workers=0)
+        config = TrainingConfig.from_flags(**flags)
+        options = _training_dataset(config.data, None, config.run).blur_options
         preset = {"noise_sigma": (0.0, 0.0), "jpeg_quality": None, **BLUR_PRESETS[blur]}
         assert {name: getattr(options, name) for name in preset} == preset
     with pytest.raises(DeblurGANError, match="data.blur=none: choose one of default, sample"):
