@@ -29,7 +29,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 
 import keras
@@ -130,9 +134,11 @@ def _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
         if process_id > 0:  # JAX aborts the process when it cannot reach the coordinator
             _wait_for(address, timeout)
         try:
-            jax.distributed.initialize(
-                address, num_processes, process_id, initialization_timeout=int(timeout)
-            )
+            # JAX's own error (process 1 and up) comes at the timeout; its abort (process 0) after it
+            with _join_deadline(address, num_processes, timeout, grace=2.0):
+                jax.distributed.initialize(
+                    address, num_processes, process_id, initialization_timeout=int(timeout)
+                )
         except Exception as error:  # noqa: BLE001 (jax raises plain RuntimeErrors/XlaRuntimeErrors)
             raise DeblurGANError(
                 f"coordinator_address={address}: could not join the {num_processes} processes within "
@@ -170,6 +176,53 @@ def _wait_for(address, timeout):
                     "the address", parameter="coordinator_address",
                 ) from None  # fmt: skip
             time.sleep(0.5)
+
+
+# A watchdog process: the join holds the GIL inside TensorFlow's C++, so no Python thread can act.
+# It ends quietly when its stdin closes (the join returned, or the process died).
+_WATCHDOG = """
+import os, select, signal, sys
+parent, seconds, on_timeout, on_interrupt = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+def end(line, kill):
+    sys.stderr.write(line + "\\n")
+    if kill:
+        os.kill(parent, signal.SIGKILL)
+    sys.exit(0)
+if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGINT, lambda *_: end(on_interrupt, kill=False))
+if not select.select([sys.stdin], [], [], seconds)[0]:
+    end(on_timeout, kill=True)
+"""
+
+
+@contextlib.contextmanager
+def _join_deadline(address, num_processes, timeout, grace=0.0):
+    """Ends the process with one line on stderr if the block (joining the other processes, inside
+    TensorFlow's or JAX's C++, where Python cannot raise) outlasts ``timeout + grace`` s; Ctrl-C
+    meanwhile ends it at once. A process that never comes otherwise hangs TensorFlow for ever, deaf
+    to Ctrl-C and SIGTERM, and makes JAX abort with a C++ stack trace."""
+    from deblurgan.cli import flag_message  # the scripts' form: it is their last word
+
+    error = DeblurGANError(
+        f"coordinator_address={address}: the {num_processes} processes did not all join within "
+        f"{timeout:g} s; start every one (its own process_id=N) within that time, or check the address",
+        parameter="coordinator_address",
+        mentions=("process_id",),
+    )
+    lines = [f"error: {flag_message(error)}", f"error: interrupted while joining the processes at {address}"]
+    command = [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(os.getpid()), str(timeout + grace), *lines]
+    watchdog = subprocess.Popen(command, stdin=subprocess.PIPE)
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    if callable(handler):  # Python's handler would wait for the join; the default ends the process
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
+        if callable(handler):
+            signal.signal(signal.SIGINT, handler)
 
 
 def _process_devices(devices, process):
@@ -233,7 +286,8 @@ def _start_tensorflow_workers(tf, devices, gpus, coordinator_address, num_proces
     if gpus:
         tf.config.set_visible_devices(gpus[:devices], "GPU")
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=float(timeout))
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    with _join_deadline(addresses[0], num_processes, timeout):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     _check_workers_reachable(strategy, addresses[0], timeout)
     return Replicas(strategy.num_replicas_in_sync, num_processes, process_id, strategy=strategy)
 

@@ -4,11 +4,14 @@ The two devices are virtual CPU devices, so the tests run in fresh processes: JA
 when it is imported, and TensorFlow's logical devices must be set before its runtime starts.
 """
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -159,3 +162,58 @@ def test_the_script_refuses_a_batch_that_does_not_divide_and_an_absent_coordinat
     assert result.returncode == 2
     expected = f"error: --coordinator_address {address}: could not join the other processes within 5.0 s"
     assert result.stderr.strip().splitlines()[-1].startswith(expected)
+
+
+def _train_process_0(tmp_path, backend, address, timeout, **popen):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend}
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--weights_dir", str(tmp_path / "w"),
+               "--log_dir", str(tmp_path / "l"), "--n_filters", "4", "--n_blocks", "1",
+               "--coordinator_address", address, "--num_processes", "2", "--process_id", "0",
+               "--coordinator_timeout", str(timeout)]  # fmt: skip
+    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, **popen)
+
+
+@pytest.mark.slow
+def test_process_0_whose_peer_never_comes_ends_in_one_line_at_the_timeout(tmp_path):
+    """TensorFlow used to wait for ever inside its C++ (holding the GIL, deaf to Ctrl-C and SIGTERM)."""
+    address = f"127.0.0.1:{_free_port()}"
+    with _train_process_0(tmp_path, "tensorflow", address, 3) as process:
+        try:
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL  # ended by its watchdog
+    assert stderr.strip().splitlines() == [
+        f"error: --coordinator_address {address}: the 2 processes did not all join within 3 s; start every "
+        "one (its own --process_id N) within that time, or check the address"
+    ]
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once_in_one_line(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    with _train_process_0(tmp_path, "jax", address, 300, start_new_session=True) as process:
+        try:
+            deadline = time.monotonic() + 120
+            while not _watchdog_started(process.pid):  # it runs while the process waits for its peer
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole foreground group
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == -signal.SIGINT
+    assert stderr.strip().splitlines() == [f"error: interrupted while joining the processes at {address}"]
+
+
+def _watchdog_started(pid):
+    """Whether ``pid`` has started the watchdog of its join (a child running deblurgan's _WATCHDOG)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children += (task / "children").read_text().split()
+    for child in children:
+        with contextlib.suppress(OSError):  # (it may have ended meanwhile)
+            if b"select.select" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return True
+    return False
