@@ -230,7 +230,11 @@ def _make_staging(output_dir):
         )
     try:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would stay on the renamed output folder
+        return staging
     except OSError as error:
         raise DeblurGANError(
             f"output_dir={output_dir}: cannot write there ({error.strerror}); pass a writable folder",

@@ -526,6 +526,12 @@ def _data_dirs(config):
     val_dir = run.val_dir
     if val_dir == AUTO:
         val_dir = auto_val if auto_val is not None and (auto_val / "A").is_dir() else None
+    elif val_dir and not ((Path(val_dir) / "A").is_dir() and (Path(val_dir) / "B").is_dir()):
+        raise DeblurGANError(
+            f"run.val_dir={val_dir}: holds no A/ (blurred) and B/ (sharp) folders; pass such a folder, "
+            "or an empty one ('') for no validation",
+            parameter="run.val_dir",
+        )
     return train_dir, (Path(val_dir) if val_dir else None)
 
 
@@ -533,9 +539,15 @@ def _check_finite(step_logs, epoch, batch_index, weights_dir):
     bad = {name: value for name, value in step_logs.items() if not math.isfinite(value)}
     if bad:
         name, value = next(iter(bad.items()))
+        kept = (
+            f"the last good checkpoint in {weights_dir} is kept"
+            if any(Path(weights_dir).glob("generator_*.h5"))
+            else f"{weights_dir} holds no checkpoint yet"
+        )
         raise DeblurGANError(
             f"loss {name} became {value} at epoch {epoch}, batch {batch_index}; training stopped and "
-            f"the last good checkpoint in {weights_dir} is kept; lower the learning rate (lr), or resume"
+            f"{kept}; lower the learning rate (lr=...), or resume",
+            mentions=("lr",),
         )
 
 

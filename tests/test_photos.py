@@ -2,6 +2,7 @@
 
 import csv
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -101,6 +102,9 @@ def test_manifest_lists_every_file_with_its_source_licence_and_hash(tmp_path):
         out, photos=PYTHON_PHOTOS + (fake,), debian_packages=(package,), deb_dir=deb.parent, progress=False
     )
 
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's 0700
     with open(out / "manifest.csv", newline="") as stream:
         rows = {row["file"]: row for row in csv.DictReader(stream)}
     assert sorted(rows) == sorted(p.relative_to(out).as_posix() for p in list_images(out))

@@ -195,11 +195,17 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", nan_in_second_epoch)
     options = _options(data_dir, tmp_path, n_epochs=3, gan_mode="none")
-    with pytest.raises(DeblurGANError, match=r"generator/content became nan at epoch 1, batch 0"):
+    with pytest.raises(DeblurGANError, match=r"generator/content became nan at epoch 1, batch 0") as error:
         train(options)
     weights = Path(options.run.weights_dir)
+    kept = f"the last good checkpoint in {weights} is kept; lower the learning rate (--lr ...)"
+    assert kept in flag_message(error.value)
     assert [p.name.split("_")[1] for p in weights.glob("generator_*.h5")] == ["0"]
     assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
+    calls["n"] = 3  # the next step's loss is NaN: in epoch 0, before any checkpoint
+    early = r"at epoch 0, batch 0; training stopped and .* holds no checkpoint yet"
+    with pytest.raises(DeblurGANError, match=early):
+        train(_options(data_dir, tmp_path, "early", n_epochs=3, gan_mode="none"))
 
 
 def test_one_epoch_of_ragan_with_frequency_separation_then_resume_rules(data_dir, tmp_path):
@@ -330,6 +336,10 @@ def test_bad_data_gives_one_clear_line(tmp_path):
         invoke_script("train", "--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS)
     )
     assert "pair_01.png" in line and "other.png" in line
+
+    args = ["--data_dir", str(unmatched), "--val_dir", "nope", "--weights_dir", str(tmp_path / "w")]
+    line = _one_line_error(invoke_script("train", *args, *TINY_ARGS))
+    assert line.startswith("error: --val_dir nope: holds no A/ (blurred) and B/ (sharp) folders; pass such")
 
     args = ["--data_dir", str(unmatched), "--weights_dir", str(tmp_path / "none"), "--resume", *TINY_ARGS]
     line = _one_line_error(invoke_script("train", *args))
