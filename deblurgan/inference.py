@@ -343,7 +343,7 @@ def deblur_folder(generator, input_path, output_dir, side_by_side=False, progres
             deblur_file(generator, source, target, side_by_side=side_by_side, **options)
         except DeblurGANError as error:
             summary.failed.append((source, error))
-            log.warning("skipped %s", error)
+            log.info("skipped %s", error)  # summary.failed has it; scripts print it once, at the end
         except OSError as error:  # e.g. disk full, unwritable output
             summary.failed.append((source, DeblurGANError(f"{target}: cannot write ({error})")))
         else:

@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -110,13 +111,15 @@ def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
     )
 
 
-def test_photo_over_max_image_pixels_is_one_line_and_the_others_are_written(weights, tmp_path):
+def test_photo_over_max_image_pixels_is_one_line_and_the_others_are_written(weights, tmp_path, caplog):
     _photo(tmp_path / "in" / "a.png", 32, 40)
     _photo(tmp_path / "in" / "huge.png", 64, 80, seed=1)  # 5,120 px, "huge" under the limit below
     options = ["--input_dir", tmp_path / "in", "--output_dir", tmp_path / "out", "--max_image_pixels", 2000]
-    result = invoke_script("deblur", "--weight_path", weights, *options)
+    with caplog.at_level(logging.WARNING):
+        result = invoke_script("deblur", "--weight_path", weights, *options)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and (tmp_path / "out" / "a.png").is_file()
     lines = [line for line in result.stdout.splitlines() if "huge.png" in line]
     assert len(lines) == 1 and "80x64 pixels, over --max_image_pixels 2,000" in lines[0], result.stdout
+    assert "huge.png" not in result.stderr + caplog.text  # said once, in the summary, as flags
     assert not (tmp_path / "out" / "huge.png").exists()
