@@ -130,8 +130,8 @@ def evaluate_folder(
             "(blurred) and B/name.png (sharp)",
             "input_dir",
         )
-    for name in unmatched:
-        log.warning("unmatched: %s", name)
+    for name in unmatched:  # EvaluationReport.unmatched has them; scripts/test.py prints them once
+        log.info("unmatched: %s", name)
     rows, failed = [], []
     features = {"blurred": [], "restored": [], "sharp": []}
     for name, blurred_path, sharp_path in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):

@@ -1,5 +1,6 @@
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -63,12 +64,14 @@ def test_identity_generator_scores_equal_the_input_and_match_skimage(tmp_path):
     assert report.summary["psnr"]["gain"] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_reports_panels_and_unmatched_names(tmp_path):
+def test_reports_panels_and_unmatched_names(tmp_path, caplog):
     arrays = _dataset(tmp_path / "data")
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "data" / "A" / "lonely.png")
     generator = tiny_generator()
-    report = evaluate_folder(generator, tmp_path / "data", tmp_path / "out", save_images=True, progress=False)
+    with caplog.at_level(logging.WARNING):
+        report = evaluate_folder(generator, tmp_path / "data", tmp_path / "out", True, progress=False)
     assert report.unmatched == ["A/lonely.png (no B/ partner)"] and not report.ok
+    assert "lonely.png" not in caplog.text  # the report has it, and test.py prints it once
     with open(tmp_path / "out" / "per_image.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
