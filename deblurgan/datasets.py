@@ -222,9 +222,10 @@ def _check_crop_fits(path, size, crop_size):
     height, width = size
     if height < crop_size or width < crop_size:
         raise DeblurGANError(
-            f"{path} is {width}x{height}, smaller than crop_size={crop_size}; use a crop_size of at most "
-            f"{min(height, width)}, resize to scale whole images, or remove the image",
+            f"{path} is {width}x{height}, smaller than crop_size={crop_size}; use "
+            f"crop_size={min(height, width)} or less, resize=N to scale whole images, or remove the image",
             "crop_size",
+            mentions=("crop_size", "resize"),
         )
 
 

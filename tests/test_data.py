@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deblurgan.cli import flag_message
 from deblurgan.datasets import PairedImageDataset
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import image_size, preprocess_image, read_image
@@ -118,9 +119,13 @@ def test_fewer_pairs_than_batch_size(tmp_path):
 
 def test_image_smaller_than_crop_names_file_and_fixes(tmp_path):
     write_pairs(tmp_path, n_pairs=2)
-    too_small = r"000\.png is 48x40, smaller than crop_size=64; use a crop_size of at most 40, resize"
-    with pytest.raises(DeblurGANError, match=too_small):
+    too_small = r"000\.png is 48x40, smaller than crop_size=64; use crop_size=40 or less, resize=N"
+    with pytest.raises(DeblurGANError, match=too_small) as error:
         PairedImageDataset(tmp_path, crop_size=64)
+    assert flag_message(error.value).endswith(
+        "smaller than --crop_size 64; use --crop_size 40 or less, --resize N to scale whole images, or "
+        "remove the image"
+    )
     # Without the up-front header scan the same error comes when the batch is read.
     ds = PairedImageDataset(tmp_path, batch_size=1, crop_size=64, check_sizes=False)
     with pytest.raises(DeblurGANError, match="smaller than crop_size=64"):
