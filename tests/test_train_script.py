@@ -603,6 +603,18 @@ def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path)
 
 
 @pytest.mark.slow
+def _train_until_ctrl_c(options):
+    """``train(options)``, which must end in KeyboardInterrupt. Ctrl-C raises, as in any run (train.py
+    installs such a handler); pytest started as a background job of a non-interactive shell
+    (`nohup .ci/run &`) inherits SIGINT ignored, and Python keeps that."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(options)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
+
+
 def test_a_second_ctrl_c_while_the_state_is_saved_waits_for_the_save(data_dir, tmp_path, monkeypatch):
     """An impatient user presses Ctrl-C again while the first one's save is being written."""
     original_save = run_directory.save_model
@@ -622,12 +634,7 @@ def test_a_second_ctrl_c_while_the_state_is_saved_waits_for_the_save(data_dir, t
 
     monkeypatch.setattr(run_directory, "save_model", save_then_second_ctrl_c)
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", first_ctrl_c)
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as train.py runs
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(_options(data_dir, tmp_path, "impatient", n_epochs=2))
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
+    _train_until_ctrl_c(_options(data_dir, tmp_path, "impatient", n_epochs=2))
     weights = tmp_path / "impatient" / "weights"
     assert (weights / "generator_0_interrupted.h5").is_file()
     state = np.load(weights / "training_state.npz")
@@ -648,14 +655,7 @@ def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_
         return logs
 
     monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", interrupt_after_the_fifth_update)
-    # Ctrl-C raises, as in any run (train.py installs such a handler). pytest started as a background
-    # job of a non-interactive shell (`nohup .ci/run &`) inherits SIGINT ignored, and Python keeps that.
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
+    _train_until_ctrl_c(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
     weights = tmp_path / "interrupted" / "weights"
     state = np.load(weights / "training_state.npz")
     assert (int(state["run/epoch"]), int(state["run/batch"])) == (1, 2)  # the fifth step is counted
