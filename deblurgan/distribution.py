@@ -179,19 +179,17 @@ def _wait_for(address, timeout):
 
 
 # A watchdog process: the join holds the GIL inside TensorFlow's C++, so no Python thread can act.
-# It ends quietly when its stdin closes (the join returned, or the process died).
+# The parent writes one byte to its stdin when the join ends; end of file without it means the
+# parent died during the join (Ctrl-C, as a rule).
 _WATCHDOG = """
 import os, select, signal, sys
 parent, seconds, on_timeout, on_interrupt = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-def end(line, kill):
-    sys.stderr.write(line + "\\n")
-    if kill:
-        os.kill(parent, signal.SIGKILL)
-    sys.exit(0)
-if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Ctrl-C reaches the whole process group
-    signal.signal(signal.SIGINT, lambda *_: end(on_interrupt, kill=False))
-if not select.select([sys.stdin], [], [], seconds)[0]:
-    end(on_timeout, kill=True)
+if select.select([0], [], [], seconds)[0]:
+    if not os.read(0, 1):
+        sys.stderr.write(on_interrupt + "\\n")
+else:
+    sys.stderr.write(on_timeout + "\\n")
+    os.kill(parent, signal.SIGKILL)
 """
 
 
@@ -210,16 +208,20 @@ def _join_deadline(address, num_processes, timeout, grace=0.0):
         mentions=("process_id",),
     )
     lines = [f"error: {flag_message(error)}", f"error: interrupted while joining the processes at {address}"]
-    command = [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(os.getpid()), str(timeout + grace), *lines]
-    watchdog = subprocess.Popen(command, stdin=subprocess.PIPE)
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if main else None
     if callable(handler):  # Python's handler would wait for the join; the default ends the process
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # In a session of its own, Ctrl-C never reaches the watchdog (it could land while the watchdog
+    # starts, a traceback): it learns of the parent's death from its stdin instead.
+    command = [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(os.getpid()), str(timeout + grace), *lines]
+    watchdog = subprocess.Popen(command, stdin=subprocess.PIPE, start_new_session=True)
     try:
         yield
     finally:
-        watchdog.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # a watchdog killed by someone else
+            watchdog.stdin.write(b".")
+            watchdog.stdin.close()
         watchdog.wait()
         if callable(handler):
             signal.signal(signal.SIGINT, handler)

@@ -197,7 +197,7 @@ def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once_in_one_line(t
             deadline = time.monotonic() + 120
             while not _watchdog_started(process.pid):  # it runs while the process waits for its peer
                 assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.2)
+                time.sleep(0.01)  # soon after it starts: a Ctrl-C there once gave the watchdog's traceback
             os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole foreground group
             _, stderr = process.communicate(timeout=60)
         finally:
