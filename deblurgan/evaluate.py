@@ -19,7 +19,7 @@ from deblurgan.fid import fid_from_features, image_features
 from deblurgan.inference import deblur_array
 from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS, atomic_path, read_image, to_uint8, write_image
 from deblurgan.metrics import laplacian_variance, score_8bit
-from deblurgan.pairing import find_pairs
+from deblurgan.pairing import check_same_size, find_pairs
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,7 @@ def evaluate_folder(
     for name, blurred_path, sharp_path in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
         try:
             blurred, sharp = (read_image(p, max_pixels=max_image_pixels) for p in (blurred_path, sharp_path))
-            if blurred.pixels.shape != sharp.pixels.shape:
-                (bh, bw), (sh, sw) = blurred.pixels.shape[:2], sharp.pixels.shape[:2]
-                raise DeblurGANError(
-                    f"{blurred_path} is {bw}x{bh} but {sharp_path} is {sw}x{sh}; "
-                    "a pair must have the same size"
-                )
+            check_same_size(blurred_path, sharp_path, blurred.pixels.shape[:2], sharp.pixels.shape[:2])
         except DeblurGANError as error:
             failed.append((name, error))
             continue

@@ -54,15 +54,12 @@ def find_pairs(data_dir):
         (blurred[key].relative_to(root / "A").as_posix(), blurred[key], sharp[key])
         for key in sorted(blurred.keys() & sharp.keys())
     ]
-    unmatched = [
-        f"A/{blurred[k].relative_to(root / 'A').as_posix()} (no B/ partner)"
-        for k in blurred.keys() - sharp.keys()
-    ]
-    unmatched += [
-        f"B/{sharp[k].relative_to(root / 'B').as_posix()} (no A/ partner)"
-        for k in sharp.keys() - blurred.keys()
-    ]
-    return pairs, sorted(unmatched)
+    unmatched = sorted(
+        f"{side}/{files[k].relative_to(root / side).as_posix()} (no {other}/ partner)"
+        for side, other, files, others in (("A", "B", blurred, sharp), ("B", "A", sharp, blurred))
+        for k in files.keys() - others.keys()
+    )
+    return pairs, unmatched
 
 
 def pair_images(data_dir, unmatched="error"):
@@ -114,3 +111,13 @@ def check_sharp_only(folder, photos, parameter):
                     "of sharp photos only (of scripts/fetch_photos.py's output: PHOTOS/train)",
                     parameter,
                 )
+
+
+def check_same_size(blurred_path, sharp_path, blurred_size, sharp_size):
+    """Raises unless a blurred/sharp pair has one ``(height, width)``."""
+    if blurred_size != sharp_size:
+        raise DeblurGANError(
+            f"{blurred_path} is {blurred_size[1]}x{blurred_size[0]} but {sharp_path} is "
+            f"{sharp_size[1]}x{sharp_size[0]} (width x height); a blurred/sharp pair must have the "
+            "same size: re-export one of them"
+        )

@@ -4,10 +4,10 @@ import logging
 
 import numpy as np
 
-from deblurgan.datasets import _normalize_size, check_same_size
+from deblurgan.datasets import _normalize_size
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import preprocess_image, read_image, resize_image
-from deblurgan.pairing import pair_images
+from deblurgan.pairing import check_same_size, pair_images
 
 logger = logging.getLogger(__name__)
 

@@ -180,6 +180,19 @@ def test_images_over_max_image_pixels_are_failed_pairs(tmp_path):
     assert name == "big.png" and error.parameter == "max_image_pixels" and "64x64 pixels" in str(error)
 
 
+def test_a_pair_of_two_sizes_is_a_failed_pair_named_as_training_names_it(tmp_path):
+    _dataset(tmp_path / "data")
+    Image.fromarray(np.zeros((30, 20, 3), np.uint8)).save(tmp_path / "data" / "A" / "x.png")
+    report = evaluate_folder(_identity(), tmp_path / "data", tmp_path / "out", progress=False)
+    assert [row["name"] for row in report.rows] == ["sub/y.png"]
+    [(name, error)] = report.failed
+    a, b = tmp_path / "data" / "A" / "x.png", tmp_path / "data" / "B" / "x.png"
+    assert name == "x.png" and str(error) == (
+        f"{a} is 20x30 but {b} is 56x40 (width x height); a blurred/sharp pair must have the same size: "
+        "re-export one of them"
+    )
+
+
 def test_training_validation_scores_equal_test_py_scores(tmp_path):
     """Training's val/psnr, val/ssim and val/psnr_blurred are test.py's numbers (evaluate_folder's)
     for the same folder and the generator of that epoch's checkpoint."""
