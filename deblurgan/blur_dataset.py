@@ -242,13 +242,21 @@ def blur_crop(pixels, rng, options):
     return sharp, blurred, drawn
 
 
+def scaled_size(size, max_side):
+    """``(height, width)`` of a photo of ``size`` after :func:`downscale` to ``max_side``."""
+    height, width = size
+    if max_side is None or max(height, width) <= max_side:
+        return size
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def downscale(pixels, max_side):
     """``pixels`` shrunk (Lanczos, in float) so that the longer side is at most ``max_side`` (None: as is)."""
-    height, width = pixels.shape[:2]
-    if max_side is None or max(height, width) <= max_side:
+    size = scaled_size(pixels.shape[:2], max_side)
+    if size == pixels.shape[:2]:
         return pixels
-    scale = max_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = size[::-1]  # Pillow's (width, height)
     # Resize each channel as 32-bit float so nothing is quantised before blurring.
     channels = []
     for c in range(pixels.shape[-1]):

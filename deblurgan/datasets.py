@@ -16,6 +16,7 @@ Example:
 
 import concurrent.futures
 import functools
+import itertools
 import logging
 import threading
 from collections import deque
@@ -33,7 +34,7 @@ from deblurgan.io import (
     read_image,
     resize_image,
 )
-from deblurgan.pairing import check_sharp_only, pair_images
+from deblurgan.pairing import check_same_size, check_sharp_only, pair_images
 from deblurgan.sample_data import SAMPLE_BLUR
 
 logger = logging.getLogger(__name__)
@@ -160,37 +161,27 @@ class StreamingDataset:
         if epoch is not None:
             self.set_epoch(epoch)
         # A plain method returning a generator, so the epoch is fixed now, not at the first next().
-        indices = range(int(start), len(self))
-        get_batch = functools.partial(self.get_batch, rows=rows)
-        return _prefetch(get_batch, self.epoch, indices, self.workers, self.max_queue_size)
+        get_batch = functools.partial(self.get_batch, epoch=self.epoch, rows=rows)
+        return _prefetch(get_batch, range(int(start), len(self)), self.workers, self.max_queue_size)
 
 
-def _prefetch(get_batch, epoch, indices, workers, max_queue_size):
-    """``get_batch(i, epoch)`` for ``i`` in ``indices``, in order, computed ahead in ``workers`` threads."""
+def _prefetch(get_batch, indices, workers, max_queue_size):
+    """``get_batch(i)`` for ``i`` in ``indices``, in order, computed ahead in ``workers`` threads."""
     if workers < 1:
-        for index in indices:
-            yield get_batch(index, epoch)
+        yield from map(get_batch, indices)
         return
-    depth = max(1, max_queue_size, workers)
+    indices, pending = iter(indices), deque()
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="deblurgan-data")
-    pending = deque()
     try:
-        remaining = iter(indices)
-        for index in remaining:
-            pending.append(pool.submit(get_batch, index, epoch))
-            if len(pending) >= depth:
-                break
+        pending.extend(
+            pool.submit(get_batch, i) for i in itertools.islice(indices, max(max_queue_size, workers))
+        )
         while pending:
             batch = pending.popleft().result()
-            next_index = next(remaining, None)
-            if next_index is not None:
-                pending.append(pool.submit(get_batch, next_index, epoch))
+            pending.extend(pool.submit(get_batch, i) for i in itertools.islice(indices, 1))
             yield batch
-    finally:
-        # A loop that stops early must not leave threads decoding in the background.
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=True)
+    finally:  # a loop that stops early must not leave threads decoding in the background
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _normalize_size(size, parameter):
@@ -206,16 +197,6 @@ def _normalize_size(size, parameter):
     if height < 1 or width < 1:
         raise DeblurGANError(f"{parameter}={size!r}: sizes must be positive", parameter)
     return height, width
-
-
-def check_same_size(blurred_path, sharp_path, blurred_size, sharp_size):
-    """Raises unless a blurred/sharp pair has one ``(height, width)``."""
-    if blurred_size != sharp_size:
-        raise DeblurGANError(
-            f"{blurred_path} is {blurred_size[1]}x{blurred_size[0]} but {sharp_path} is "
-            f"{sharp_size[1]}x{sharp_size[0]} (width x height); a blurred/sharp pair must have the "
-            "same size: re-export one of them"
-        )
 
 
 def _check_crop_fits(path, size, crop_size):
@@ -372,7 +353,7 @@ def _usable_photos(sharp_dir, crop_size, max_side, max_image_pixels):
             usable.append(path)  # left to the loader, which skips it with a warning
         elif size[0] * size[1] > max_image_pixels:
             large.append(path)
-        elif min(_scaled_size(size, max_side)) < crop_size:
+        elif min(blur_dataset.scaled_size(size, max_side)) < crop_size:
             small.append(path)
         else:
             usable.append(path)
@@ -391,15 +372,6 @@ def _usable_photos(sharp_dir, crop_size, max_side, max_image_pixels):
             "crop_size",
         )
     return usable
-
-
-def _scaled_size(size, max_side):
-    """``(height, width)`` after the ``max_side`` downscale (as ``blur_dataset.downscale``)."""
-    height, width = size
-    if max_side is None or max(height, width) <= max_side:
-        return size
-    scale = max_side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 # make_blur_dataset's kernel settings, with the noise and JPEG ranges of the README's recipe.

@@ -101,10 +101,7 @@ def organize_gopro(dir_in, dir_out, blur_key="blur", link=False, progress=True):
     if dir_in.is_dir() and dir_out.resolve().is_relative_to(dir_in.resolve()):
         raise DeblurGANError(f"dir_out={dir_out}: inside the input {dir_in}; choose another", "dir_out")
     jobs = _gopro_jobs(dir_in, blur_key)
-    total = sum(len(split_jobs) for split_jobs in jobs.values())
-    with tqdm(total=total, desc="organizing GOPRO", unit="file", disable=not progress) as bar:
-        for split_jobs in jobs.values():
-            for source, relative in split_jobs:
-                _place_file(source, dir_out / relative, link)
-                bar.update(1)
+    files = [job for split_jobs in jobs.values() for job in split_jobs]
+    for source, relative in tqdm(files, desc="organizing GOPRO", unit="file", disable=not progress):
+        _place_file(source, dir_out / relative, link)
     return {split: len(split_jobs) // 2 for split, split_jobs in jobs.items()}

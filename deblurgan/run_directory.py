@@ -65,8 +65,7 @@ def load_run(weights_dir):
     # (sum, count) per loss term; states saved before the counts summed every batch
     sums = {name: tuple(value) if isinstance(value, list) else (value, batch) for name, value in sums.items()}
     elapsed = json.loads(str(state.pop("run/elapsed", "{}")))  # absent in states saved before it existed
-    position = (epoch, batch, sums, elapsed)
-    return saved, state, position
+    return saved, state, (epoch, batch, sums, elapsed)
 
 
 class RunDirectory:
@@ -128,9 +127,7 @@ class RunDirectory:
             with open(csv_path, newline="") as f:
                 reader = csv.DictReader(f)
                 rows = [r for r in reader if int(r["epoch"]) < epoch]
-                fields = list(reader.fieldnames or []) + [
-                    k for k in row if k not in (reader.fieldnames or [])
-                ]
+                fields = list(dict.fromkeys([*(reader.fieldnames or []), *row]))  # old columns first
         with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
@@ -153,12 +150,10 @@ class _TensorBoard:
             import tensorflow as tf
         except ImportError:
             log.warning("TensorFlow is not installed: no TensorBoard logs (losses.csv is still written)")
-            tf = None
+            return
         self.tf = tf
-        self.writer = None
-        if tf is not None:
-            with tf.device("/cpu:0"):
-                self.writer = tf.summary.create_file_writer(str(log_dir))
+        with tf.device("/cpu:0"):
+            self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def scalars(self, values, step):
         if self.writer is None:
