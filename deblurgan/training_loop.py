@@ -241,8 +241,7 @@ class _Loop:
         base_lr = config.run.lr or recipe(config.critic.gan_mode).learning_rate
         self.base_lr, self.lr = float(np.float32(base_lr)), None  # as the float32 variable holds it
         self.critic_base_lr = float(np.float32(config.run.critic_lr or base_lr))
-        steps = config.data.steps_per_epoch
-        self.n_batches = min(len(dataset), steps) if steps else len(dataset)
+        self.n_batches = _epoch_batches(dataset, config.data)
         # Where an interruption would leave the run, the loss sums of that epoch, and whether that
         # point is already saved.
         self.position, self.sums, self.saved = (self.start_epoch, self.start_batch), {}, True
@@ -375,6 +374,11 @@ def _validation_pairs(val_dir, run):
     return pairs
 
 
+def _epoch_batches(dataset, data):
+    """The batches of an epoch: the whole dataset, or its first ``data.steps_per_epoch``."""
+    return min(len(dataset), data.steps_per_epoch or len(dataset))
+
+
 def _recalibrate(generator, dataset, epoch, config, n_batches):
     count = min(config.run.bn_recalibration_batches, n_batches)
     if count > 0:
@@ -419,8 +423,7 @@ def saved_generator(weights_dir):
         variable.assign(state[f"generator/{i}"])
     if batch:
         dataset = _training_dataset(config.data, _data_dirs(config)[0], config.run)
-        steps = config.data.steps_per_epoch
-        _recalibrate(generator, dataset, epoch, config, min(len(dataset), steps) if steps else len(dataset))
+        _recalibrate(generator, dataset, epoch, config, _epoch_batches(dataset, config.data))
     return generator, config, (epoch, batch)
 
 
