@@ -369,11 +369,16 @@ def recalibrate_batch_norm(model, batches):
     trained with batch statistics can do much worse in inference mode than in training mode.
     This recomputes them with the current weights: each layer's moving mean and variance become
     the average of its batch statistics over ``batches`` (an iterable of input batches).
-    Trainable weights are untouched. Returns the number of batches used.
+    Trainable weights are untouched, and so is the random state of dropout: a run interrupted
+    during the recalibration recalibrates again when resumed, and must draw the masks it would
+    have. Returns the number of batches used.
     """
     norms = list(_batch_norm_layers(model))
     if not norms:
         return 0
+    statistics = {id(v) for layer in norms for v in layer.non_trainable_variables}
+    others = [v for v in model.non_trainable_variables if id(v) not in statistics]  # seed states
+    kept = [ops.convert_to_numpy(ops.convert_to_tensor(v)) for v in others]
     momenta = [layer.momentum for layer in norms]
     count = 0
     try:
@@ -384,6 +389,7 @@ def recalibrate_batch_norm(model, batches):
     finally:
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
+        _assign(others, kept)
     return count
 
 

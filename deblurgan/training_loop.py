@@ -322,10 +322,12 @@ class _Loop:
         steps = keras.ops.convert_to_tensor(self.trainer.generator_optimizer.iterations)
         row["steps"] = int(keras.ops.convert_to_numpy(steps))
         row["cpu_seconds"] = round(self._elapsed()["cpu_seconds"], 1)
-        with interrupts_deferred():  # the epoch's files and the position it is at go together
+        # The epoch's row, files and position go together. The row first: a run killed before the
+        # state is saved redoes the epoch, which writes its row again in place.
+        with interrupts_deferred():
+            self.directory.log(row, epoch)
             self.directory.save_epoch(self.trainer, epoch, means)
             self.position, self.saved = (epoch + 1, 0), True
-        self.directory.log(row, epoch)
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         return row
 

@@ -18,7 +18,7 @@ from conftest import invoke_script, load_script
 from PIL import Image
 
 import deblurgan
-from deblurgan import run_directory
+from deblurgan import run_directory, training_loop
 from deblurgan.cli import flag_message
 from deblurgan.config import FLAT_NAMES, SECTIONS, TrainingConfig
 from deblurgan.errors import DeblurGANError
@@ -665,3 +665,43 @@ def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_
     _assert_same_weights(
         _generator_weights(tmp_path / "straight" / "weights", 1), _generator_weights(weights, 1)
     )
+
+
+def test_an_interrupt_during_the_end_of_an_epoch_resumes_exactly(data_dir, tmp_path, monkeypatch):
+    """Ctrl-C after the epoch's last step, during the batch-norm recalibration's dropout draws or the
+    validation: the resumed run redoes both and must go on with the dropout masks it would have."""
+    train(_options(data_dir, tmp_path, "straight", n_epochs=2))
+    original = training_loop._validate
+
+    def interrupted_validation(*args):
+        monkeypatch.setattr(training_loop, "_validate", original)  # once
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training_loop, "_validate", interrupted_validation)
+    _train_until_ctrl_c(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    weights = tmp_path / "interrupted" / "weights"
+    state = np.load(weights / "training_state.npz")
+    assert (int(state["run/epoch"]), int(state["run/batch"])) == (0, 3)  # after the epoch's 3 steps
+    resume_training(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
+    for epoch in (0, 1):
+        _assert_same_weights(
+            _generator_weights(tmp_path / "straight" / "weights", epoch), _generator_weights(weights, epoch)
+        )
+
+
+def test_a_ctrl_c_while_the_epoch_is_saved_keeps_its_row_of_losses(data_dir, tmp_path, monkeypatch):
+    original_save = run_directory.save_model
+
+    def ctrl_c_while_saving(model, path):
+        if path.name.startswith("generator_0_"):
+            signal.raise_signal(signal.SIGINT)  # held until the epoch's files are written
+        return original_save(model, path)
+
+    monkeypatch.setattr(run_directory, "save_model", ctrl_c_while_saving)
+    _train_until_ctrl_c(_options(data_dir, tmp_path, "run", n_epochs=2))
+    monkeypatch.setattr(run_directory, "save_model", original_save)
+    resume_training(_options(data_dir, tmp_path, "run", n_epochs=2))
+    with open(tmp_path / "run" / "logs" / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert all(row["val/psnr"] for row in rows)
