@@ -25,6 +25,20 @@ def _virtual_cpu_devices(argv):
         os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={values[-1]}"])
 
 
+def _exit_on_signals():
+    """Ctrl-C or SIGTERM while the modules below load (seconds of TensorFlow) ends the process at
+    once, quietly: there is nothing to save yet. Set first thing, as a shell starts background jobs
+    with SIGINT ignored, and a stop sent then (run-keeper's) must not be lost."""
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, leave)
+    signal.signal(signal.SIGTERM, leave)
+
+
+if __name__ == "__main__":
+    _exit_on_signals()
 _virtual_cpu_devices(sys.argv)
 
 import click  # noqa: E402
@@ -94,22 +108,19 @@ def distribution_options(command):
 @main_guard
 def main(resume, devices, coordinator_address, num_processes, process_id, coordinator_timeout, **flags):
     _install_signal_handlers()
-    config = TrainingConfig.from_flags(**flags)
-    replicas = distribution.start(
-        devices, coordinator_address, num_processes, process_id, timeout=coordinator_timeout
-    )
-    _print_progress_messages(replicas.is_chief)
     try:
+        config = TrainingConfig.from_flags(**flags)
+        replicas = distribution.start(
+            devices, coordinator_address, num_processes, process_id, timeout=coordinator_timeout
+        )
+        _print_progress_messages(replicas.is_chief)
         (resume_training if resume else train)(config, replicas=replicas)
     except KeyboardInterrupt as interrupt:
         sys.exit(128 + (interrupt.args[0] if interrupt.args else signal.SIGINT))
 
 
 def _install_signal_handlers():
-    """Ctrl-C and SIGTERM (a scheduler's warning before it preempts a job) save the position.
-
-    Set here, not inherited: a shell starts background jobs with SIGINT ignored.
-    """
+    """Ctrl-C and SIGTERM (a scheduler's warning before it preempts a job) save the position."""
 
     def stop(signum, frame):
         raise KeyboardInterrupt(signum)

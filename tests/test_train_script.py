@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -512,6 +513,34 @@ def test_a_signal_saves_the_position_like_ctrl_c(data_dir, tmp_path, signum, ign
     assert "interrupted" in stdout
     state = np.load(weights / "training_state.npz")
     assert (int(state["run/epoch"]), int(state["run/batch"])) >= (1, 0)
+
+
+def test_ctrl_c_to_a_background_run_while_it_starts_ends_it_quietly(data_dir, tmp_path):
+    """A stop sent while the modules load (run-keeper's, seconds after a resume) used to be ignored
+    in a background run, which then trained on to its last epoch."""
+    weights = tmp_path / "weights"
+    process = _start_script(
+        "--data_dir", str(data_dir), "--weights_dir", str(weights), "--log_dir", str(tmp_path / "logs"),
+        "--n_epochs", "1000", *TINY_ARGS, ignore_sigint=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 2  # well before TensorFlow is imported
+    while not _catches(process.pid, signal.SIGINT) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the script's first statements have run
+    process.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGINT
+    assert (stdout, stderr) == ("", "")
+    assert not weights.exists() and not (tmp_path / "logs").exists()
+
+
+def _catches(pid, signum):
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(mask >> (signum - 1) & 1)
 
 
 def test_a_run_killed_while_writing_its_state_resumes_from_the_last_complete_one(data_dir, tmp_path):
