@@ -141,6 +141,19 @@ def output_layers(model):
     return [layer for layer in model.layers if layer.name in names]
 
 
+def _as_unit_floats(image01):
+    """``image01`` as float32 (the same array if it is one); uint8 and uint16 scaled to [0, 1]."""
+    image01 = np.asarray(image01)
+    if image01.dtype in (np.uint8, np.uint16):
+        return image01.astype(np.float32) / np.iinfo(image01.dtype).max
+    if not np.issubdtype(image01.dtype, np.floating):
+        raise DeblurGANError(
+            f"image01 has dtype {image01.dtype}: give floats in [0, 1], or 8- or 16-bit pixels",
+            "image01",
+        )
+    return image01.astype(np.float32, copy=False)
+
+
 def deblur_array(
     generator,
     image01,
@@ -155,7 +168,8 @@ def deblur_array(
 
     Args:
         generator: a DeblurGAN generator (inputs and outputs in [-1, 1]).
-        image01: float array ``(height, width, 3)`` in [0, 1].
+        image01: float array ``(height, width, 3)`` in [0, 1]; 8- and 16-bit pixels (a photo as
+            ``np.asarray(PIL.Image.open(path))`` gives it) are scaled to it.
         tile_size: side of the square tiles fed to the generator (rounded down to a multiple of 4).
             ``None``: one pass when the padded photo has at most ``max_pixels`` pixels, else tiles
             of side ``sqrt(max_pixels / batch_size)``, so one forward pass stays within the budget.
@@ -178,7 +192,7 @@ def deblur_array(
         >>> deblur_array(g, np.zeros((333, 517, 3)), tile_size=128).shape
         (333, 517, 3)
     """
-    image01 = np.asarray(image01, dtype=np.float32)
+    image01 = _as_unit_floats(image01)
     if image01.ndim != 3 or image01.shape[-1] != 3:
         raise DeblurGANError(
             f"image01 has shape {image01.shape}: give an RGB image (height, width, 3)", "image01"

@@ -48,6 +48,18 @@ def test_output_has_input_size(generator, shape):
     assert deblur_array(generator, photo).shape == shape + (3,)
 
 
+def test_8_and_16_bit_pixels_are_scaled_like_floats_and_other_integers_refused(generator):
+    """A notebook's np.asarray(PIL image) used to be taken as floats in [0, 1]: a white result."""
+    photo8 = (random_photo(37, 21) * 255).round().astype(np.uint8)
+    expected = deblur_array(generator, photo8 / np.float32(255))
+    np.testing.assert_array_equal(deblur_array(generator, photo8), expected)
+    photo16 = photo8.astype(np.uint16) * 257  # the same photo at 16 bits
+    np.testing.assert_allclose(deblur_array(generator, photo16), expected, atol=1e-6)
+    assert photo8.dtype == np.uint8 and photo16.dtype == np.uint16  # the inputs are left as they were
+    with pytest.raises(DeblurGANError, match="image01 has dtype int64: give floats in"):
+        deblur_array(generator, photo8.astype(np.int64))
+
+
 @pytest.mark.backend
 def test_tiles_that_do_not_divide_the_image_equal_a_single_pass(generator):
     photo = random_photo(333, 517)
