@@ -315,7 +315,20 @@ def plan_outputs(input_path, output_dir):
         raise DeblurGANError(
             f"input_path={input_path}: no images found (.png, .jpg, .tif, ...)", "input_path"
         )
-    return [(p, output_dir / p.relative_to(input_path)) for p in sources]
+    pairs = [(p, output_dir / p.relative_to(input_path)) for p in sources]
+    # Files already under an output folder inside the input folder were left out above, but they
+    # are the user's files as much as outputs of an earlier run: never overwritten.
+    if out_resolved.is_relative_to(input_path.resolve()):
+        existing = [target for _, target in pairs if target.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise DeblurGANError(
+                f"output_dir={output_dir}: inside input_path={input_path}, and writing there would "
+                f"overwrite {existing[0]}{more}; choose an output folder outside the input folder",
+                "output_dir",
+                mentions=("input_path",),
+            )
+    return pairs
 
 
 def deblur_file(

@@ -250,10 +250,17 @@ def test_outputs_never_overwrite_inputs(tmp_path):
         plan_outputs(tmp_path / "a.png", tmp_path)
     with pytest.raises(DeblurGANError, match="no such"):
         plan_outputs(tmp_path / "missing", tmp_path / "out")
-    # Outputs kept inside the input folder are not taken as inputs on a rerun.
+    # An output folder inside the input folder: its files are not taken as inputs, nor overwritten
+    # (they may be the user's photos: deblur.py --input_dir X --output_dir X/old once replaced them).
+    assert plan_outputs(tmp_path, tmp_path / "out") == [(tmp_path / "a.png", tmp_path / "out" / "a.png")]
     _save(tmp_path / "out" / "a.png", np.zeros((8, 8, 3), np.uint8))
-    pairs = plan_outputs(tmp_path, tmp_path / "out")
-    assert pairs == [(tmp_path / "a.png", tmp_path / "out" / "a.png")]
+    _save(tmp_path / "out" / "b.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DeblurGANError) as refused:
+        plan_outputs(tmp_path, tmp_path / "out")
+    assert str(refused.value) == (
+        f"output_dir={tmp_path / 'out'}: inside input_path={tmp_path}, and writing there would overwrite "
+        f"{tmp_path / 'out' / 'a.png'}; choose an output folder outside the input folder"
+    )
 
 
 def test_16_bit_rgb_stays_16_bit(generator, tmp_path):
