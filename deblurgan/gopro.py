@@ -13,7 +13,11 @@ _GOPRO_LAYOUT = "expected {root}/{{train,test}}/<scene>/{{blur,blur_gamma,sharp}
 
 
 def _frames(folder):
-    return {p.name: p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
+    return {
+        p.name: p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and p.name[0] != "."
+    }
 
 
 def _gopro_jobs(dir_in, blur_key):

@@ -42,9 +42,17 @@ class Photo:
 
 
 def list_images(folder):
-    """Image files under ``folder`` (recursively), sorted, by extension (case-insensitive)."""
+    """Image files under ``folder`` (recursively), sorted, by extension (case-insensitive). Hidden
+    ones (a name or folder starting with "."), such as the temporary file of a write that was
+    killed (:func:`atomic_path`) or macOS's ``._photo.jpg``, are not photos."""
     folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 # A 16,000 x 12,000 panorama fits; Pillow's own limit (89 MP) would refuse it.

@@ -29,7 +29,9 @@ def calibration_dir():
 
 def calibration_crops(folder, n_crops=16, crop_size=128, seed=0):
     """``n_crops`` seeded ``crop_size`` crops of the photos in ``folder``, float32 NHWC in [-1, 1]."""
-    paths = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = sorted(
+        p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.name[0] != "."
+    )
     if not paths:
         raise DeblurGANError(
             f"no calibration photos in {folder}: int8 is calibrated on blurred photos; point "

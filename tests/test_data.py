@@ -9,7 +9,7 @@ from PIL import Image
 from deblurgan.cli import flag_message
 from deblurgan.datasets import PairedImageDataset
 from deblurgan.errors import DeblurGANError
-from deblurgan.io import image_size, preprocess_image, read_image
+from deblurgan.io import image_size, list_images, preprocess_image, read_image
 from deblurgan.pairing import pair_images
 from deblurgan.utils import load_images
 
@@ -66,6 +66,17 @@ def test_pair_images_matches_relative_names_sorted(tmp_path):
         ("A/002.png", "B/002.png"),
         ("A/sub/000.png", "B/sub/000.png"),
     ]
+
+
+def test_hidden_files_are_not_photos(tmp_path):
+    """The temporary file a killed write leaves (``.name.abcd1234.tmp.png``), macOS's ``._`` files and
+    hidden folders: they used to stop training with "no partner" and make deblur.py exit 1."""
+    write_pairs(tmp_path, n_pairs=2)
+    for stray in (".000.abcd1234.tmp.png", "._001.png", ".thumbs/000.png"):
+        (tmp_path / "A" / stray).parent.mkdir(exist_ok=True)
+        (tmp_path / "A" / stray).write_bytes(b"")
+    assert [p.name for p in list_images(tmp_path / "A")] == ["000.png", "001.png"]
+    assert [a.name for a, _ in pair_images(tmp_path)] == ["000.png", "001.png"]
 
 
 def test_pairing_ignores_extensions_and_refuses_ambiguous_names(tmp_path):
