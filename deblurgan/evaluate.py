@@ -17,7 +17,14 @@ from tqdm import tqdm
 from deblurgan.errors import DeblurGANError
 from deblurgan.fid import fid_from_features, image_features
 from deblurgan.inference import deblur_array
-from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS, atomic_path, read_image, to_uint8, write_image
+from deblurgan.io import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    atomic_path,
+    read_image,
+    to_uint8,
+    writable_folder,
+    write_image,
+)
 from deblurgan.metrics import laplacian_variance, score_8bit
 from deblurgan.pairing import check_same_size, find_pairs
 
@@ -124,6 +131,7 @@ def evaluate_folder(
                 "output_dir",
             )
     pairs, unmatched = find_pairs(input_dir)
+    writable_folder(output_dir, "output_dir")  # before the evaluation, not after it
     if not pairs:
         raise DeblurGANError(
             f"input_dir={input_dir}: no A/ and B/ images share a name; pair them as A/name.png "

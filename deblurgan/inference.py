@@ -38,6 +38,7 @@ from deblurgan.io import (
     preprocess_image,
     read_image,
     to_unit_range,
+    writable_folder,
     write_image,
 )
 from deblurgan.layer_utils import with_layer_dtypes
@@ -363,7 +364,7 @@ def deblur_folder(generator, input_path, output_dir, side_by_side=False, progres
         :class:`DeblurSummary`; its ``failed`` list names each skipped file and why.
     """
     pairs = plan_outputs(input_path, output_dir)
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    writable_folder(output_dir, "output_dir")
     summary = DeblurSummary()
     for source, target in tqdm(pairs, desc="deblurring", unit="photo", disable=not progress):
         try:

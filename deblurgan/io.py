@@ -364,6 +364,23 @@ def to_uint8(unit):
     return out
 
 
+def writable_folder(path, parameter, create=True):
+    """Checks that the folder ``path`` can be created (where missing) and written to, before any
+    work whose results would go there; one line naming ``parameter`` otherwise. ``create``: create
+    it now (with its parents)."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())  # the nearest that exists
+    if not existing.is_dir():
+        why = "is a file" if existing == path else f"{existing} is a file"
+    elif not os.access(existing, os.W_OK | os.X_OK):  # a read-only folder or file system
+        why = "not writable" if existing == path else f"{existing} is not writable"
+    else:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+    raise DeblurGANError(f"{parameter}={path}: cannot write there ({why}); choose another folder", parameter)
+
+
 class atomic_path:
     """Context manager yielding a temporary path beside ``path`` that is renamed onto it on success.
 

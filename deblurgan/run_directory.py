@@ -11,6 +11,7 @@ atomically, so a run killed at any moment resumes from its last complete state.
 import csv
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from deblurgan.checkpoints import save_model
 from deblurgan.config import TrainingConfig
 from deblurgan.errors import DeblurGANError
-from deblurgan.io import atomic_path
+from deblurgan.io import atomic_path, writable_folder
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,10 @@ def check_fresh(weights_dir):
 
 
 def check_folders(run):
-    """Refuses a ``weights_dir`` or ``log_dir`` of ``run`` (a RunConfig) that is a file."""
+    """Checks that the ``weights_dir`` and ``log_dir`` of ``run`` (a RunConfig) can be written to,
+    before the networks are built and without writing anything."""
     for name in ("weights_dir", "log_dir"):
-        path = Path(getattr(run, name))
-        if path.exists() and not path.is_dir():
-            message = f"run.{name}={path}: is a file, not a folder; pass a folder (it is created if missing)"
-            raise DeblurGANError(message, parameter=f"run.{name}")
+        writable_folder(getattr(run, name), f"run.{name}", create=False)
 
 
 def load_run(weights_dir):
@@ -57,15 +56,29 @@ def load_run(weights_dir):
             "start a new run there, or pass the folder of an earlier run",
             parameter="run.weights_dir",
         )
-    saved = TrainingConfig.from_dict(json.loads(options_path.read_text()))
-    with np.load(state_path) as archive:
-        state = dict(archive)
-    epoch, batch = int(state.pop("run/epoch")), int(state.pop("run/batch"))
+    try:
+        saved = TrainingConfig.from_dict(json.loads(options_path.read_text()))
+    except (ValueError, TypeError, AttributeError) as error:  # not JSON, or not a config's
+        raise _damaged(weights_dir, options_path, error) from None
+    try:
+        with np.load(state_path) as archive:
+            state = dict(archive)
+        epoch, batch = int(state.pop("run/epoch")), int(state.pop("run/batch"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # a partial copy
+        raise _damaged(weights_dir, state_path, error) from None
     sums = json.loads(str(state.pop("run/sums", "{}")))
     # (sum, count) per loss term; states saved before the counts summed every batch
     sums = {name: tuple(value) if isinstance(value, list) else (value, batch) for name, value in sums.items()}
     elapsed = json.loads(str(state.pop("run/elapsed", "{}")))  # absent in states saved before it existed
     return saved, state, (epoch, batch, sums, elapsed)
+
+
+def _damaged(weights_dir, path, error):
+    return DeblurGANError(
+        f"run.weights_dir={weights_dir}: {path.name} cannot be read ({type(error).__name__}: {error}); "
+        "copy it again from the run's machine, or start a new run in another folder",
+        parameter="run.weights_dir",
+    )
 
 
 class RunDirectory:

@@ -109,6 +109,22 @@ def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
     assert int8.stderr.strip().splitlines()[-1] == (
         "error: --precision int8: runs on the onnxruntime engine only, not keras"
     )
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    for side in ("A", "B"):
+        _photo(tmp_path / "pairs" / side / "a.png", 16, 16)
+    for folder, why in ((a_file, "is a file"), (a_file / "sub", f"{a_file} is a file")):
+        for script, input_dir in (
+            ("deblur", tmp_path),
+            ("test", tmp_path / "pairs"),
+        ):  # test.py: before evaluating
+            options = ["--weight_path", weights, "--input_dir", input_dir, "--output_dir", folder]
+            refused = invoke_script(script, *options)
+            assert (refused.returncode, refused.stderr.strip().splitlines()) == (
+                2,
+                [f"error: --output_dir {folder}: cannot write there ({why}); choose another folder"],
+            )
+    assert a_file.read_text() == "keep me"
 
 
 def test_photo_over_max_image_pixels_is_one_line_and_the_others_are_written(weights, tmp_path, caplog):

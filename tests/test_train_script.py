@@ -281,11 +281,15 @@ def test_a_file_given_as_a_run_folder_is_one_line(data_dir, tmp_path):
     a_file.write_text("keep me")
     options = _options(data_dir, tmp_path)
     for name in ("weights_dir", "log_dir"):
-        with pytest.raises(DeblurGANError) as error:
-            train(dataclasses.replace(options, run=dataclasses.replace(options.run, **{name: str(a_file)})))
-        expected = f"--{name} {a_file}: is a file, not a folder; pass a folder (it is created if missing)"
-        assert flag_message(error.value) == expected
+        for folder, why in ((a_file, "is a file"), (a_file / "sub", f"{a_file} is a file")):
+            with pytest.raises(DeblurGANError) as error:
+                train(
+                    dataclasses.replace(options, run=dataclasses.replace(options.run, **{name: str(folder)}))
+                )
+            expected = f"--{name} {folder}: cannot write there ({why}); choose another folder"
+            assert flag_message(error.value) == expected
     assert a_file.read_text() == "keep me"
+    assert not (tmp_path / "run").exists()  # refused before any folder is made
 
 
 def test_init_generator_must_be_the_same_network(data_dir, tmp_path):
@@ -313,6 +317,22 @@ def test_resume_with_other_options_is_refused(data_dir, tmp_path):
     shown = flag_message(error.value)  # as train.py prints it: the flags the user typed
     assert "the run was started with --crop_size 32 (now 24); " in shown
     assert shown.endswith("or start a new run with another --weights_dir FOLDER")
+
+
+def test_a_damaged_run_folder_is_one_line_on_resume(data_dir, tmp_path):
+    """A partial copy to a new machine: BadZipFile and JSONDecodeError tracebacks before."""
+    train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
+    weights = tmp_path / "run" / "weights"
+    for name, truncated in (("training_state.npz", b"PK\x03\x04"), ("options.json", b'{"generator": ')):
+        intact = (weights / name).read_bytes()
+        (weights / name).write_bytes(truncated)
+        with pytest.raises(DeblurGANError) as error:
+            resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none"))
+        shown = flag_message(error.value)
+        assert shown.startswith(f"--weights_dir {weights}: {name} cannot be read (")
+        assert shown.endswith("copy it again from the run's machine, or start a new run in another folder")
+        (weights / name).write_bytes(intact)
+    resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none"))  # whole again
 
 
 def _one_line_error(result):
