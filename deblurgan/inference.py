@@ -353,7 +353,10 @@ def deblur_file(
     if side_by_side:
         restored = np.concatenate([photo.pixels, restored], axis=1)
         alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
-    write_image(output_path, restored, alpha=alpha, grayscale=photo.grayscale, bit_depth=photo.bit_depth)
+    write_image(
+        output_path, restored, alpha=alpha, grayscale=photo.grayscale, bit_depth=photo.bit_depth,
+        icc_profile=photo.icc_profile, dpi=photo.dpi,
+    )  # fmt: skip
     return output_path
 
 

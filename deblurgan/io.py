@@ -32,6 +32,8 @@ class Photo:
         grayscale: the file had a single (luminance) channel.
         bit_depth: 8 or 16 bits per channel in the file.
         format: Pillow's format name ("PNG", "JPEG", ...), or None.
+        icc_profile: the embedded colour profile (bytes), or None: the pixels are in its space.
+        dpi: the ``(x, y)`` resolution the file states, or None.
     """
 
     pixels: np.ndarray
@@ -39,6 +41,8 @@ class Photo:
     grayscale: bool = False
     bit_depth: int = 8
     format: str | None = None
+    icc_profile: bytes | None = None
+    dpi: tuple | None = None
 
 
 def list_images(folder):
@@ -83,19 +87,31 @@ def read_image(path, box=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
         with _open_checked(path, max_pixels) as image:
             file_format = image.format
             if _is_16bit_color(image):
-                return _crop_photo(_read_16bit_color(path, image), box)
-            orientation = _exif_orientation(image)
-            image.load()
-            if box is not None:
-                image = image.crop(_stored_box(box, orientation, image.size))
-            photo = _decode(image, file_format)
+                photo = _crop_photo(_read_16bit_color(path, image), box)
+                info = dict(image.info)  # loaded: a PNG's chunks after the pixels included
+            else:
+                orientation = _exif_orientation(image)
+                image.load()
+                info = dict(image.info)
+                if box is not None:
+                    image = image.crop(_stored_box(box, orientation, image.size))
+                photo = _decode(image, file_format)
+                photo.pixels = _orient(photo.pixels, orientation)
+                photo.alpha = None if photo.alpha is None else _orient(photo.alpha, orientation)
     except _UNREADABLE as error:
         raise DeblurGANError(
             f"{path}: not a readable image ({error}); re-export it as PNG or JPEG or remove it"
         ) from None
-    photo.pixels = _orient(photo.pixels, orientation)
-    photo.alpha = None if photo.alpha is None else _orient(photo.alpha, orientation)
+    photo.icc_profile = _profile_of(info.get("icc_profile"), photo.grayscale)
+    photo.dpi = info.get("dpi")
     return photo
+
+
+def _profile_of(icc_profile, grayscale):
+    """``icc_profile`` if it describes the decoded pixels (an RGB profile for RGB, a gray one for
+    gray), else None: a CMYK photo's profile, say, is wrong for its RGB conversion."""
+    space = b"GRAY" if grayscale else b"RGB "
+    return icc_profile if icc_profile and icc_profile[16:20] == space else None
 
 
 def _open_checked(path, max_pixels):
@@ -297,18 +313,19 @@ def _gray3(gray):
     return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
 
 
-def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8):
+def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8, icc_profile=None, dpi=None):
     """Writes RGB floats in [0, 1] to ``path`` atomically (temporary file, then rename).
 
     The format follows the extension. ``grayscale`` writes one luminance channel (BT.601 weights,
     as Pillow's ``convert("L")``); ``alpha`` (height, width) in [0, 1] is stored where the format
     allows it; ``bit_depth=16`` is kept for PNG (and grayscale TIFF) and rounded to 8 bits otherwise.
+    ``icc_profile`` (the colour space of ``pixels``) and ``dpi`` are stored where the format has room.
     """
     path = Path(path)
     pixels = np.asarray(pixels, dtype=np.float32)  # every branch below clips
     if bit_depth == 16 and not grayscale and path.suffix.lower() == ".png":
         with atomic_path(path) as tmp:
-            tmp.write_bytes(_encode_png16(pixels, alpha))
+            tmp.write_bytes(_encode_png16(pixels, alpha, icc_profile, dpi))
         return
     if grayscale:
         gray = np.clip(pixels, 0.0, 1.0) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -322,16 +339,15 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8):
     if alpha is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
         image = image.convert("LA" if grayscale else "RGBA")
         image.putalpha(Image.fromarray(to_uint8(alpha), mode="L"))
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        save_kwargs = {"quality": 95}
-    else:
-        save_kwargs = {}
+    save_kwargs = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    metadata = {"icc_profile": icc_profile, "dpi": dpi}
+    save_kwargs.update({key: value for key, value in metadata.items() if value is not None})
     file_format = Image.registered_extensions().get(path.suffix.lower())
     with atomic_path(path) as tmp:
         image.save(tmp, format=file_format, **save_kwargs)
 
 
-def _encode_png16(pixels, alpha=None):
+def _encode_png16(pixels, alpha=None, icc_profile=None, dpi=None):
     """A 16-bit RGB (or RGBA) PNG, which Pillow cannot write: NumPy and zlib, "Up" row filters."""
     channels = [pixels] if alpha is None else [pixels, np.asarray(alpha, dtype=np.float32)[..., None]]
     samples = np.round(np.clip(np.concatenate(channels, axis=-1), 0, 1) * 65535).astype(">u2")
@@ -345,9 +361,15 @@ def _encode_png16(pixels, alpha=None):
 
     color_type = 2 if depth == 3 else 6
     header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    metadata = b""
+    if icc_profile:  # the profile's name, compression method 0 (zlib), the profile
+        metadata += chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
+    if dpi:  # pixels per metre, unit 1 (metre)
+        metadata += chunk(b"pHYs", struct.pack(">IIB", *(round(d / 0.0254) for d in dpi[:2]), 1))
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
+        + metadata
         + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6))
         + chunk(b"IEND", b"")
     )

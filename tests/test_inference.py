@@ -272,3 +272,28 @@ def test_16_bit_rgb_stays_16_bit(generator, tmp_path):
     restored = read_image(tmp_path / "out" / "c.png")
     assert restored.bit_depth == 16 and restored.pixels.shape == (26, 30, 3)
     assert np.any(np.round(restored.pixels * 65535) % 257 != 0)  # not an 8-bit detour
+
+
+def test_the_colour_profile_and_resolution_are_kept(generator, tmp_path):
+    """A Display P3 or Adobe RGB photo written without its profile shows shifted colours."""
+    from PIL import ImageCms
+
+    from deblurgan.io import read_image, write_image
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # any RGB profile
+    photo = (random_photo(24, 32) * 255).astype(np.uint8)
+    _save(tmp_path / "in" / "a.jpg", photo, icc_profile=profile, dpi=(300, 300))
+    _save(tmp_path / "in" / "b.png", photo, icc_profile=profile, dpi=(300, 300))
+    write_image(
+        tmp_path / "in" / "c.png", random_photo(24, 32), bit_depth=16, icc_profile=profile, dpi=(72, 72)
+    )
+    cmyk = profile[:16] + b"CMYK" + profile[20:]  # the profile of a CMYK photo: wrong for its RGB
+    Image.fromarray(photo).convert("CMYK").save(tmp_path / "in" / "d.jpg", icc_profile=cmyk)
+    deblur_folder(generator, tmp_path / "in", tmp_path / "out", progress=False)
+    for name, dpi in (("a.jpg", (300, 300)), ("b.png", (300, 300)), ("c.png", (72, 72))):
+        with Image.open(tmp_path / "out" / name) as written:
+            assert written.info["icc_profile"] == profile, name
+            assert tuple(round(d) for d in written.info["dpi"]) == dpi, name
+    assert read_image(tmp_path / "out" / "c.png").bit_depth == 16
+    with Image.open(tmp_path / "out" / "d.jpg") as written:
+        assert written.mode == "RGB" and "icc_profile" not in written.info
