@@ -158,8 +158,8 @@ class DataConfig(_Section):
     samples_per_photo: int = _option(8, "With --sharp_dir: crops of each photo per epoch.", minimum=1)
     blur: str = _option(
         "default",
-        "With --sharp_dir: default (make_blur_dataset's kernels, noise, JPEG) or sample "
-        "(images/test's blur, no noise).",
+        "With --sharp_dir: default (make_blur_dataset's kernels, noise sigma 0-0.01, JPEG quality "
+        "70-95) or sample (images/test's blur, no noise).",
         choices=tuple(BLUR_PRESETS),
     )
 
@@ -269,6 +269,17 @@ class TrainingConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def __getattr__(self, name):
+        """An option's flat name (``config.n_epochs``, as the flat options of earlier versions had
+        it) reads its field; called only for names that are not attributes."""
+        if name.startswith("_"):  # copy, pickle and dataclasses probe for such names
+            raise AttributeError(name)
+        try:
+            section, field = FLAT_NAMES.get(name) or _FLAG_FIELDS.get(name) or _section_of(name)
+        except DeblurGANError:
+            raise AttributeError(f"TrainingConfig has no option {name!r}") from None
+        return getattr(getattr(self, section), field)
 
 
 def _section_of(flat):

@@ -108,6 +108,17 @@ def test_from_flags_takes_every_spelling_of_the_script():
     assert config == TrainingConfig.from_flags(gradient_penalty_weight=3.0, n_epochs=4)
 
 
+def test_the_flat_names_of_earlier_versions_read_their_fields():
+    """Old code reading ``options.n_epochs`` of a TrainingOptions (now a TrainingConfig) still works."""
+    from deblurgan import TrainingOptions
+
+    options = TrainingOptions(n_epochs=3, critic_filters=8, gp_weight=2.0, lr=1e-3)
+    assert (options.n_epochs, options.critic_filters, options.gp_weight, options.lr) == (3, 8, 2.0, 1e-3)
+    assert (options.gradient_penalty_weight, options.critic_updates) == (2.0, options.critic.updates)
+    assert not hasattr(options, "no_such_option") and not hasattr(options, "_private")
+    assert dataclasses.replace(options) == options  # copying is untouched
+
+
 def test_build_trainer_makes_the_auto_choices_as_a_run_does():
     tiny = dict(n_filters=4, n_blocks=1, critic_filters=4, crop_size=32)
     # gan_mode wgan: the Sicara critic, not the PatchGAN that a bare "auto" would fall through to
