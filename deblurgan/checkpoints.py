@@ -63,9 +63,9 @@ def export_keras(path, output_path=None):
 def _model_config(path):
     """The model's saved config dict, or None for a weights-only file; errors for broken files."""
     if not path.is_file():
+        what = "a folder, not a file" if path.is_dir() else "no such file"
         raise DeblurGANError(
-            f"{path}: no such file; pass the path of a generator .h5 or .keras file "
-            "(e.g. weights/generator.h5)"
+            f"{path}: {what}; pass the path of a generator .h5 or .keras file (e.g. weights/generator.h5)"
         )
     if path.suffix == ".keras":
         try:

@@ -45,7 +45,8 @@ def find_pairs(data_dir):
     root = Path(data_dir)
     hint = LAYOUT_HINT.format(root=root)
     if not root.is_dir():
-        raise DeblurGANError(f"{root}: no such data folder; {hint}")
+        what = "a file, not a data folder" if root.is_file() else "no such data folder"
+        raise DeblurGANError(f"{root}: {what}; {hint}")
     for side in ("A", "B"):
         if not (root / side).is_dir():
             raise DeblurGANError(f"{root / side}: missing {side}/ folder; {hint}")

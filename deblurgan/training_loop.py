@@ -263,8 +263,11 @@ class _Loop:
                     log.warning("interrupted at epoch %d, batch %d: state saved in %s; continue with "
                                 "resume_training (train.py: the same command and --resume)", epoch, batch,
                                 weights_dir)  # fmt: skip
+            elif (epoch, batch) == (0, 0):
+                log.warning("interrupted before the first step; nothing to resume in %s", weights_dir)
             else:
-                log.warning("interrupted; %s holds the state after epoch %d", weights_dir, epoch - 1)
+                at = f"after epoch {epoch - 1}" if batch == 0 else f"at epoch {epoch}, batch {batch}"
+                log.warning("interrupted; %s holds the state %s", weights_dir, at)
             raise
         if self.dataset.n_skipped:
             log.warning("%d unreadable image pairs were skipped (see the log above)", self.dataset.n_skipped)
@@ -403,11 +406,12 @@ def _start_from(generator, path):
     """Sets ``generator`` to the weights of the generator file ``path``, which must be the same network."""
     source = load_generator(path)
     if [w.shape for w in source.weights] != [w.shape for w in generator.weights]:
-        counts = f"{len(source.weights)} vs {len(generator.weights)} weights"
+        n, m = len(source.weights), len(generator.weights)
+        counts = f"{n} vs {m} weights" if n != m else f"{n} weights, some of other shapes"
         raise DeblurGANError(
-            f"run.init_generator={path}: a different network from this run's generator ({counts}, or "
-            "other shapes); pass the generator options it was trained with (weights/README.md lists "
-            "the shipped file's)",
+            f"run.init_generator={path}: a different network from this run's generator ({counts}); "
+            "pass the generator options it was trained with (weights/README.md lists the shipped "
+            "file's)",
             parameter="run.init_generator",
         )
     generator.set_weights(source.get_weights())
@@ -544,14 +548,13 @@ def _check_finite(step_logs, epoch, batch_index, weights_dir):
     bad = {name: value for name, value in step_logs.items() if not math.isfinite(value)}
     if bad:
         name, value = next(iter(bad.items()))
-        kept = (
-            f"the last good checkpoint in {weights_dir} is kept"
-            if any(Path(weights_dir).glob("generator_*.h5"))
-            else f"{weights_dir} holds no checkpoint yet"
-        )
+        fix = "lower the learning rate (lr=...)"
+        if any(Path(weights_dir).glob("generator_*.h5")):
+            kept = f"the last good checkpoint in {weights_dir} is kept; {fix}, or resume"
+        else:
+            kept = f"{weights_dir} holds no checkpoint yet; {fix}"
         raise DeblurGANError(
-            f"loss {name} became {value} at epoch {epoch}, batch {batch_index}; training stopped and "
-            f"{kept}; lower the learning rate (lr=...), or resume",
+            f"loss {name} became {value} at epoch {epoch}, batch {batch_index}; training stopped and {kept}",
             mentions=("lr",),
         )
 

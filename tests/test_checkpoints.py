@@ -87,6 +87,7 @@ def _assert_clear_error(load, path, *words):
 
 def test_missing_file_is_a_clear_error(tmp_path):
     _assert_clear_error(load_generator, tmp_path / "generator_49.h5", "no such file")
+    _assert_clear_error(load_generator, tmp_path, "a folder, not a file")
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])

@@ -99,6 +99,9 @@ def test_missing_folder_names_the_expected_layout(tmp_path):
         pair_images(tmp_path)
     with pytest.raises(DeblurGANError, match="no such data folder"):
         pair_images(tmp_path / "nope")
+    (tmp_path / "photo.png").write_bytes(b"")
+    with pytest.raises(DeblurGANError, match="photo.png: a file, not a data folder; expected"):
+        pair_images(tmp_path / "photo.png")
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):

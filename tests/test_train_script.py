@@ -205,8 +205,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert int(np.load(weights / "training_state.npz")["run/epoch"]) == 1
     calls["n"] = 3  # the next step's loss is NaN: in epoch 0, before any checkpoint
     early = r"at epoch 0, batch 0; training stopped and .* holds no checkpoint yet"
-    with pytest.raises(DeblurGANError, match=early):
+    with pytest.raises(DeblurGANError, match=early) as error:
         train(_options(data_dir, tmp_path, "early", n_epochs=3, gan_mode="none"))
+    assert flag_message(error.value).endswith("lower the learning rate (--lr ...)")  # no resume to offer
 
 
 def test_one_epoch_of_ragan_with_frequency_separation_then_resume_rules(data_dir, tmp_path):
@@ -306,6 +307,9 @@ def test_init_generator_must_be_the_same_network(data_dir, tmp_path):
         train(other)
     assert flag_message(error.value).startswith(f"--init_generator {start}: a different network")
     assert not (tmp_path / "other").exists()  # refused before any file is written
+    wider = _options(data_dir, tmp_path, "wider", gan_mode="none", init_generator=str(start), n_filters=8)
+    with pytest.raises(DeblurGANError, match=r"generator \((\d+) weights, some of other shapes\)"):
+        train(wider)  # as many weights, wider ones
 
 
 def test_resume_with_other_options_is_refused(data_dir, tmp_path):
@@ -662,6 +666,18 @@ def _train_until_ctrl_c(options):
             train(options)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
+
+
+def test_the_interrupt_message_says_what_the_folder_holds(data_dir, tmp_path, monkeypatch, caplog):
+    def ctrl_c(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DeblurGANTrainer, "train_on_batch", ctrl_c)
+    options = _options(data_dir, tmp_path, n_epochs=2)
+    with caplog.at_level(logging.WARNING, logger="deblurgan.training_loop"):
+        _train_until_ctrl_c(options)
+    weights = options.run.weights_dir
+    assert caplog.messages[-1] == f"interrupted before the first step; nothing to resume in {weights}"
 
 
 def test_a_second_ctrl_c_while_the_state_is_saved_waits_for_the_save(data_dir, tmp_path, monkeypatch):
