@@ -8,7 +8,9 @@ and both optimizers, the position in the run and the random state), which is wha
 atomically, so a run killed at any moment resumes from its last complete state.
 """
 
+import contextlib
 import csv
+import fcntl
 import json
 import logging
 import zipfile
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "training_state.npz"
 OPTIONS_FILE = "options.json"
+LOCK_FILE = ".lock"  # held while a run writes the folder (run_lock)
 
 
 def check_fresh(weights_dir):
@@ -79,6 +82,27 @@ def _damaged(weights_dir, path, error):
         "copy it again from the run's machine, or start a new run in another folder",
         parameter="run.weights_dir",
     )
+
+
+@contextlib.contextmanager
+def run_lock(weights_dir, writes=True):
+    """Holds ``weights_dir/.lock`` (an advisory lock, freed by the system when the process ends, even
+    killed) while a run writes there: a second run of the folder, such as a ``--resume`` typed while
+    the first still trains, is refused instead of writing over its files."""
+    if not writes:
+        yield
+        return
+    Path(weights_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(weights_dir) / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeblurGANError(
+                f"run.weights_dir={weights_dir}: another training run is writing there; let it end "
+                "(or stop it with Ctrl-C) first, or choose another folder",
+                parameter="run.weights_dir",
+            ) from None
+        yield  # closing the file frees the lock
 
 
 class RunDirectory:

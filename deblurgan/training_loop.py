@@ -32,7 +32,7 @@ from deblurgan.metrics import psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
 from deblurgan.multiscale_model import multiscale_content_loss, multiscale_generator_model
 from deblurgan.pairing import pair_images
-from deblurgan.run_directory import RunDirectory, check_folders, check_fresh, load_run
+from deblurgan.run_directory import RunDirectory, check_folders, check_fresh, load_run, run_lock
 from deblurgan.training import (
     DeblurGANTrainer,
     default_optimizers,
@@ -221,8 +221,9 @@ def _start(config, state, position, resumed=False, replicas=None):
         val_pairs = _validation_pairs(val_dir, config.run)
         if resumed:
             log.info("resuming at epoch %d, batch %d", *position[:2])
-        directory = RunDirectory(config, writes=replicas.is_chief)  # process 0 writes the files
-        return _Loop(config, trainer, dataset, directory, val_pairs, position, replicas).fit()
+        with run_lock(config.run.weights_dir, writes=replicas.is_chief):
+            directory = RunDirectory(config, writes=replicas.is_chief)  # process 0 writes the files
+            return _Loop(config, trainer, dataset, directory, val_pairs, position, replicas).fit()
 
 
 class _Loop:

@@ -91,7 +91,7 @@ def test_two_epoch_run_writes_exactly_the_expected_files_then_resume_continues(d
     result = _run_script("--n_epochs", "2", *common)
     assert result.returncode == 0, result.stderr
 
-    names = sorted(p.name for p in weights.iterdir())
+    names = sorted(p.name for p in weights.iterdir() if p.name != ".lock")  # (held while it ran)
     assert len(names) == 6
     assert names[:2] == ["discriminator_0.h5", "discriminator_1.h5"]
     assert names[2].startswith("generator_0_") and names[3].startswith("generator_1_")
@@ -321,6 +321,23 @@ def test_resume_with_other_options_is_refused(data_dir, tmp_path):
     shown = flag_message(error.value)  # as train.py prints it: the flags the user typed
     assert "the run was started with --crop_size 32 (now 24); " in shown
     assert shown.endswith("or start a new run with another --weights_dir FOLDER")
+
+
+def test_a_second_run_of_a_folder_in_use_is_refused(data_dir, tmp_path):
+    """A --resume typed while the run still trains used to train beside it, over the same files."""
+    import fcntl
+
+    train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
+    weights = tmp_path / "run" / "weights"
+    with open(weights / ".lock") as held:  # as the running process holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DeblurGANError) as error:
+            resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none"))
+    assert flag_message(error.value) == (
+        f"--weights_dir {weights}: another training run is writing there; let it end (or stop it with "
+        "Ctrl-C) first, or choose another folder"
+    )
+    resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none"))  # free again
 
 
 def test_a_damaged_run_folder_is_one_line_on_resume(data_dir, tmp_path):
