@@ -27,10 +27,15 @@ def _gopro_jobs(dir_in, blur_key):
         raise DeblurGANError(f"{dir_in}: no such folder; {layout}")
     splits = [split for split in ("train", "test") if (dir_in / split).is_dir()]
     if not splits:
-        if (dir_in / "blur").is_dir() or any((p / blur_key).is_dir() for p in dir_in.iterdir() if p.is_dir()):
+        if (dir_in / blur_key).is_dir():  # GOPRO_Large/train/SCENE
             raise DeblurGANError(
-                f"{dir_in}: looks like a scene or split folder, not GOPRO_Large itself; pass its parent "
-                f"folder as dir_in ({layout})"
+                f"{dir_in}: a scene folder, not GOPRO_Large itself; pass the folder two levels up "
+                f"({dir_in.parent.parent}) as dir_in ({layout})"
+            )
+        if any((p / blur_key).is_dir() for p in dir_in.iterdir() if p.is_dir()):  # GOPRO_Large/train
+            raise DeblurGANError(
+                f"{dir_in}: a split folder, not GOPRO_Large itself; pass its parent ({dir_in.parent}) "
+                f"as dir_in ({layout})"
             )
         raise DeblurGANError(f"{dir_in}: no train/ or test/ folder; {layout}")
     jobs = {}

@@ -70,8 +70,11 @@ def test_wrong_dir_in_explains_the_layout(tmp_path):
     dir_in = fake_gopro(tmp_path / "GOPRO_Large")
     with pytest.raises(DeblurGANError, match=r"no such folder; expected .*\{train,test\}/<scene>/"):
         organize_gopro(tmp_path / "missing", tmp_path / "out")
-    with pytest.raises(DeblurGANError, match="pass its parent folder"):
+    with pytest.raises(DeblurGANError, match=rf"a split folder, .* pass its parent \({dir_in}\) as dir_in"):
         organize_gopro(dir_in / "train", tmp_path / "out")
+    scene = next((dir_in / "train").iterdir())
+    with pytest.raises(DeblurGANError, match=rf"a scene folder, .* two levels up \({dir_in}\) as dir_in"):
+        organize_gopro(scene, tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DeblurGANError, match="no train/ or test/ folder"):
         organize_gopro(tmp_path / "empty", tmp_path / "out")
