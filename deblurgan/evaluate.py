@@ -131,13 +131,13 @@ def evaluate_folder(
                 "output_dir",
             )
     pairs, unmatched = find_pairs(input_dir)
-    writable_folder(output_dir, "output_dir")  # before the evaluation, not after it
     if not pairs:
         raise DeblurGANError(
             f"input_dir={input_dir}: no A/ and B/ images share a name; pair them as A/name.png "
             "(blurred) and B/name.png (sharp)",
             "input_dir",
         )
+    writable_folder(output_dir, "output_dir")  # before the evaluation, not after it
     for name in unmatched:  # EvaluationReport.unmatched has them; scripts/test.py prints them once
         log.info("unmatched: %s", name)
     rows, failed = [], []
