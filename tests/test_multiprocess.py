@@ -120,8 +120,8 @@ def test_two_processes_train_one_epoch_as_one_process_does_and_only_process_0_wr
     (_, pid_0, stdout_0, _), (_, _, stdout_1, _) = results
     assert "epoch 0:" in stdout_0 and "epoch 0:" not in stdout_1  # process 1 prints no progress
     names = sorted(p.name for p in (two / "weights").iterdir())
-    assert len(names) == 3 and names[0].startswith("generator_0_"), names
-    assert names[1:] == ["options.json", "training_state.npz"]
+    assert len(names) == 4 and names[1].startswith("generator_0_"), names
+    assert names[:1] + names[2:] == [".lock", "options.json", "training_state.npz"]  # process 0's lock
     events = [p.name for p in (two / "logs").glob("events.out.tfevents.*")]
     assert len(events) == 1 and f".{pid_0}." in events[0]  # TensorBoard: process 0's file only
     state = np.load(two / "weights" / "training_state.npz")
@@ -141,7 +141,7 @@ def test_a_run_trained_on_two_devices_resumes_on_one(data_dir, tmp_path):
     result = _run("jax", _command(data_dir, resumed, "--n_epochs", "2", "--devices", "1", "--resume"))
 
     assert "resuming at epoch 1" in result.stdout
-    names = sorted(p.name for p in (resumed / "weights").iterdir())
+    names = sorted(p.name for p in (resumed / "weights").iterdir() if p.name != ".lock")
     assert [n.split("_")[:2] for n in names[:2]] == [["generator", "0"], ["generator", "1"]], names
     assert names[2:] == ["options.json", "training_state.npz"]
     state = np.load(resumed / "weights" / "training_state.npz")
