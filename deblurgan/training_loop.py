@@ -257,6 +257,7 @@ class _Loop:
         try:
             rows = [self._run_epoch(epoch) for epoch in range(self.start_epoch, n_epochs)]
         except KeyboardInterrupt:
+            _STOP_REQUESTS.clear()  # honoured
             epoch, batch = self.position
             if not self.saved:
                 with interrupts_deferred():  # a second Ctrl-C (an impatient user) must not cut the save
@@ -314,6 +315,8 @@ class _Loop:
                     self.position, self.saved = (epoch, batch_index), False
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{t / n:.4g}" for k, (t, n) in sums.items() if _shown(k)})
+                if _STOP_REQUESTS:  # a stop whose KeyboardInterrupt Python swallowed (request_stop)
+                    raise KeyboardInterrupt(_STOP_REQUESTS[0])
         means = {name: total / count for name, (total, count) in sums.items()}
         seconds = round(self._elapsed()["seconds"], 2)  # training only: before validation
         row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.lr, **means}
@@ -432,6 +435,18 @@ def saved_generator(weights_dir):
         dataset = _training_dataset(config.data, _data_dirs(config)[0], config.run)
         _recalibrate(generator, dataset, epoch, config, _epoch_batches(dataset, config.data))
     return generator, config, (epoch, batch)
+
+
+_STOP_REQUESTS = []  # signals taken by request_stop and not yet honoured by a loop
+
+
+def request_stop(signum, frame=None):
+    """The signal handler of a run (``scripts/train.py`` sets it for Ctrl-C and SIGTERM): raises
+    KeyboardInterrupt, and the loop saves its position. Python swallows that exception when the
+    signal lands in an object's finalizer (TensorFlow frees tensors in them all the time) and only
+    prints "Exception ignored"; the loop then raises it after its next step, so that no stop is lost."""
+    _STOP_REQUESTS.append(signum)
+    raise KeyboardInterrupt(signum)
 
 
 @contextlib.contextmanager

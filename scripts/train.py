@@ -47,7 +47,7 @@ from deblurgan import distribution  # noqa: E402
 from deblurgan.cli import OneLineUsageErrors, main_guard  # noqa: E402
 from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig  # noqa: E402
 from deblurgan.model import GENERATOR_PRESETS  # noqa: E402
-from deblurgan.training_loop import resume_training, train  # noqa: E402
+from deblurgan.training_loop import request_stop, resume_training, train  # noqa: E402
 
 
 def config_options(command):
@@ -121,12 +121,8 @@ def main(resume, devices, coordinator_address, num_processes, process_id, coordi
 
 def _install_signal_handlers():
     """Ctrl-C and SIGTERM (a scheduler's warning before it preempts a job) save the position."""
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt(signum)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
 
 
 def _print_progress_messages(chief=True):

@@ -697,6 +697,34 @@ def test_the_interrupt_message_says_what_the_folder_holds(data_dir, tmp_path, mo
     assert caplog.messages[-1] == f"interrupted before the first step; nothing to resume in {weights}"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
+def test_a_ctrl_c_that_lands_in_a_finalizer_still_stops_the_run(data_dir, tmp_path, monkeypatch):
+    """Python swallows a handler's KeyboardInterrupt raised inside an object's __del__ ("Exception
+    ignored in: EagerResourceDeleter.__del__"): a Ctrl-C during validation, say, was then lost, and
+    so was run-keeper's one SIGINT. (Steps hold signals until they end: none is lost there.)"""
+
+    class Finalized:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)  # lands here, as in a freed TensorFlow tensor
+
+    original = training_loop._validate
+
+    def validation_with_a_ctrl_c(*args):
+        monkeypatch.setattr(training_loop, "_validate", original)  # once
+        Finalized()  # freed at once: its __del__ takes the Ctrl-C
+        return original(*args)
+
+    monkeypatch.setattr(training_loop, "_validate", validation_with_a_ctrl_c)
+    inherited = signal.signal(signal.SIGINT, training_loop.request_stop)  # as train.py sets it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(_options(data_dir, tmp_path, n_epochs=20))
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if inherited is None else inherited)
+    state = np.load(tmp_path / "run" / "weights" / "training_state.npz")
+    assert (int(state["run/epoch"]), int(state["run/batch"])) == (1, 1)  # after the next step
+
+
 def test_a_second_ctrl_c_while_the_state_is_saved_waits_for_the_save(data_dir, tmp_path, monkeypatch):
     """An impatient user presses Ctrl-C again while the first one's save is being written."""
     original_save = run_directory.save_model
