@@ -255,7 +255,7 @@ class TrainingConfig:
         sections = {name: {} for name in SECTIONS}
         sections["generator"].update(GENERATOR_PRESETS[preset])
         for flat, value in flags.items():
-            section, field = FLAT_NAMES.get(flat) or _FLAG_FIELDS.get(flat) or _section_of(flat)
+            section, field = _field_of(flat)
             if value is not None or flat not in GENERATOR_VARIANT:
                 sections[section][field] = value
         return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
@@ -276,10 +276,16 @@ class TrainingConfig:
         if name.startswith("_"):  # copy, pickle and dataclasses probe for such names
             raise AttributeError(name)
         try:
-            section, field = FLAT_NAMES.get(name) or _FLAG_FIELDS.get(name) or _section_of(name)
+            section, field = _field_of(name)
         except DeblurGANError:
             raise AttributeError(f"TrainingConfig has no option {name!r}") from None
         return getattr(getattr(self, section), field)
+
+
+def _field_of(flat):
+    """``(section, field)`` of a flat name: a flag's (--critic_filters), its other spelling
+    (--gp_weight) or a field's own."""
+    return FLAT_NAMES.get(flat) or _FLAG_FIELDS.get(flat) or _section_of(flat)
 
 
 def _section_of(flat):
