@@ -42,12 +42,26 @@ def _as_flag(message, parameter, count=-1):
     return message.replace(f"{parameter}=", f"{flag} ", count)
 
 
+class FlagNames(logging.Filter):
+    """A library message that quotes a DeblurGANError (``log.warning("...: %s", error)``) shows
+    it as an error of the script does: with flag names (:func:`flag_message`)."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(flag_message(a) if isinstance(a, DeblurGANError) else a for a in record.args)
+        return True
+
+
 def main_guard(command):
-    """Wraps a click command's callback: DeblurGANError -> ``error: ...`` on stderr, exit 2."""
+    """Wraps a click command's callback: DeblurGANError -> ``error: ...`` on stderr, exit 2; the
+    library's warnings name flags too (:class:`FlagNames`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, FlagNames) for f in handler.filters):
+                handler.addFilter(FlagNames())
         try:
             return command(*args, **kwargs)
         except DeblurGANError as error:

@@ -119,7 +119,7 @@ def _open_checked(path, max_pixels):
     # Pillow refuses (or warns about) large images by a global limit; this check replaces it.
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
         Image.MAX_IMAGE_PIXELS = int(max_pixels)
-    hint = "raise max_image_pixels if it is a real photo (about 20 bytes of memory per pixel), or remove it"
+    hint = "raise the limit if it is a real photo (about 20 bytes of memory per pixel), or remove it"
     _quiet_pillows_limit()
     try:
         image = Image.open(path)

@@ -44,7 +44,7 @@ _virtual_cpu_devices(sys.argv)
 import click  # noqa: E402
 
 from deblurgan import distribution  # noqa: E402
-from deblurgan.cli import OneLineUsageErrors, main_guard  # noqa: E402
+from deblurgan.cli import FlagNames, OneLineUsageErrors, main_guard  # noqa: E402
 from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig  # noqa: E402
 from deblurgan.model import GENERATOR_PRESETS  # noqa: E402
 from deblurgan.training_loop import request_stop, resume_training, train  # noqa: E402
@@ -130,6 +130,7 @@ def _print_progress_messages(chief=True):
     process 0 only)."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(FlagNames())
     logger = logging.getLogger("deblurgan.training_loop")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if chief else logging.WARNING)

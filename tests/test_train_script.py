@@ -275,6 +275,15 @@ def test_training_and_validation_images_over_max_image_pixels_are_left_out(data_
     assert "64x64 pixels, over max_image_pixels=1,920" in caplog.text
     assert "skipping unreadable" in caplog.text and "1 unreadable image pairs were skipped" in caplog.text
     assert np.isfinite(rows[0]["val/psnr"])  # from the readable one of the first two (val_images=2)
+    # train.py's warnings name the flag, as its errors do
+    result = invoke_script(
+        "train", "--data_dir", data_dir, "--weights_dir", tmp_path / "w", "--log_dir", tmp_path / "l",
+        *TINY_ARGS, "--gan_mode", "none", "--n_epochs", "1", "--max_image_pixels", 40 * 48,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if "validation leaves out" in line]
+    assert line.endswith("64x64 pixels, over --max_image_pixels 1,920; raise the limit if it is a real "
+                         "photo (about 20 bytes of memory per pixel), or remove it"), line  # fmt: skip
 
 
 def test_a_file_given_as_a_run_folder_is_one_line(data_dir, tmp_path):
