@@ -313,6 +313,9 @@ def _gray3(gray):
     return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
 
 
+LOSSY_QUALITY = 95  # of JPEG and WebP outputs: a restored photo should not lose detail again
+
+
 def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8, icc_profile=None, dpi=None):
     """Writes RGB floats in [0, 1] to ``path`` atomically (temporary file, then rename).
 
@@ -320,6 +323,7 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8, icc_prof
     as Pillow's ``convert("L")``); ``alpha`` (height, width) in [0, 1] is stored where the format
     allows it; ``bit_depth=16`` is kept for PNG (and grayscale TIFF) and rounded to 8 bits otherwise.
     ``icc_profile`` (the colour space of ``pixels``) and ``dpi`` are stored where the format has room.
+    JPEG and WebP are written at quality ``LOSSY_QUALITY`` (95).
     """
     path = Path(path)
     pixels = np.asarray(pixels, dtype=np.float32)  # every branch below clips
@@ -339,7 +343,8 @@ def write_image(path, pixels, alpha=None, grayscale=False, bit_depth=8, icc_prof
     if alpha is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
         image = image.convert("LA" if grayscale else "RGBA")
         image.putalpha(Image.fromarray(to_uint8(alpha), mode="L"))
-    save_kwargs = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    lossy = path.suffix.lower() in (".jpg", ".jpeg", ".webp")  # Pillow's default quality is 75 or 80
+    save_kwargs = {"quality": LOSSY_QUALITY} if lossy else {}
     metadata = {"icc_profile": icc_profile, "dpi": dpi}
     save_kwargs.update({key: value for key, value in metadata.items() if value is not None})
     file_format = Image.registered_extensions().get(path.suffix.lower())

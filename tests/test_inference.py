@@ -297,3 +297,22 @@ def test_the_colour_profile_and_resolution_are_kept(generator, tmp_path):
     assert read_image(tmp_path / "out" / "c.png").bit_depth == 16
     with Image.open(tmp_path / "out" / "d.jpg") as written:
         assert written.mode == "RGB" and "icc_profile" not in written.info
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_lossy_outputs_are_written_at_quality_95(tmp_path, suffix):
+    from scipy import ndimage
+
+    from deblurgan.io import read_image, write_image
+
+    # grey values, so that the 4:2:0 colour subsampling of both formats loses nothing at any quality
+    gray = ndimage.gaussian_filter(np.random.default_rng(0).uniform(0, 1, (64, 64)), 1.5)
+    photo = np.repeat((gray - gray.min())[..., None] / np.ptp(gray), 3, axis=-1).astype(np.float32)
+    write_image(tmp_path / f"ours{suffix}", photo)
+    Image.fromarray((photo * 255).round().astype(np.uint8)).save(tmp_path / f"pillow{suffix}", quality=95)
+    Image.fromarray((photo * 255).round().astype(np.uint8)).save(tmp_path / f"default{suffix}")
+    ours, at_95, default = (
+        read_image(tmp_path / f"{n}{suffix}").pixels for n in ("ours", "pillow", "default")
+    )
+    np.testing.assert_array_equal(ours, at_95)
+    assert np.abs(default - photo).mean() > 2 * np.abs(ours - photo).mean()  # Pillow's default loses more
