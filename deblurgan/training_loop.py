@@ -202,7 +202,18 @@ def resume_training(config, replicas=None):
     saved, state, position = load_run(config.run.weights_dir)
     source = Path(config.run.weights_dir) / "options.json"
     config = resumed_config(config, saved, source)
+    changed = [
+        f"{field.name} {_shown_value(was)} -> {_shown_value(now)}"
+        for field in dataclasses.fields(config.run)
+        if (was := getattr(saved.run, field.name)) != (now := getattr(config.run, field.name))
+    ]
+    if changed:  # the run part may change on resume; a forgotten --lr should not go unnoticed
+        log.info("run options changed since the last start: %s", ", ".join(changed))
     return _start(config, state, position, resumed=True, replicas=replicas)
+
+
+def _shown_value(value):
+    return "default" if value is None else repr(value)
 
 
 def _start(config, state, position, resumed=False, replicas=None):

@@ -332,6 +332,14 @@ def test_resume_with_other_options_is_refused(data_dir, tmp_path):
     assert shown.endswith("or start a new run with another --weights_dir FOLDER")
 
 
+def test_a_resume_names_the_run_options_that_changed(data_dir, tmp_path, caplog):
+    train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
+    with caplog.at_level(logging.INFO, logger="deblurgan.training_loop"):
+        resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none", lr=5e-5))
+    (line,) = [r.getMessage() for r in caplog.records if "changed" in r.getMessage()]
+    assert line == "run options changed since the last start: n_epochs 1 -> 2, lr default -> 5e-05"
+
+
 def test_a_second_run_of_a_folder_in_use_is_refused(data_dir, tmp_path):
     """A --resume typed while the run still trains used to train beside it, over the same files."""
     import fcntl
