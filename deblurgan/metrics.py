@@ -33,51 +33,63 @@ LAPLACIAN_KERNEL = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 
-def _pair(reference, restored):
-    reference = np.asarray(reference, dtype=np.float64)
-    restored = np.asarray(restored, dtype=np.float64)
+def _pair(reference, restored, data_range):
+    """Both images as float64, and the data range: ``None`` is 8-bit values (255), refused for two
+    float images within [0, 1], which read_image and deblur_array return and which would score
+    48 dB too high."""
+    reference, restored = np.asarray(reference), np.asarray(restored)
     if reference.shape != restored.shape:
         raise DeblurGANError(f"images differ in shape: {reference.shape} vs {restored.shape}")
-    return reference, restored
+    if data_range is None:
+        floats = reference.dtype.kind == restored.dtype.kind == "f"
+        if floats and reference.size and max(reference.max(), restored.max()) <= 1.0:
+            raise DeblurGANError(
+                "data_range=None: these float images lie in [0, 1] but the default range is 8-bit "
+                "(255); pass data_range=1.0 (or use metrics.score_8bit)",
+                parameter="data_range",
+            )
+        data_range = 255.0
+    return reference.astype(np.float64), restored.astype(np.float64), float(data_range)
 
 
-def psnr(reference, restored, data_range=255.0):
+def psnr(reference, restored, data_range=None):
     """Peak signal-to-noise ratio in dB over the whole image and all channels.
 
     Args:
         reference: the sharp image, ``(height, width, channels)``, uint8 or float in
             ``[0, data_range]``.
         restored: the image to score, same shape and range.
-        data_range: the largest possible pixel value minus the smallest (255 for 8-bit data).
+        data_range: the largest possible pixel value minus the smallest; None: 255 (8-bit
+            values), and an error for float images within [0, 1] (pass 1.0 for those).
 
     Returns:
         float; ``inf`` for identical images.
 
     Example:
-        >>> a = np.zeros((4, 4, 3)); b = a + 1.0
+        >>> a = np.zeros((4, 4, 3)); b = a + 2.0
         >>> round(psnr(a, b), 2)
-        48.13
+        42.11
     """
-    reference, restored = _pair(reference, restored)
+    reference, restored, data_range = _pair(reference, restored, data_range)
     mse = np.mean((reference - restored) ** 2)
     if mse == 0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / mse))
 
 
-def ssim(reference, restored, data_range=255.0):
+def ssim(reference, restored, data_range=None):
     """Structural similarity, equal to scikit-image's Gaussian-window SSIM (see the module doc).
 
     Args:
         reference: ``(height, width)`` or ``(height, width, channels)``, at least 11x11,
             uint8 or float in ``[0, data_range]``.
         restored: the image to score, same shape and range.
-        data_range: the largest possible pixel value minus the smallest.
+        data_range: as :func:`psnr`'s.
 
     Returns:
         float in [-1, 1]; 1 for identical images.
     """
-    reference, restored = _pair(reference, restored)
+    reference, restored, data_range = _pair(reference, restored, data_range)
     if reference.ndim == 2:
         reference, restored = reference[..., None], restored[..., None]
     height, width = reference.shape[:2]

@@ -42,9 +42,23 @@ def test_ssim_matches_skimage(seed):
 
 def test_ssim_rejects_mismatch_and_tiny_images():
     with pytest.raises(DeblurGANError, match="shape"):
-        ssim(np.zeros((20, 20, 3)), np.zeros((20, 21, 3)))
+        ssim(np.zeros((20, 20, 3), np.uint8), np.zeros((20, 21, 3), np.uint8))
     with pytest.raises(DeblurGANError, match="11x11"):
-        ssim(np.zeros((10, 20, 3)), np.zeros((10, 20, 3)))
+        ssim(np.zeros((10, 20, 3), np.uint8), np.zeros((10, 20, 3), np.uint8))
+
+
+def test_float_images_in_0_1_need_their_data_range():
+    """read_image and deblur_array give floats in [0, 1]; the 8-bit default would add 48 dB."""
+    rng = np.random.default_rng(0)
+    sharp = rng.uniform(0, 1, (16, 16, 3))
+    noisy = np.clip(sharp + rng.normal(0, 0.05, sharp.shape), 0, 1)
+    for metric in (psnr, ssim):
+        with pytest.raises(DeblurGANError, match=r"lie in \[0, 1\] .*; pass data_range=1.0") as error:
+            metric(sharp, noisy)
+        assert error.value.parameter == "data_range"
+    expected = peak_signal_noise_ratio(sharp, noisy, data_range=1.0)
+    assert psnr(sharp, noisy, data_range=1.0) == pytest.approx(expected, abs=1e-9)
+    assert psnr(sharp * 255, noisy * 255) == pytest.approx(expected, abs=1e-9)  # 8-bit values as floats
 
 
 def test_laplacian_variance_by_hand_and_ranks_blur():
