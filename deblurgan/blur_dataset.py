@@ -20,8 +20,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from deblurgan import blur
-from deblurgan.errors import DeblurGANError
-from deblurgan.io import atomic_path, list_images, read_image, write_image
+from deblurgan.errors import DeblurGANError, check_seed
+from deblurgan.io import atomic_path, list_images, read_image, writable_folder, write_image
 from deblurgan.metrics import psnr_8bit
 from deblurgan.pairing import check_sharp_only
 
@@ -72,29 +72,42 @@ def make_blur_dataset(
         list of dicts, one per pair written (the rows of ``pairs.csv``).
 
     Raises:
-        DeblurGANError: missing or empty input folder, an unreadable photo (named), names that
-            collide, an output folder inside the input folder, or a bad option.
+        DeblurGANError: missing or empty input folder, names that collide, an output folder inside
+            the input folder (or the reverse), or a bad option, before anything is written; and
+            after the other photos' pairs and ``pairs.csv`` are written, unreadable photos (each
+            named in a warning, the first in the error).
 
     Example::
 
         make_blur_dataset("photos", "data/blurred", seed=1, crop_size=256, blurs_per_image=8)
     """
     options = check_options(BlurOptions(**options), test_fraction)
+    seed = check_seed(seed)
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     photos = _list_photos(input_dir, output_dir)
     splits = _split_by_photo(photos, input_dir, seed, test_fraction)
-    _clear_outputs(output_dir, splits, overwrite)
+    writable_folder(output_dir, "output_dir")
+    _clear_outputs(output_dir, overwrite)
     total = len(photos) * options.blurs_per_image
-    rows = []
+    rows, unreadable = [], []
     with tqdm(total=total, desc="blurring", unit="pair", disable=not progress) as bar:
         for split, split_photos in splits.items():
             split_dir = output_dir / split if split else output_dir
             for photo_path in split_photos:
                 relative = photo_path.relative_to(input_dir).as_posix()
-                rows += _make_pairs(photo_path, relative, split, split_dir, seed, options)
+                try:
+                    rows += _make_pairs(photo_path, relative, split, split_dir, seed, options)
+                except DeblurGANError as error:  # the other photos still get their pairs
+                    logger.warning("skipped %s", error)
+                    unreadable.append(error)
                 bar.update(options.blurs_per_image)
     _write_manifest(output_dir / "pairs.csv", rows)
     logger.info("wrote %d pairs to %s", len(rows), output_dir)
+    if unreadable:
+        raise DeblurGANError(
+            f"{unreadable[0]}; {len(unreadable)} of {len(photos)} photos were unreadable and have no "
+            f"pairs (each named above); the others' pairs are in {output_dir}"
+        )
     return rows
 
 
@@ -117,13 +130,15 @@ def check_options(options, test_fraction=0.0):
     if not options.exposures or any(not 0 < e <= 1 for e in options.exposures):
         raise DeblurGANError(f"exposures={options.exposures}: use fractions in (0, 1]", "exposures")
     for name, low, high, unit in (
-        ("linear_length", 1, float("inf"), "px, 1 <= min <= max"),
+        ("linear_length", 1, 1e4, "px, 1 <= min <= max <= 10000"),
         ("noise_sigma", 0, 1, "in [0, 1] units, 0 <= min <= max <= 1"),
         ("jpeg_quality", 1, 100, "1 <= min <= max <= 100"),
     ):
         value = getattr(options, name)
-        if value is not None and (len(value) != 2 or not low <= value[0] <= value[1] <= high):
-            shown = ",".join(f"{v:g}" for v in value)
+        if value is None and name == "jpeg_quality":  # no JPEG re-compression
+            continue
+        if value is None or len(value) != 2 or not low <= value[0] <= value[1] <= high:
+            shown = "" if value is None else ",".join(f"{v:g}" for v in value)
             raise DeblurGANError(f"{name}={shown}: give min,max ({unit})", name)
     return options
 
@@ -135,6 +150,14 @@ def _list_photos(input_dir, output_dir):
         raise DeblurGANError(
             f"output_dir={output_dir}: inside the input folder {input_dir}; choose another", "output_dir"
         )
+    for folder in _output_folders(output_dir):  # emptied by overwrite=True: the photos would go
+        if input_dir.resolve().is_relative_to(folder.resolve()):
+            raise DeblurGANError(
+                f"input_dir={input_dir}: inside {folder}, where this run writes its pairs; move the "
+                "photos elsewhere or choose another output_dir",
+                "input_dir",
+                mentions=("output_dir",),
+            )
     photos = list_images(input_dir)
     if not photos:
         raise DeblurGANError(f"input_dir={input_dir}: no images (.png, .jpg, ...) found", "input_dir")
@@ -148,11 +171,16 @@ def _list_photos(input_dir, output_dir):
     return photos
 
 
-def _clear_outputs(output_dir, splits, overwrite):
-    # both layouts (A/B, and train/ and test/ with a test split), so a rerun that switches between
-    # them leaves no pairs of the earlier run beside the new ones
-    folders = [output_dir / split / side for split in ("", "train", "test") for side in "AB"]
-    existing = [image for folder in folders if folder.is_dir() for image in list_images(folder)]
+def _output_folders(output_dir):
+    """Where pairs go in either layout (A/B, and train/ and test/ with a test split)."""
+    return [output_dir / split / side for split in ("", "train", "test") for side in "AB"]
+
+
+def _clear_outputs(output_dir, overwrite):
+    # both layouts, so a rerun that switches between them leaves no pairs of the earlier run
+    # beside the new ones, nor empty train/A, which training would take for the layout in use
+    folders = [folder for folder in _output_folders(output_dir) if folder.is_dir()]
+    existing = [image for folder in folders for image in list_images(folder)]
     if existing and not overwrite:
         raise DeblurGANError(
             f"{existing[0].parent}: already holds images; pass overwrite=True to replace them, or choose "
@@ -161,6 +189,10 @@ def _clear_outputs(output_dir, splits, overwrite):
         )
     for image in existing:
         image.unlink()
+    for folder in folders:
+        for empty in (folder, folder.parent):
+            if empty != output_dir and empty.is_dir() and not any(empty.iterdir()):
+                empty.rmdir()
 
 
 def _output_stem(relative):

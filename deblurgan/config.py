@@ -15,7 +15,7 @@ import typing
 from typing import ClassVar
 
 from deblurgan.datasets import BLUR_PRESETS
-from deblurgan.errors import DeblurGANError
+from deblurgan.errors import MAX_SEED, DeblurGANError
 from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS
 from deblurgan.losses import CONTENT_LOSSES, VGG_NETWORKS, PerceptualLoss
 from deblurgan.model import BLOCKS, GENERATOR_PRESETS, UPSAMPLINGS
@@ -28,9 +28,9 @@ ARCHITECTURE_BLOCKS = {"resnet": 9, "multiscale": 19}
 CRITIC_INPUTS = ("image", "highpass")
 
 
-def _option(default, help, *flags, choices=None, minimum=None):
-    """A field that is a scripts/train.py option; the config checks ``choices`` and ``minimum``."""
-    metadata = {"help": help, "flags": flags, "choices": choices, "minimum": minimum}
+def _option(default, help, *flags, choices=None, minimum=None, maximum=None):
+    """A field that is a scripts/train.py option; the config checks ``choices`` and the bounds."""
+    metadata = {"help": help, "flags": flags, "choices": choices, "minimum": minimum, "maximum": maximum}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -46,6 +46,9 @@ class _Section:
                 raise DeblurGANError(f"{key}={value}: choose one of {', '.join(choices)}", parameter=key)
             if minimum is not None and value is not None and value < minimum:
                 raise DeblurGANError(f"{key}={value}: must be at least {minimum}", parameter=key)
+            maximum = field.metadata.get("maximum")
+            if maximum is not None and value is not None and value > maximum:
+                raise DeblurGANError(f"{key}={value}: must be at most {maximum}", parameter=key)
 
 
 def _check_type(key, value, annotation):
@@ -153,7 +156,12 @@ class DataConfig(_Section):
     resize: int | None = _option(None, "Resize whole images to N x N instead (Sicara).", minimum=1)
     n_images: int | None = _option(None, "Use only the first N training pairs.", minimum=1)
     steps_per_epoch: int | None = _option(None, "Cap the batches per epoch.", minimum=1)
-    seed: int = _option(0, "Data order and crops, network initialisation, gradient-penalty draws.")
+    seed: int = _option(
+        0,
+        "Data order and crops, network initialisation, gradient-penalty draws.",
+        minimum=0,
+        maximum=MAX_SEED,
+    )
     sharp_dir: str | None = _option(None, "Sharp photos to blur on the fly instead of pairs.")
     samples_per_photo: int = _option(8, "With --sharp_dir: crops of each photo per epoch.", minimum=1)
     blur: str = _option(

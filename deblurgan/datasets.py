@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from deblurgan import blur_dataset
-from deblurgan.errors import DeblurGANError
+from deblurgan.errors import DeblurGANError, check_seed
 from deblurgan.io import (
     DEFAULT_MAX_IMAGE_PIXELS,
     image_size,
@@ -72,7 +72,7 @@ class StreamingDataset:
         if int(batch_size) < 1:
             raise DeblurGANError(f"batch_size={batch_size}: must be at least 1", "batch_size")
         self.batch_size = int(batch_size)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.workers = int(workers)
         self.max_queue_size = int(max_queue_size)
         self.epoch = 0

@@ -9,6 +9,8 @@ parameters a fix names are written the same way and listed in ``mentions`` (``sk
 becomes ``--skip_debian``).
 """
 
+import numbers
+
 
 class DeblurGANError(Exception):
     """A problem with the user's input (file, folder, parameter) that the user can fix.
@@ -23,3 +25,13 @@ class DeblurGANError(Exception):
         super().__init__(message)
         self.parameter = parameter
         self.mentions = tuple(mentions)
+
+
+MAX_SEED = 2**32 - 1  # NumPy's and Keras' seeds are unsigned 32-bit
+
+
+def check_seed(seed, parameter="seed"):
+    """``seed`` as an int; one line unless it is a whole number (NumPy's too) from 0 to ``MAX_SEED``."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED:
+        return int(seed)
+    raise DeblurGANError(f"{parameter}={seed!r}: use a whole number from 0 to {MAX_SEED}", parameter)

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from deblurgan.errors import DeblurGANError
-from deblurgan.io import IMAGE_EXTENSIONS, atomic_path
+from deblurgan.io import IMAGE_EXTENSIONS, atomic_path, writable_folder
 
 _MAX_LISTED = 5
 
@@ -28,22 +28,24 @@ def _gopro_jobs(dir_in, blur_key):
     splits = [split for split in ("train", "test") if (dir_in / split).is_dir()]
     if not splits:
         if (dir_in / blur_key).is_dir():  # GOPRO_Large/train/SCENE
+            root = dir_in.resolve().parent.parent
             raise DeblurGANError(
                 f"{dir_in}: a scene folder, not GOPRO_Large itself; pass the folder two levels up "
-                f"({dir_in.parent.parent}) as dir_in ({layout})"
+                f"({root}) as dir_in ({_GOPRO_LAYOUT.format(root=root)})"
             )
         if any((p / blur_key).is_dir() for p in dir_in.iterdir() if p.is_dir()):  # GOPRO_Large/train
+            root = dir_in.resolve().parent
             raise DeblurGANError(
-                f"{dir_in}: a split folder, not GOPRO_Large itself; pass its parent ({dir_in.parent}) "
-                f"as dir_in ({layout})"
+                f"{dir_in}: a split folder, not GOPRO_Large itself; pass its parent ({root}) "
+                f"as dir_in ({_GOPRO_LAYOUT.format(root=root)})"
             )
         raise DeblurGANError(f"{dir_in}: no train/ or test/ folder; {layout}")
     jobs = {}
     for split in splits:
-        scenes = sorted(p for p in (dir_in / split).iterdir() if p.is_dir())
+        scenes = sorted(p for p in (dir_in / split).iterdir() if p.is_dir() and p.name[0] != ".")
         if not scenes:
             raise DeblurGANError(f"{dir_in / split}: no scene folders; {layout}")
-        split_jobs = []
+        split_jobs, sources = [], {}
         for scene in scenes:
             blur_dir, sharp_dir = scene / blur_key, scene / "sharp"
             for folder in (blur_dir, sharp_dir):
@@ -59,10 +61,30 @@ def _gopro_jobs(dir_in, blur_key):
                 )
             for frame in sorted(blurred):
                 name = f"{scene.name}_{frame}"
+                if name in sources:  # scene a_b, frame c.png and scene a, frame b_c.png
+                    raise DeblurGANError(
+                        f"{blurred[frame]} and {sources[name]} would both become {split}/A/{name}; "
+                        "rename one of the scene folders"
+                    )
+                sources[name] = blurred[frame]
                 split_jobs.append((blurred[frame], Path(split, "A", name)))
                 split_jobs.append((sharp[frame], Path(split, "B", name)))
         jobs[split] = split_jobs
     return jobs
+
+
+def _check_no_other_files(dir_out, relatives):
+    """Refuses files in ``dir_out``'s output folders other than ``relatives`` (this run's)."""
+    for folder in sorted({relative.parent for relative in relatives}):
+        if not (dir_out / folder).is_dir():
+            continue
+        others = sorted(set(_frames(dir_out / folder)) - {r.name for r in relatives if r.parent == folder})
+        if others:
+            raise DeblurGANError(
+                f"dir_out={dir_out}: {folder} holds {len(others)} files this run does not write "
+                f"(e.g. {others[0]}), which would mix with its pairs; choose an empty folder",
+                "dir_out",
+            )
 
 
 def _place_file(source, target, link):
@@ -86,7 +108,9 @@ def organize_gopro(dir_in, dir_out, blur_key="blur", link=False, progress=True):
 
     ``A`` gets the frames of ``blur_key`` (``blur``, or ``blur_gamma`` for the gamma-corrected
     blur), ``B`` the sharp frames. Names are prefixed with the scene so they are unique across
-    scenes. Inputs are never modified; existing outputs with the same names are replaced.
+    scenes. Inputs are never modified. A rerun replaces its own outputs (an interrupted copy
+    completes); other files in ``dir_out``'s ``A``/``B`` folders are refused, since an earlier
+    run's pairs would mix with these.
 
     Args:
         dir_in: the extracted GOPRO_Large folder.
@@ -111,6 +135,7 @@ def organize_gopro(dir_in, dir_out, blur_key="blur", link=False, progress=True):
         raise DeblurGANError(f"dir_out={dir_out}: inside the input {dir_in}; choose another", "dir_out")
     jobs = _gopro_jobs(dir_in, blur_key)
     files = [job for split_jobs in jobs.values() for job in split_jobs]
+    _check_no_other_files(writable_folder(dir_out, "dir_out"), {relative for _, relative in files})
     for source, relative in tqdm(files, desc="organizing GOPRO", unit="file", disable=not progress):
         _place_file(source, dir_out / relative, link)
     return {split: len(split_jobs) // 2 for split, split_jobs in jobs.items()}

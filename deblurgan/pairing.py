@@ -99,17 +99,15 @@ def pair_images(data_dir, unmatched="error"):
 
 def check_sharp_only(folder, photos, parameter):
     """Raises if ``photos`` (images found under ``folder``) include the ``A/`` side of a paired
-    dataset (``A/`` beside ``B/``): its blurred images would be taken for sharp photos."""
-    folder = Path(folder)
-    for parent in sorted({path.parent for path in photos}):
+    dataset (``A/`` beside ``B/``), ``folder`` itself or one above it included: its blurred images
+    would be taken for sharp photos."""
+    for parent in sorted({path.parent.resolve() for path in photos}):
         for ancestor in (parent, *parent.parents):
-            if ancestor == folder or not ancestor.is_relative_to(folder):
-                break
             if ancestor.name == "A" and (ancestor.parent / "B").is_dir():
                 raise DeblurGANError(
-                    f"{parameter}={folder}: holds the paired dataset {ancestor.parent} (A/ blurred, "
-                    "B/ sharp), whose blurred images would be taken for sharp photos; pass a folder "
-                    "of sharp photos only (of scripts/fetch_photos.py's output: PHOTOS/train)",
+                    f"{parameter}={folder}: holds or lies in the paired dataset {ancestor.parent} "
+                    "(A/ blurred, B/ sharp), whose blurred images would be taken for sharp photos; pass "
+                    "a folder of sharp photos only (of scripts/fetch_photos.py's output: PHOTOS/train)",
                     parameter,
                 )
 

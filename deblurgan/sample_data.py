@@ -16,15 +16,16 @@ Example::
 """
 
 import dataclasses
+import filecmp
 import importlib.util
 import logging
 import shutil
 import tempfile
 from pathlib import Path
 
-from deblurgan.blur_dataset import make_blur_dataset
-from deblurgan.errors import DeblurGANError
-from deblurgan.io import list_images
+from deblurgan.blur_dataset import BlurOptions, check_options, make_blur_dataset
+from deblurgan.errors import DeblurGANError, check_seed
+from deblurgan.io import list_images, writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +72,20 @@ def sample_photo_path(photo):
     return path
 
 
-def gather_sample_photos(folder):
-    """Copies the source photos, unchanged, into ``folder/{train,test,holdout}/``."""
-    folder = Path(folder)
+def gather_sample_photos(folder, parameter="folder"):
+    """Copies the source photos, unchanged, into ``folder/{train,test,holdout}/``; a file of the
+    same name there is left alone (and named in an error) unless it is that photo already."""
+    folder = writable_folder(folder, parameter)
     for photo in SAMPLE_PHOTOS:
         source = sample_photo_path(photo)
-        (folder / photo.split).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, folder / photo.split / source.name)
+        target = folder / photo.split / source.name
+        if target.exists() and not (target.is_file() and filecmp.cmp(source, target, shallow=False)):
+            raise DeblurGANError(
+                f"{target}: exists and is not the sample photo {photo.resource}; choose another {parameter}",
+                parameter,
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
     return folder
 
 
@@ -106,21 +114,26 @@ def make_sample_dataset(
     Returns:
         dict split -> list of pair rows (see :func:`deblurgan.blur_dataset.make_blur_dataset`).
     """
-    output_dir = Path(output_dir)
-    targets = [output_dir / name for name in (*SPLITS, "demo", "demo_sharp")]
-    existing = [t for t in targets if t.exists()]
+    check_seed(seed)
+    for name, blurs in (("train_blurs", train_blurs), ("eval_blurs", eval_blurs)):
+        if blurs < 1:
+            raise DeblurGANError(f"{name}={blurs}: use 1 or more", name)
+    check_options(BlurOptions(crop_size=crop_size, max_side=max_side, **SAMPLE_BLUR))
+    output_dir = writable_folder(output_dir, "output_dir")
+    names = (*SPLITS, "demo", "demo_sharp")
+    existing = [output_dir / name for name in names if (output_dir / name).exists()]
     if existing and not overwrite:
         message = f"{existing[0]}: already exists; pass overwrite=True to rebuild"
         raise DeblurGANError(message, mentions=["overwrite"])
-    for target in existing:
-        shutil.rmtree(target)
     rows = {}
-    with tempfile.TemporaryDirectory(prefix="deblurgan_sample_") as tmp:
-        sources = gather_sample_photos(Path(tmp) / "sources")
+    # Built beside the old dataset (hidden, on the same file system), which is replaced only once
+    # the new one is complete: a failure midway leaves it as it was.
+    with tempfile.TemporaryDirectory(prefix=".deblurgan_sample_", dir=output_dir) as tmp:
+        sources, built = gather_sample_photos(Path(tmp) / "sources"), Path(tmp) / "built"
         for split in SPLITS:
             rows[split] = make_blur_dataset(
                 sources / split,
-                output_dir / split,
+                built / split,
                 seed=seed,
                 blurs_per_image=train_blurs if split == "train" else eval_blurs,
                 crop_size=crop_size,
@@ -128,7 +141,11 @@ def make_sample_dataset(
                 progress=progress,
                 **SAMPLE_BLUR,
             )
-        rows["demo"] = _make_demo(sources, Path(tmp) / "demo", output_dir, seed, max_side, progress)
+        rows["demo"] = _make_demo(sources, Path(tmp) / "demo", built, seed, max_side, progress)
+        for target in existing:
+            shutil.rmtree(target)
+        for name in names:
+            (built / name).rename(output_dir / name)
     return rows
 
 

@@ -35,7 +35,7 @@ from deblurgan.sample_data import gather_sample_photos, make_sample_dataset
 def main(output_dir, seed, crop_size, train_blurs, eval_blurs, overwrite, quiet, sources_only):
     """Gathers the source photos into per-split folders and blurs them into OUTPUT_DIR."""
     if sources_only:
-        gather_sample_photos(sources_only)
+        gather_sample_photos(sources_only, parameter="sources_only")
         print(f"copied the source photos into {sources_only}/{{train,test,holdout}}")
         return
     rows = make_sample_dataset(

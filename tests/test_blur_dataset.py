@@ -122,7 +122,9 @@ def test_user_errors(photos, tmp_path):
         ("noise_sigma", (-1.0, 0.0), "noise_sigma=-1,0: give min,max"),
         ("jpeg_quality", (95.0, 70.0), "jpeg_quality=95,70: give min,max (1 <= min <= max <= 100)"),
         ("jpeg_quality", (70.0, 200.0), "jpeg_quality=70,200: give min,max"),
-        ("linear_length", (0.0, 5.0), "linear_length=0,5: give min,max (px, 1 <= min <= max)"),
+        ("linear_length", (0.0, 5.0), "linear_length=0,5: give min,max (px, 1 <= min <= max <= 10000)"),
+        ("linear_length", (3.0, float("inf")), "linear_length=3,inf: give min,max"),  # an OverflowError
+        ("noise_sigma", None, "noise_sigma=: give min,max"),  # --noise_sigma= : a TypeError before
     ):
         with pytest.raises(DeblurGANError) as error:
             make_blur_dataset(photos, tmp_path / "out", progress=False, **{option: value})
@@ -145,10 +147,45 @@ def test_user_errors(photos, tmp_path):
     )
     assert list_images(tmp_path / "full" / "A") == [] and len(list_images(tmp_path / "full" / "test")) > 0
     make_blur_dataset(photos, tmp_path / "full", crop_size=16, overwrite=True, progress=False)
-    assert list_images(tmp_path / "full" / "train") == list_images(tmp_path / "full" / "test") == []
+    # and no empty train/A either, which training would take for the layout in use
+    assert not (tmp_path / "full" / "train").exists() and not (tmp_path / "full" / "test").exists()
     write_image(photos / "a.jpg", _photo(9))
     with pytest.raises(DeblurGANError, match="same output name"):
         make_blur_dataset(photos, tmp_path / "out", progress=False)
+
+
+def test_a_seed_or_an_output_folder_that_cannot_work_is_one_line(photos, tmp_path):
+    with pytest.raises(DeblurGANError, match="seed=-1: use a whole number from 0 to 4294967295"):
+        make_blur_dataset(photos, tmp_path / "out", seed=-1, progress=False)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(DeblurGANError, match="output_dir=.*afile: cannot write there .is a file."):
+        make_blur_dataset(photos, tmp_path / "afile", progress=False)
+
+
+def test_photos_inside_the_output_are_never_deleted(tmp_path):
+    """The 'already holds images; pass overwrite' hint, followed, deleted the only copy."""
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "ds" / "B" / name, _photo(0))
+    before = _tree(tmp_path / "ds")
+    for overwrite in (True, False):
+        with pytest.raises(DeblurGANError, match=r"input_dir=.*B: inside .*B, where this run writes"):
+            make_blur_dataset(tmp_path / "ds" / "B", tmp_path / "ds", overwrite=overwrite, progress=False)
+    assert _tree(tmp_path / "ds") == before
+    make_blur_dataset(tmp_path / "ds" / "B", tmp_path, progress=False)  # beside them: nothing at stake
+    assert _tree(tmp_path / "ds") == before and len(list_images(tmp_path / "A")) == 2
+
+
+def test_an_unreadable_photo_is_named_and_the_others_get_their_pairs(photos, tmp_path, caplog):
+    (photos / "zero.png").write_bytes(b"")
+    (photos / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DeblurGANError, match="broken.png: .*; 2 of 5 photos were unreadable") as error:
+        make_blur_dataset(photos, tmp_path / "out", crop_size=16, progress=False)
+    assert "zero.png" in caplog.text and "broken.png" in caplog.text
+    assert str(error.value).endswith(f"the others' pairs are in {tmp_path / 'out'}")
+    names = ["a_00.png", "b_00.png", "sub__c_00.png"]
+    assert [p.name for p in list_images(tmp_path / "out" / "A")] == names
+    with open(tmp_path / "out" / "pairs.csv") as f:
+        assert [row["name"] for row in csv.DictReader(f)] == names
 
 
 @pytest.mark.slow
@@ -187,6 +224,7 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "broken.png" in done.stderr and "Traceback" not in done.stderr
+    assert len(list_images(tmp_path / "out2" / "A")) == 3  # the readable photos' pairs
     common = ["--input_dir", photos, "--output_dir", tmp_path / "out3"]
     for flags, expected in (
         (["--noise_sigma", "a,b"], "'--noise_sigma': 'a,b': give numbers separated by commas, as 3,25"),

@@ -94,6 +94,8 @@ def test_bad_values_name_the_parameter_and_the_script_shows_the_flag():
         (dict(content_weight="a"), "loss.content_weight='a': must be float or int"),
         (dict(lr=-1.0), "run.lr=-1.0: must be above 0"),
         (dict(critic_lr=0.0), "run.critic_lr=0.0: must be above 0"),
+        (dict(seed=-1), "data.seed=-1: must be at least 0"),  # tracebacks in NumPy and Keras before
+        (dict(seed=2**32), "data.seed=4294967296: must be at most 4294967295"),
     ):
         with pytest.raises(DeblurGANError) as error:
             TrainingConfig.from_flags(**flags)

@@ -129,6 +129,8 @@ def test_fewer_pairs_than_batch_size(tmp_path):
     write_pairs(tmp_path, n_pairs=2)
     with pytest.raises(DeblurGANError, match="fewer than batch_size=3"):
         PairedImageDataset(tmp_path, batch_size=3, crop_size=16)
+    with pytest.raises(DeblurGANError, match="seed=-1: use a whole number from 0 to 4294967295"):
+        PairedImageDataset(tmp_path, batch_size=1, crop_size=16, seed=-1)
 
 
 def test_image_smaller_than_crop_names_file_and_fixes(tmp_path):

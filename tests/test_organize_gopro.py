@@ -66,6 +66,25 @@ def test_link_hard_links_and_rerun_replaces(tmp_path):
     assert leftovers == [], "no temporary files may remain"
 
 
+def test_hidden_scenes_are_skipped_and_colliding_or_stale_names_refused(tmp_path):
+    dir_in = fake_gopro(tmp_path / "GOPRO_Large")
+    (dir_in / "train" / ".ipynb_checkpoints").mkdir()  # stopped the run: ".../blur: missing"
+    assert organize_gopro(dir_in, tmp_path / "out", progress=False) == {"train": 4, "test": 2}
+    (tmp_path / "out" / "train" / "A" / "earlier_000001.png").write_bytes(b"")
+    with pytest.raises(DeblurGANError, match=r"dir_out=.*out: train/A holds 1 files this run does not"):
+        organize_gopro(dir_in, tmp_path / "out", progress=False)
+    # scene a_b, frame c.png and scene a, frame b_c.png both gave a_b_c.png, one silently lost
+    for scene, frame in (("a_b", "c.png"), ("a", "b_c.png")):
+        for key in ("blur", "sharp"):
+            (dir_in / "test" / scene / key).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(dir_in / "test" / scene / key / frame)
+    with pytest.raises(
+        DeblurGANError, match=r"a_b/blur/c.png and .*a/blur/b_c.png would both become test/A/a_b_c.png"
+    ):
+        organize_gopro(dir_in, tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+
+
 def test_wrong_dir_in_explains_the_layout(tmp_path):
     dir_in = fake_gopro(tmp_path / "GOPRO_Large")
     with pytest.raises(DeblurGANError, match=r"no such folder; expected .*\{train,test\}/<scene>/"):
@@ -73,8 +92,11 @@ def test_wrong_dir_in_explains_the_layout(tmp_path):
     with pytest.raises(DeblurGANError, match=rf"a split folder, .* pass its parent \({dir_in}\) as dir_in"):
         organize_gopro(dir_in / "train", tmp_path / "out")
     scene = next((dir_in / "train").iterdir())
-    with pytest.raises(DeblurGANError, match=rf"a scene folder, .* two levels up \({dir_in}\) as dir_in"):
+    with pytest.raises(
+        DeblurGANError, match=rf"a scene folder, .* two levels up \({dir_in}\) as dir_in"
+    ) as e:
         organize_gopro(scene, tmp_path / "out")
+    assert f"(expected {dir_in}/{{train,test}}/<scene>/" in str(e.value)  # not {scene}/{{train,test}}
     (tmp_path / "empty").mkdir()
     with pytest.raises(DeblurGANError, match="no train/ or test/ folder"):
         organize_gopro(tmp_path / "empty", tmp_path / "out")

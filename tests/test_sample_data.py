@@ -76,3 +76,33 @@ def test_gather_copies_each_source_unchanged_into_its_split(tmp_path):
     for split in SPLITS:
         expected = sorted(Path(p.resource).name for p in SAMPLE_PHOTOS if p.split == split)
         assert sorted(p.name for p in (tmp_path / split).iterdir()) == expected
+
+
+def test_bad_options_leave_an_existing_dataset_alone(tmp_path):
+    """--overwrite with a bad option deleted the whole dataset, then named the wrong option."""
+    from deblurgan.errors import DeblurGANError
+
+    (tmp_path / "train" / "A").mkdir(parents=True)
+    (tmp_path / "train" / "A" / "x.png").write_bytes(b"kept")
+    for options, expected in (
+        ({"train_blurs": 0}, "train_blurs=0: use 1 or more"),
+        ({"eval_blurs": -1}, "eval_blurs=-1: use 1 or more"),
+        ({"crop_size": 0}, "crop_size=0: use at least 8 px"),
+        ({"seed": -1}, "seed=-1: use a whole number"),
+    ):
+        with pytest.raises(DeblurGANError, match=expected):
+            make_sample_dataset(tmp_path, overwrite=True, progress=False, **options)
+        assert (tmp_path / "train" / "A" / "x.png").read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]  # no temporary folder left
+
+
+def test_gather_leaves_other_files_of_the_same_name_alone(tmp_path):
+    from deblurgan.errors import DeblurGANError
+
+    pytest.importorskip("sklearn")
+    gather_sample_photos(tmp_path)
+    gather_sample_photos(tmp_path)  # the same photos again: nothing to refuse
+    (tmp_path / "train" / "astronaut.png").write_bytes(b"mine")
+    with pytest.raises(DeblurGANError, match="astronaut.png: exists and is not the sample photo"):
+        gather_sample_photos(tmp_path, parameter="sources_only")
+    assert (tmp_path / "train" / "astronaut.png").read_bytes() == b"mine"

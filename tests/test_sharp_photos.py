@@ -125,12 +125,17 @@ def test_a_folder_holding_a_paired_dataset_is_refused_as_sharp_photos(tmp_path):
     write_photos(tmp_path / "photos" / "train")
     for side in ("A", "B"):
         write_photos(tmp_path / "photos" / "val" / side, n_photos=1)
-    expected = r"sharp_dir=.*photos: holds the paired dataset .*val \(A/ blurred, B/ sharp\)"
+    expected = r"sharp_dir=.*photos: holds or lies in the paired dataset .*val \(A/ blurred, B/ sharp\)"
     with pytest.raises(DeblurGANError, match=expected):
         SharpPhotoDataset(tmp_path / "photos", crop_size=CROP)
-    with pytest.raises(DeblurGANError, match="input_dir=.*photos: holds the paired dataset"):
+    with pytest.raises(DeblurGANError, match="input_dir=.*photos: holds or lies in the paired dataset"):
         blur_dataset.make_blur_dataset(tmp_path / "photos", tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+    # the A/ folder itself, or a folder inside it (accepted before)
+    write_photos(tmp_path / "photos" / "val" / "A" / "sub", n_photos=1)
+    for folder in ("val/A", "val/A/sub"):
+        with pytest.raises(DeblurGANError, match=f"sharp_dir=.*{folder}: holds or lies in the paired"):
+            SharpPhotoDataset(tmp_path / "photos" / folder, crop_size=CROP, batch_size=1)
     assert len(SharpPhotoDataset(tmp_path / "photos" / "train", crop_size=CROP, batch_size=1).photos) == 3
     # a folder named A without a B beside it is just a folder of photos
     write_photos(tmp_path / "mine" / "A")
