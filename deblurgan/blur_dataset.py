@@ -145,7 +145,8 @@ def check_options(options, test_fraction=0.0):
 
 def _list_photos(input_dir, output_dir):
     if not input_dir.is_dir():
-        raise DeblurGANError(f"input_dir={input_dir}: no such folder of sharp photos", "input_dir")
+        what = "a file, not a folder" if input_dir.exists() else "no such folder"
+        raise DeblurGANError(f"input_dir={input_dir}: {what} of sharp photos", "input_dir")
     if output_dir.resolve().is_relative_to(input_dir.resolve()):
         raise DeblurGANError(
             f"output_dir={output_dir}: inside the input folder {input_dir}; choose another", "output_dir"

@@ -341,7 +341,8 @@ class PairedImageDataset(StreamingDataset):
 def _usable_photos(sharp_dir, crop_size, max_side, max_image_pixels):
     """The photos whose header says they fit the crop and the pixel limit; the rest counted."""
     if not sharp_dir.is_dir():
-        raise DeblurGANError(f"sharp_dir={sharp_dir}: no such folder of sharp photos", "sharp_dir")
+        what = "a file, not a folder" if sharp_dir.exists() else "no such folder"
+        raise DeblurGANError(f"sharp_dir={sharp_dir}: {what} of sharp photos", "sharp_dir")
     photos = list_images(sharp_dir)
     if not photos:
         raise DeblurGANError(f"sharp_dir={sharp_dir}: no images (.png, .jpg, ...) in it", "sharp_dir")
@@ -434,6 +435,8 @@ class SharpPhotoDataset(StreamingDataset):
         super().__init__(batch_size, seed, workers, max_queue_size)
         if blur not in BLUR_PRESETS:
             raise DeblurGANError(f"blur={blur!r}: choose one of {', '.join(BLUR_PRESETS)}", "blur")
+        if not isinstance(crop_size, (int, np.integer)) or crop_size < 8:  # (make_blur_dataset: None = whole)
+            raise DeblurGANError(f"crop_size={crop_size}: use at least 8 px", "crop_size")
         if int(samples_per_photo) < 1:
             raise DeblurGANError(
                 f"samples_per_photo={samples_per_photo}: must be at least 1", "samples_per_photo"

@@ -520,6 +520,15 @@ def _training_dataset(data, train_dir, run):
     """Pairs from ``train_dir``, or with ``data.sharp_dir`` sharp photos blurred on the fly."""
     workers, max_image_pixels = run.workers, run.max_image_pixels
     if not data.sharp_dir:
+        defaults = type(data)()
+        for name in ("blur", "samples_per_photo"):  # recorded in options.json, so never silently unused
+            if getattr(data, name) != getattr(defaults, name):
+                raise DeblurGANError(
+                    f"data.{name}={getattr(data, name)}: applies to sharp photos (data.sharp_dir=PHOTOS), "
+                    "not to image pairs; leave it out",
+                    parameter=f"data.{name}",
+                    mentions=("data.sharp_dir",),
+                )
         return PairedImageDataset(
             train_dir, batch_size=data.batch_size, crop_size=data.crop_size, resize=data.resize,
             n_images=data.n_images, seed=data.seed, workers=workers, max_image_pixels=max_image_pixels,
@@ -527,13 +536,16 @@ def _training_dataset(data, train_dir, run):
     for name in ("resize", "n_images"):
         if getattr(data, name) is not None:
             raise DeblurGANError(
-                f"data.{name}={getattr(data, name)}: applies to image pairs, not to data.sharp_dir "
-                "(photos are cropped to data.crop_size)",
+                f"data.{name}={getattr(data, name)}: applies to image pairs, not to the photos of "
+                f"data.sharp_dir={data.sharp_dir}, which are cropped to data.crop_size={data.crop_size}",
                 parameter=f"data.{name}",
+                mentions=("data.sharp_dir", "data.crop_size"),
             )
     if data.crop_size is None:
         raise DeblurGANError(
-            "data.crop_size=None: data.sharp_dir needs a crop size", parameter="data.crop_size"
+            f"data.crop_size=None: the photos of data.sharp_dir={data.sharp_dir} need a crop size",
+            parameter="data.crop_size",
+            mentions=("data.sharp_dir",),
         )
     return SharpPhotoDataset(
         data.sharp_dir, batch_size=data.batch_size, crop_size=data.crop_size,

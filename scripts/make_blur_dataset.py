@@ -66,7 +66,11 @@ def _floats(context, parameter, text):
     callback=_floats,
     help="min,max JPEG re-compression quality [default: none].",
 )
-@click.option("--overwrite", is_flag=True, help="Delete images already in the output's A/ and B/ first.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Delete the images already in the output's A/ and B/ (and train/, test/ {A,B}) first.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @main_guard
 def main(

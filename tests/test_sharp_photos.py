@@ -190,3 +190,15 @@ def test_the_sample_preset_blurs_as_the_sample_set_without_noise(tmp_path):
     assert not np.array_equal(default.get_batch(0, 1)[0], ds.get_batch(0, 1)[0])
     with pytest.raises(DeblurGANError, match="blur='gopro': choose one of default, sample"):
         SharpPhotoDataset(tmp_path, crop_size=CROP, blur="gopro")
+
+
+def test_a_file_or_a_missing_crop_is_one_line(tmp_path):
+    write_photos(tmp_path / "photos")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(DeblurGANError, match="sharp_dir=.*afile: a file, not a folder of sharp photos"):
+        SharpPhotoDataset(tmp_path / "afile", crop_size=CROP)
+    with pytest.raises(DeblurGANError, match="input_dir=.*afile: a file, not a folder of sharp photos"):
+        blur_dataset.make_blur_dataset(tmp_path / "afile", tmp_path / "out", progress=False)
+    for crop_size in (None, 4):  # None: a TypeError before
+        with pytest.raises(DeblurGANError, match=f"crop_size={crop_size}: use at least 8 px$"):
+            SharpPhotoDataset(tmp_path / "photos", crop_size=crop_size)

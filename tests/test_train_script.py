@@ -679,7 +679,28 @@ def test_the_blur_flag_chooses_the_on_the_fly_blur(photos_dir):
 def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path):
     common = ["--sharp_dir", str(photos_dir / "train"), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS]
     line = _one_line_error(invoke_script("train", "--resize", "32", *common))
-    assert line.startswith("error: --resize 32: applies to image pairs")
+    photos = photos_dir / "train"
+    assert line == (
+        f"error: --resize 32: applies to image pairs, not to the photos of --sharp_dir {photos}, which "
+        "are cropped to --crop_size 32"
+    )
+    from deblurgan.training_loop import _training_dataset
+
+    config = TrainingConfig.from_flags(sharp_dir=str(photos), crop_size=None)
+    with pytest.raises(DeblurGANError) as error:
+        _training_dataset(config.data, None, config.run)
+    assert (
+        flag_message(error.value) == f"--crop_size None: the photos of --sharp_dir {photos} need a crop size"
+    )
+    # and the other way round: sharp-photo options with pairs were ignored, yet saved in options.json
+    pairs = ["--data_dir", str(REPO / "images"), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS]
+    for flag, value in (("--blur", "sample"), ("--samples_per_photo", "3")):
+        line = _one_line_error(invoke_script("train", *pairs, flag, value))
+        assert line == (
+            f"error: {flag} {value}: applies to sharp photos (--sharp_dir PHOTOS), not to image pairs; "
+            "leave it out"
+        )
+    assert not (tmp_path / "w").exists()
     (tmp_path / "no_photos").mkdir()
     line = _one_line_error(
         invoke_script(
