@@ -222,6 +222,12 @@ def _photo_rng(seed, relative):
 
 def _make_pairs(photo_path, relative, split, split_dir, seed, options):
     pixels = downscale(read_image(photo_path).pixels, options.max_side)
+    height, width = pixels.shape[:2]
+    if options.crop_size and min(height, width) < options.crop_size:
+        logger.warning(
+            "%s is %dx%d, smaller than crop_size=%d: its pairs are as much of it as fits",
+            photo_path, width, height, options.crop_size,
+        )  # fmt: skip
     rng = _photo_rng(seed, relative)
     rows = []
     for index in range(options.blurs_per_image):

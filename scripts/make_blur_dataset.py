@@ -25,7 +25,12 @@ def _floats(context, parameter, text):
 @click.option("--output_dir", required=True, type=click.Path(), help="Where A/, B/ and pairs.csv go.")
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives identical files.")
 @click.option("--blurs_per_image", default=1, show_default=True, help="Pairs made from each photo.")
-@click.option("--crop_size", default=None, type=int, help="Square crop side in px [default: whole photo].")
+@click.option(
+    "--crop_size",
+    default=None,
+    type=int,
+    help="Square crop side in px (of a smaller photo: as much as fits) [default: whole photo].",
+)
 @click.option("--max_side", default=None, type=int, help="Downscale photos to this longer side first.")
 @click.option(
     "--test_fraction",

@@ -233,3 +233,14 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
         done = invoke_script("make_blur_dataset", *common, *flags)
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert expected in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+def test_a_photo_smaller_than_the_crop_is_named(photos, tmp_path, caplog):
+    rows = make_blur_dataset(photos, tmp_path / "out", crop_size=45, progress=False)
+    sizes = {row["name"]: row["crop_top_left_height_width"].split()[2:] for row in rows}
+    assert sizes == {"a_00.png": ["45", "45"], "b_00.png": ["40", "45"], "sub__c_00.png": ["45", "45"]}
+    (warning,) = caplog.messages  # b.jpg is 72x40
+    assert (
+        warning
+        == f"{photos / 'b.jpg'} is 72x40, smaller than crop_size=45: its pairs are as much of it as fits"
+    )
