@@ -710,7 +710,6 @@ def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path)
     assert line.startswith("error: --sharp_dir ") and "no images" in line
 
 
-@pytest.mark.slow
 def _train_until_ctrl_c(options):
     """``train(options)``, which must end in KeyboardInterrupt. Ctrl-C raises, as in any run (train.py
     installs such a handler); pytest started as a background job of a non-interactive shell
@@ -763,6 +762,7 @@ def test_a_ctrl_c_that_lands_in_a_finalizer_still_stops_the_run(data_dir, tmp_pa
     assert (int(state["run/epoch"]), int(state["run/batch"])) == (1, 1)  # after the next step
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_while_the_state_is_saved_waits_for_the_save(data_dir, tmp_path, monkeypatch):
     """An impatient user presses Ctrl-C again while the first one's save is being written."""
     original_save = run_directory.save_model
