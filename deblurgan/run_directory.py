@@ -27,17 +27,20 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "training_state.npz"
 OPTIONS_FILE = "options.json"
+LOSSES_FILE = "losses.csv"
 LOCK_FILE = ".lock"  # held while a run writes the folder (run_lock)
 
 
-def check_fresh(weights_dir):
-    """Refuses a ``weights_dir`` that already holds a run (a new run must not overwrite it)."""
-    if (Path(weights_dir) / STATE_FILE).exists():
-        raise DeblurGANError(
-            f"run.weights_dir={weights_dir}: holds an earlier run ({STATE_FILE}); "
-            "resume it or choose a new folder",
-            "run.weights_dir",
-        )
+def check_fresh(run):
+    """Refuses a ``weights_dir`` or ``log_dir`` of ``run`` (a RunConfig) that already holds a run's
+    files: a new run must not overwrite them (``losses.csv`` of the shared default ``logs/``)."""
+    for name, file_name in (("weights_dir", STATE_FILE), ("log_dir", LOSSES_FILE)):
+        folder = getattr(run, name)
+        if (Path(folder) / file_name).exists():
+            raise DeblurGANError(
+                f"run.{name}={folder}: holds an earlier run ({file_name}); resume it or choose a new folder",
+                f"run.{name}",
+            )
 
 
 def check_folders(run):
@@ -85,24 +88,25 @@ def _damaged(weights_dir, path, error):
 
 
 @contextlib.contextmanager
-def run_lock(weights_dir, writes=True):
-    """Holds ``weights_dir/.lock`` (an advisory lock, freed by the system when the process ends, even
-    killed) while a run writes there: a second run of the folder, such as a ``--resume`` typed while
-    the first still trains, is refused instead of writing over its files."""
-    if not writes:
+def run_lock(run, writes=True):
+    """Holds ``.lock`` in the ``weights_dir`` and the ``log_dir`` of ``run`` (advisory locks, freed by
+    the system when the process ends, even killed) while a run writes there: a second run of the
+    folders, such as a ``--resume`` typed while the first still trains, is refused instead of
+    writing over its files."""
+    with contextlib.ExitStack() as locks:
+        folders = {Path(getattr(run, name)).resolve(): name for name in ("log_dir", "weights_dir")}
+        for folder, name in folders.items() if writes else ():
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = locks.enter_context(open(folder / LOCK_FILE, "a"))  # closing it frees the lock
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DeblurGANError(
+                    f"run.{name}={getattr(run, name)}: another training run is writing there; let it "
+                    "end (or stop it with Ctrl-C) first, or choose another folder",
+                    parameter=f"run.{name}",
+                ) from None
         yield
-        return
-    Path(weights_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(weights_dir) / LOCK_FILE, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DeblurGANError(
-                f"run.weights_dir={weights_dir}: another training run is writing there; let it end "
-                "(or stop it with Ctrl-C) first, or choose another folder",
-                parameter="run.weights_dir",
-            ) from None
-        yield  # closing the file frees the lock
 
 
 class RunDirectory:
@@ -158,7 +162,7 @@ class RunDirectory:
         """Appends the epoch's row to losses.csv (replacing rows of later epochs) and TensorBoard."""
         if not self.writes:
             return
-        csv_path = self.log_dir / "losses.csv"
+        csv_path = self.log_dir / LOSSES_FILE
         fields, rows = list(row), []
         if csv_path.is_file():  # a resumed run: keep the earlier epochs' rows and columns
             with open(csv_path, newline="") as f:

@@ -192,7 +192,7 @@ def _float32_outputs(network):
 def train(config, replicas=None):
     """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows.
     ``replicas``: the devices and processes to train on (``distribution.start``); default one device."""
-    check_fresh(config.run.weights_dir)
+    check_fresh(config.run)
     return _start(config, state=None, position=(0, 0, {}, {}), replicas=replicas)
 
 
@@ -230,9 +230,9 @@ def _start(config, state, position, resumed=False, replicas=None):
         elif config.run.init_generator:
             _start_from(trainer.generator, config.run.init_generator)
         val_pairs = _validation_pairs(val_dir, config.run)
-        if resumed:
-            log.info("resuming at epoch %d, batch %d", *position[:2])
-        with run_lock(config.run.weights_dir, writes=replicas.is_chief):
+        with run_lock(config.run, writes=replicas.is_chief):
+            if resumed:
+                log.info("resuming at epoch %d, batch %d", *position[:2])
             directory = RunDirectory(config, writes=replicas.is_chief)  # process 0 writes the files
             return _Loop(config, trainer, dataset, directory, val_pairs, position, replicas).fit()
 

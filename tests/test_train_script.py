@@ -250,6 +250,19 @@ def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
     with pytest.raises(DeblurGANError, match=expected) as error:
         train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none"))
     assert flag_message(error.value).startswith("--weights_dir ")
+    # nor another run's log: the default logs/ is shared, and its losses.csv was replaced unnoticed
+    logs = tmp_path / "run" / "logs"
+    before = (logs / "losses.csv").read_bytes()
+    new = TrainingOptions(
+        data_dir=str(data_dir), weights_dir=str(tmp_path / "new"), log_dir=str(logs),
+        **{**TINY, "n_epochs": 1, "gan_mode": "none"},
+    )  # fmt: skip
+    with pytest.raises(DeblurGANError) as error:
+        train(new)
+    assert flag_message(error.value) == (
+        f"--log_dir {logs}: holds an earlier run (losses.csv); resume it or choose a new folder"
+    )
+    assert (logs / "losses.csv").read_bytes() == before and not (tmp_path / "new").exists()
 
 
 def test_a_data_dir_without_pairs_names_both_layouts_and_the_sharp_photos_option(tmp_path, monkeypatch):
@@ -340,7 +353,7 @@ def test_a_resume_names_the_run_options_that_changed(data_dir, tmp_path, caplog)
     assert line == "run options changed since the last start: n_epochs 1 -> 2, lr default -> 5e-05"
 
 
-def test_a_second_run_of_a_folder_in_use_is_refused(data_dir, tmp_path):
+def test_a_second_run_of_a_folder_in_use_is_refused(data_dir, tmp_path, caplog):
     """A --resume typed while the run still trains used to train beside it, over the same files."""
     import fcntl
 
@@ -355,6 +368,12 @@ def test_a_second_run_of_a_folder_in_use_is_refused(data_dir, tmp_path):
         "Ctrl-C) first, or choose another folder"
     )
     resume_training(_options(data_dir, tmp_path, n_epochs=2, gan_mode="none"))  # free again
+    logs = tmp_path / "run" / "logs"
+    with open(logs / ".lock") as held, caplog.at_level(logging.INFO, logger="deblurgan.training_loop"):
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new run writing to the same log_dir
+        with pytest.raises(DeblurGANError, match=f"run.log_dir={logs}: another training run is writing"):
+            resume_training(_options(data_dir, tmp_path, n_epochs=3, gan_mode="none"))
+    assert "resuming" not in caplog.text  # said only once the folders are the run's
 
 
 def test_a_damaged_run_folder_is_one_line_on_resume(data_dir, tmp_path):
