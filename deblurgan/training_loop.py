@@ -493,6 +493,8 @@ def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
 def _accumulate(sums, step_logs):
     """Adds a step's loss terms to ``sums``: ``{name: (sum, count)}``."""
     for name, value in step_logs.items():
+        if _skipped_norm(name, value):
+            continue
         total, count = sums.get(name, (0.0, 0))
         sums[name] = (total + value, count + 1)
 
@@ -583,8 +585,14 @@ def _data_dirs(config):
     return train_dir, (Path(val_dir) if val_dir else None)
 
 
+def _skipped_norm(name, value):
+    """An infinite gradient norm of a step that mixed_float16's loss scaling skips (its first steps,
+    until the scale fits): neither a divergence nor part of the epoch's mean; the losses show those."""
+    return name.endswith("/grad_norm") and not math.isfinite(value)
+
+
 def _check_finite(step_logs, epoch, batch_index, weights_dir):
-    bad = {name: value for name, value in step_logs.items() if not math.isfinite(value)}
+    bad = {n: v for n, v in step_logs.items() if not math.isfinite(v) and not _skipped_norm(n, v)}
     if bad:
         name, value = next(iter(bad.items()))
         fix = "lower the learning rate (lr=...)"
