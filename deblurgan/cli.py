@@ -84,11 +84,12 @@ engine_option = click.option(
 )
 
 
-def inference_options(command):
+def inference_options(command, precision="auto"):
     """The tiling, batching and precision options shared by deblur.py and test.py.
 
     They reach the command as keyword arguments named as ``deblurgan.inference.deblur_array``'s,
-    and ``max_image_pixels`` as ``deblur_file``'s and ``evaluate_folder``'s.
+    and ``max_image_pixels`` as ``deblur_file``'s and ``evaluate_folder``'s. ``precision``: the
+    default of ``--precision`` (test.py's is fp32, so that its scores do not depend on the machine).
     """
     options = [
         click.option(
@@ -127,7 +128,7 @@ def inference_options(command):
         click.option(
             "--precision",
             type=click.Choice(PRECISION_CHOICES),
-            default="auto",
+            default=precision,
             show_default=True,
             help="auto: bf16 on CPUs with AMX and on GPUs (where it is faster), else fp32. "
             "int8: --engine onnxruntime only, calibrated once on images/train/A.",

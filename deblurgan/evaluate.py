@@ -25,7 +25,7 @@ from deblurgan.io import (
     writable_folder,
     write_image,
 )
-from deblurgan.metrics import laplacian_variance, score_8bit
+from deblurgan.metrics import check_scorable, laplacian_variance, score_8bit
 from deblurgan.pairing import check_same_size, find_pairs
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,9 @@ def evaluate_folder(
         fid_extractor: a feature extractor (``deblurgan.fid.inception_feature_extractor()``) to add
             ``summary["fid"]``: the FID of the blurred and of the restored set against the sharp
             set (needs at least 2 pairs); ``None`` skips it.
-        **options: passed to :func:`deblurgan.inference.deblur_array` (tiling, precision, ...).
+        **options: passed to :func:`deblurgan.inference.deblur_array` (tiling, precision, ...);
+            ``precision`` defaults to fp32 here, so that scores do not depend on the machine
+            (training's validation scores so too).
 
     Returns:
         :class:`EvaluationReport`.
@@ -146,10 +148,11 @@ def evaluate_folder(
         try:
             blurred, sharp = (read_image(p, max_pixels=max_image_pixels) for p in (blurred_path, sharp_path))
             check_same_size(blurred_path, sharp_path, blurred.pixels.shape[:2], sharp.pixels.shape[:2])
+            check_scorable(blurred_path, blurred.pixels)
         except DeblurGANError as error:
             failed.append((name, error))
             continue
-        restored = deblur_array(generator, blurred.pixels, **options)
+        restored = deblur_array(generator, blurred.pixels, **{"precision": "fp32", **options})
         height, width = sharp.pixels.shape[:2]
         scores = _score_pair(blurred.pixels, restored, sharp.pixels)
         rows.append({"name": name, "height": height, "width": width, **scores})

@@ -25,6 +25,7 @@ from deblurgan.io import to_uint8
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
 SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # 5: the 11x11 window of Wang et al.
+SSIM_MIN_SIDE = 2 * SSIM_RADIUS + 1
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 # The 3x3 Laplacian (4-neighbour), the kernel of cv2.Laplacian(ksize=1) used by Pech-Pacheco et al.
@@ -93,7 +94,7 @@ def ssim(reference, restored, data_range=None):
     if reference.ndim == 2:
         reference, restored = reference[..., None], restored[..., None]
     height, width = reference.shape[:2]
-    if min(height, width) < 2 * SSIM_RADIUS + 1:
+    if min(height, width) < SSIM_MIN_SIDE:
         raise DeblurGANError(f"SSIM needs images of at least 11x11 pixels, got {height}x{width}")
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
@@ -113,6 +114,15 @@ def ssim(reference, restored, data_range=None):
 
 
 PSNR_CAP = 100.0  # identical images have infinite PSNR; JSON, logs and means need a finite number
+
+
+def check_scorable(path, image):
+    """Raises, naming ``path``, if ``image`` is too small for SSIM's window (11x11)."""
+    height, width = image.shape[:2]
+    if min(height, width) < SSIM_MIN_SIDE:
+        raise DeblurGANError(
+            f"{path} is {width}x{height}: too small to score (SSIM needs at least 11x11 pixels)"
+        )
 
 
 def psnr_8bit(sharp01, image01):

@@ -28,7 +28,7 @@ from deblurgan.errors import DeblurGANError
 from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array, output_layers
 from deblurgan.io import read_image
-from deblurgan.metrics import psnr_8bit, score_8bit
+from deblurgan.metrics import check_scorable, psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
 from deblurgan.multiscale_model import multiscale_content_loss, multiscale_generator_model
 from deblurgan.pairing import pair_images
@@ -369,7 +369,7 @@ def _validate(generator, val_pairs, tensorboard, epoch, max_pixels):
     samples = []
     for blurred_path, sharp_path in val_pairs:
         blurred, sharp = (read_image(p, max_pixels=max_pixels).pixels for p in (blurred_path, sharp_path))
-        restored = deblur_array(generator, blurred)
+        restored = deblur_array(generator, blurred, precision="fp32")  # not bf16 where auto picks it
         restored_scores = score_8bit(sharp, restored)  # the same scores as scripts/test.py
         scores["val/psnr"].append(restored_scores["psnr"])
         scores["val/ssim"].append(restored_scores["ssim"])
@@ -387,7 +387,7 @@ def _validation_pairs(val_dir, run):
     for blurred_path, sharp_path in pair_images(val_dir)[: run.val_images] if val_dir else []:
         try:
             for path in (blurred_path, sharp_path):
-                read_image(path, max_pixels=run.max_image_pixels)
+                check_scorable(path, read_image(path, max_pixels=run.max_image_pixels).pixels)
             pairs.append((blurred_path, sharp_path))
         except DeblurGANError as error:
             log.warning("validation leaves out %s: %s", blurred_path.name, error)

@@ -5,6 +5,7 @@ restored output) to --output_dir and prints the summary; --save_images adds shar
 restored panels. Exit code 1 if some files were unmatched or unreadable, 2 for a usage error.
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from deblurgan.fid import inception_feature_extractor
     show_default=True,
     help="For --fid: 'imagenet' (downloaded once) or a local InceptionV3 notop .h5 file.",
 )
-@inference_options
+@functools.partial(inference_options, precision="fp32")  # scores as training's validation
 @main_guard
 def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception_weights, **inference):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""

@@ -79,7 +79,7 @@ def test_reports_panels_and_unmatched_names(tmp_path, caplog):
     assert summary["unmatched"] == report.unmatched
     # The restored column is the generator's output, scored independently here.
     sharp, blurred = arrays["x"]
-    restored = np.round(deblur_array(generator, blurred / 255.0) * 255)
+    restored = np.round(deblur_array(generator, blurred / 255.0, precision="fp32") * 255)  # evaluate_folder's
     row = next(r for r in rows if r["name"] == "x.png")
     expected = peak_signal_noise_ratio(sharp, restored, data_range=255)
     assert float(row["psnr_restored"]) == pytest.approx(expected)
@@ -201,6 +201,7 @@ def test_training_validation_scores_equal_test_py_scores(tmp_path):
 
     _dataset(tmp_path / "data" / "train", names=("a", "b"))
     _dataset(tmp_path / "val", size=(48, 64))
+    _dataset(tmp_path / "val", names=("tiny",), size=(8, 8))  # left out of both, not a crash
     [row] = train(
         TrainingOptions(
             data_dir=str(tmp_path / "data"), val_dir=str(tmp_path / "val"), weights_dir=str(tmp_path / "w"),
@@ -210,7 +211,34 @@ def test_training_validation_scores_equal_test_py_scores(tmp_path):
     )  # fmt: skip
     (checkpoint,) = (tmp_path / "w").glob("generator_0_*.h5")
     report = evaluate_folder(load_generator(checkpoint), tmp_path / "val", tmp_path / "out", progress=False)
+    assert [name for name, _ in report.failed] == ["tiny.png"]
+    # both in fp32, whatever the machine: auto would pick bf16 on a CPU with AMX
+    fp32 = evaluate_folder(
+        load_generator(checkpoint), tmp_path / "val", tmp_path / "fp32", progress=False, precision="fp32"
+    )
+    assert report.summary["psnr"]["restored"] == fp32.summary["psnr"]["restored"]
     assert row["val/psnr"] == pytest.approx(report.summary["psnr"]["restored"], abs=1e-9)
     assert row["val/ssim"] == pytest.approx(report.summary["ssim"]["restored"], abs=1e-9)
     assert row["val/psnr_blurred"] == pytest.approx(report.summary["psnr"]["blurred"], abs=1e-9)
     assert row["val/psnr"] != pytest.approx(row["val/psnr_blurred"], abs=1e-6)  # the network did something
+
+
+def test_a_pair_too_small_to_score_is_a_failed_pair_and_the_others_are_scored(tmp_path):
+    """It stopped the whole evaluation with 'SSIM needs images of at least 11x11 pixels, got 3x3'."""
+    _dataset(tmp_path / "data")
+    _dataset(tmp_path / "data", names=("zz_tiny",), size=(3, 3))
+    report = evaluate_folder(_identity(), tmp_path / "data", tmp_path / "out", progress=False)
+    assert [row["name"] for row in report.rows] == ["sub/y.png", "x.png"]
+    ((name, error),) = report.failed
+    tiny = tmp_path / "data" / "A" / "zz_tiny.png"
+    assert name == "zz_tiny.png"
+    assert str(error) == f"{tiny} is 3x3: too small to score (SSIM needs at least 11x11 pixels)"
+
+
+def test_test_py_scores_in_fp32_by_default_and_deblur_py_picks_the_fastest():
+    from conftest import load_script
+
+    def default(script):
+        return next(p.default for p in load_script(script).main.params if p.name == "precision")
+
+    assert (default("test"), default("deblur")) == ("fp32", "auto")
