@@ -14,7 +14,7 @@ import h5py
 import keras
 
 from deblurgan.errors import DeblurGANError
-from deblurgan.io import atomic_path
+from deblurgan.io import atomic_path, writable_folder
 from deblurgan.layer_utils import with_layer_dtypes
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,7 @@ def save_model(model, path):
     A network trained in mixed precision is saved as its float32 twin (same weights), so the file is
     the same as after float32 training.
     """
-    path = Path(path)
-    if path.suffix not in MODEL_EXTENSIONS:
-        raise DeblurGANError(f"{path}: model files must end in .h5 or .keras")
+    path = check_model_extension(path)
     absl = logging.getLogger("absl")  # Keras' notice that .h5 is legacy: .h5 is Sicara's format
     absl.addFilter(_not_the_h5_notice)
     try:
@@ -38,6 +36,15 @@ def save_model(model, path):
     finally:
         absl.removeFilter(_not_the_h5_notice)
     log.info("saved %s", path)
+    return path
+
+
+def check_model_extension(path, parameter=None):
+    """``path`` as a Path; raises unless it ends in .h5 or .keras (before any work is done)."""
+    path = Path(path)
+    if path.suffix not in MODEL_EXTENSIONS:
+        shown = f"{parameter}={path}" if parameter else str(path)
+        raise DeblurGANError(f"{shown}: model files must end in .h5 or .keras", parameter)
     return path
 
 
@@ -147,4 +154,5 @@ def check_not_an_input(output, inputs, what):
         if output.is_dir() and source.resolve().is_relative_to(output.resolve()):
             message = f"{output}: holds the input {source}; write the {what} generator to a new folder"
             raise DeblurGANError(message, parameter="output")
+    writable_folder(output.parent, "output", create=False)  # before the work, not after it
     return output

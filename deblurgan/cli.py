@@ -19,6 +19,7 @@ FLAG_NAMES = {
     "gradient_penalty_weight": "gp_weight",
     "input_path": "input_dir",
     "loss.gradient_penalty_weight": "gp_weight",
+    "timeout": "coordinator_timeout",  # distribution.start's
     **{f"{section}.{field}": flag for flag, (section, field) in FLAT_NAMES.items()},
 }
 

@@ -28,9 +28,11 @@ ARCHITECTURE_BLOCKS = {"resnet": 9, "multiscale": 19}
 CRITIC_INPUTS = ("image", "highpass")
 
 
-def _option(default, help, *flags, choices=None, minimum=None, maximum=None):
-    """A field that is a scripts/train.py option; the config checks ``choices`` and the bounds."""
-    metadata = {"help": help, "flags": flags, "choices": choices, "minimum": minimum, "maximum": maximum}
+def _option(default, help, *flags, choices=None, minimum=None, maximum=None, above=None):
+    """A field that is a scripts/train.py option; the config checks ``choices`` and the bounds
+    (``above``: a lower bound the value may not equal)."""
+    bounds = {"minimum": minimum, "maximum": maximum, "above": above}
+    metadata = {"help": help, "flags": flags, "choices": choices, **bounds}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -46,9 +48,11 @@ class _Section:
                 raise DeblurGANError(f"{key}={value}: choose one of {', '.join(choices)}", parameter=key)
             if minimum is not None and value is not None and value < minimum:
                 raise DeblurGANError(f"{key}={value}: must be at least {minimum}", parameter=key)
-            maximum = field.metadata.get("maximum")
+            maximum, above = field.metadata.get("maximum"), field.metadata.get("above")
             if maximum is not None and value is not None and value > maximum:
                 raise DeblurGANError(f"{key}={value}: must be at most {maximum}", parameter=key)
+            if above is not None and value is not None and not value > above:
+                raise DeblurGANError(f"{key}={value}: must be above {above}", parameter=key)
 
 
 def _check_type(key, value, annotation):
@@ -88,7 +92,7 @@ class GeneratorConfig(_Section):
         "average", "Overrides --preset: average (Sicara) or clip.", choices=("average", "clip")
     )
     upsampling: str = _option("nearest", "Overrides --preset's upsampling.", choices=UPSAMPLINGS)
-    dropout_rate: float = _option(0.5, "Dropout in each residual block.")
+    dropout_rate: float = _option(0.5, "Dropout in each residual block.", minimum=0, maximum=1)
     preset: str | None = None
     zero_init_output: bool = _option(False, "Start the last convolution at zero (identity with clip).")
     block: str = _option("resnet", "Residual trunk: resnet (Sicara) or rrdb (ESRGAN RRDBs).", choices=BLOCKS)
@@ -119,7 +123,7 @@ class CriticConfig(_Section):
     warmup_steps: int = _option(
         0, "Steps at the start that train the critic alone (BasicSR's net_d_init_iters).", minimum=0
     )
-    clip_value: float = _option(0.01, "wgan-clip weight bound.")
+    clip_value: float = _option(0.01, "wgan-clip weight bound.", above=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +134,9 @@ class LossConfig(_Section):
     content: str = _option(
         AUTO, "auto: perceptual if VGG weights can be had, else l1.", choices=(AUTO, *CONTENT_LOSSES)
     )
-    content_weight: float = _option(100.0, "Weight of the content loss.")
-    adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.")
-    gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight")
+    content_weight: float = _option(100.0, "Weight of the content loss.", minimum=0)
+    adversarial_weight: float = _option(1.0, "Weight of the adversarial loss.", minimum=0)
+    gradient_penalty_weight: float = _option(10.0, "WGAN-GP lambda.", "--gp_weight", minimum=0)
     lowpass_weight: float = _option(0.0, "Weight of DSGAN's low-pass L1 (colour) loss; 0: off.", minimum=0)
     fft_weight: float = _option(
         0.1, "--content_loss l1+fft: weight of the FFT L1 next to the L1 (MIMO-UNet).", minimum=0
@@ -181,8 +185,8 @@ class RunConfig(_Section):
     weights_dir: str = _option("weights", "Checkpoints and the training state.")
     log_dir: str = _option("logs", "TensorBoard events and losses.csv.")
     n_epochs: int = _option(50, "Epochs to train.", "--n_epochs", "--epoch_num", minimum=1)
-    lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).")
-    critic_lr: float | None = _option(None, "The critic's learning rate (default: --lr).")
+    lr: float | None = _option(None, "Learning rate (default: the GAN mode's recipe).", above=0)
+    critic_lr: float | None = _option(None, "The critic's learning rate (default: --lr).", above=0)
     lr_decay: bool = _option(False, "Same as --lr_schedule linear (kept for earlier runs).")
     # The schedule is a function of the step (training.scheduled_learning_rate); like lr, a resume
     # takes it from its command line.
@@ -192,7 +196,7 @@ class RunConfig(_Section):
         choices=LR_SCHEDULES,
     )
     warmup_steps: int = _option(0, "Learning rate ramps linearly from 0 over the first N steps.", minimum=0)
-    clip_norm: float | None = _option(None, "Clip each network's gradients to this global L2 norm.")
+    clip_norm: float | None = _option(None, "Clip each network's gradients to this global L2 norm.", above=0)
     init_generator: str | None = _option(None, "Start the generator from this .h5 file.")
     val_dir: str | None = _option(
         AUTO, "auto: DATA_DIR/test, or SHARP_DIR/../val with --sharp_dir, when present; '': none."
@@ -222,10 +226,6 @@ class RunConfig(_Section):
                 parameter="run.lr_decay",
                 mentions=("lr_schedule",),
             )
-        for name in ("lr", "critic_lr", "clip_norm"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                message = f"run.{name}={getattr(self, name)}: must be above 0"
-                raise DeblurGANError(message, parameter=f"run.{name}")
 
 
 SECTIONS = {c.section: c for c in (GeneratorConfig, CriticConfig, LossConfig, DataConfig, RunConfig)}

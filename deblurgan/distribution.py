@@ -107,6 +107,10 @@ def start(devices=None, coordinator_address=None, num_processes=1, process_id=0,
             parameter="num_processes",
             mentions=("coordinator_address",),
         )
+    if num_processes > 1:
+        _check_addresses(coordinator_address)
+        if not timeout > 0:
+            raise DeblurGANError(f"timeout={timeout}: must be above 0 seconds", parameter="timeout")
     backend = keras.backend.backend()
     if backend == "jax":
         return _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
@@ -118,6 +122,18 @@ def start(devices=None, coordinator_address=None, num_processes=1, process_id=0,
             "for several", parameter="devices",
         )  # fmt: skip
     return Replicas()
+
+
+def _check_addresses(coordinator_address):
+    """Each comma-separated address is HOST:PORT with a port number."""
+    for address in coordinator_address.split(","):
+        host, _, port = address.rpartition(":")
+        if not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise DeblurGANError(
+                f"coordinator_address={coordinator_address}: {address!r} is not HOST:PORT (a port "
+                "number from 1 to 65535)",
+                parameter="coordinator_address",
+            )
 
 
 def _too_many(devices, visible, kind):

@@ -12,7 +12,7 @@ import logging
 import keras
 import numpy as np
 
-from deblurgan.checkpoints import check_not_an_input, load_generator, save_model
+from deblurgan.checkpoints import check_model_extension, check_not_an_input, load_generator, save_model
 from deblurgan.errors import DeblurGANError
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,9 @@ def interpolate_weight_files(from_weights, to_weights, alpha, output):
             error of :func:`interpolate_generators`.
     """
     alpha = _check_alpha(alpha)
-    output = check_not_an_input(output, (from_weights, to_weights), "interpolated")
+    output = check_not_an_input(
+        check_model_extension(output, "output"), (from_weights, to_weights), "interpolated"
+    )
     return save_model(interpolate_generators(from_weights, to_weights, alpha), output)
 
 
@@ -153,5 +155,5 @@ def average_weight_files(paths, output):
         DeblurGANError: ``output`` is one of the inputs (inputs are never overwritten), or any
             error of :func:`average_generators`.
     """
-    output = check_not_an_input(output, paths, "averaged")
+    output = check_not_an_input(check_model_extension(output, "output"), paths, "averaged")
     return save_model(average_generators(paths), output)

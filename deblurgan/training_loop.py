@@ -100,9 +100,12 @@ def _check_training_size(generator, data):
     else:
         multiple, why = 4, "the resnet generator halves it twice, so it needs a multiple of"
     size = data.resize or data.crop_size
+    name = "resize" if data.resize else "crop_size"
     if size is not None and size % multiple:
-        name = "resize" if data.resize else "crop_size"
         raise DeblurGANError(f"data.{name}={size}: {why} {multiple}", parameter=f"data.{name}")
+    if size is not None and size < 2 * multiple:  # its smallest feature map must be 2 px at least
+        minimum = f"at least {2 * multiple} for this generator"
+        raise DeblurGANError(f"data.{name}={size}: {minimum}", parameter=f"data.{name}")
 
 
 def build_generator(generator):

@@ -51,6 +51,11 @@ def test_resolve_gives_each_architecture_its_blocks_and_content_loss_and_checks_
             resolve(TrainingConfig.from_flags(content_loss="l1", **flags))
         assert e.value.parameter == f"data.{name}"
     assert resolve(TrainingConfig.from_flags(content_loss="l1", crop_size=28)).data.crop_size == 28
+    # a crop too small for the residual blocks' padding: a TensorFlow traceback after the start
+    for flags, least in ((dict(crop_size=4), 8), (dict(architecture="multiscale", crop_size=4), 8)):
+        with pytest.raises(DeblurGANError, match=f"data.crop_size=4: at least {least} for this generator"):
+            resolve(TrainingConfig.from_flags(content_loss="l1", **flags))
+    assert resolve(TrainingConfig.from_flags(content_loss="l1", crop_size=8)).data.crop_size == 8
     with pytest.raises(DeblurGANError, match="generator.n_scales=4: at most 3"):
         resolve(TrainingConfig.from_flags(architecture="multiscale", n_scales=4))
     # the architecture is part of the generator: a resume must match it
@@ -95,6 +100,10 @@ def test_bad_values_name_the_parameter_and_the_script_shows_the_flag():
         (dict(lr=-1.0), "run.lr=-1.0: must be above 0"),
         (dict(critic_lr=0.0), "run.critic_lr=0.0: must be above 0"),
         (dict(seed=-1), "data.seed=-1: must be at least 0"),  # tracebacks in NumPy and Keras before
+        (dict(dropout_rate=1.5), "generator.dropout_rate=1.5: must be at most 1"),  # Keras' traceback
+        (dict(content_weight=-1.0), "loss.content_weight=-1.0: must be at least 0"),  # trained before
+        (dict(gp_weight=-1.0), "loss.gradient_penalty_weight=-1.0: must be at least 0"),
+        (dict(clip_value=-1.0), "critic.clip_value=-1.0: must be above 0"),
         (dict(seed=2**32), "data.seed=4294967296: must be at most 4294967295"),
     ):
         with pytest.raises(DeblurGANError) as error:

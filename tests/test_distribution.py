@@ -129,6 +129,13 @@ def test_impossible_requests_are_one_line_errors():
     with pytest.raises(DeblurGANError, match="num_processes=2: pass coordinator_address=HOST:PORT") as error:
         distribution.start(num_processes=2, process_id=1)
     assert flag_message(error.value).startswith("--num_processes 2: pass --coordinator_address HOST:PORT")
+    for address in ("localhost", "localhost:abc", "a:1,b"):  # tracebacks, or a wait on JAX, before
+        with pytest.raises(DeblurGANError, match="is not HOST:PORT") as error:
+            distribution.start(num_processes=2, coordinator_address=address)
+        assert error.value.parameter == "coordinator_address"
+    with pytest.raises(DeblurGANError) as error:
+        distribution.start(num_processes=2, coordinator_address="localhost:1234", timeout=0)
+    assert flag_message(error.value) == "--coordinator_timeout 0: must be above 0 seconds"
     if keras.backend.backend() != "tensorflow":  # TensorFlow splits a CPU into any number (not here)
         expected = "trains on one device" if keras.backend.backend() == "torch" else "only 1 cpu device"
         with pytest.raises(DeblurGANError, match=expected):

@@ -112,6 +112,13 @@ def test_script_writes_the_blend_and_keeps_inputs(files, script, tmp_path):
         ("critic.h5", "0.5", "c.h5", "critic.h5: this is a critic"),
         ("b.h5", "-0.1", "c.h5", r"--alpha -0.1: must lie in \[0, 1\]"),
         ("b.h5", "0.5", "b.h5", "b.h5: is also an input file"),
+        (
+            "b.h5",
+            "0.5",
+            "a.h5/c.h5",
+            r"--output .*a.h5: cannot write there \(is a file\)",
+        ),  # traceback before
+        ("b.h5", "0.5", "c.txt", "--output .*c.txt: model files must end in .h5 or .keras"),
     ],
 )
 def test_script_user_errors_are_one_line_exit_2(files, script, to_file, alpha, output, message):
@@ -181,6 +188,12 @@ def test_average_script_writes_the_mean_and_keeps_inputs(files, average_script, 
         (["a.h5", "other.h5"], "m.h5", "a.h5 and .*other.h5: the networks have different architectures"),
         (["a.h5", "critic.h5"], "m.h5", "critic.h5: this is a critic"),
         (["a.h5", "b.h5"], "b.h5", "b.h5: is also an input file; write the averaged generator"),
+        (["a.h5", "b.h5"], "a.h5/m.h5", r"--output .*a.h5: cannot write there \(is a file\)"),
+        (
+            ["a.h5", "b.h5"],
+            "m.txt",
+            "--output .*m.txt: model files must end in .h5 or .keras",
+        ),  # before the work
     ],
 )
 def test_average_script_user_errors_are_one_line_exit_2(files, average_script, inputs, output, message):
