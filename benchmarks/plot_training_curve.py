@@ -14,6 +14,7 @@ totals, so the curve shows everything the generator went through. ``cpu_seconds`
 
 import csv
 import os
+from pathlib import Path
 
 import click
 import matplotlib
@@ -22,6 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from deblurgan.cli import main_guard  # noqa: E402
+from deblurgan.errors import DeblurGANError  # noqa: E402
+from deblurgan.io import writable_folder  # noqa: E402
 
 
 def read_segments(runs):
@@ -30,9 +33,8 @@ def read_segments(runs):
     for spec in runs:
         label, _, path = spec.partition("=")
         path, _, branch = path.partition("@")
-        with open(os.path.expanduser(path), newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        steps, hours = (0, 0.0) if not branch else totals[segments[-1][0]][int(branch)]
+        rows = _read_rows(spec, label, os.path.expanduser(path))
+        steps, hours = (0, 0.0) if not branch else _branch_totals(spec, segments, totals, branch)
         totals[label] = {}
         for row in rows:
             hours += float(row["cpu_seconds"]) / 3600
@@ -40,6 +42,32 @@ def read_segments(runs):
             totals[label][int(row["epoch"])] = (row["total_steps"], hours)
         segments.append((label, rows))
     return segments
+
+
+def _read_rows(spec, label, path):
+    if not (label and path):
+        raise DeblurGANError(f"run={spec}: give LABEL=LOSSES_CSV[@EPOCH]", "run")
+    if not os.path.isfile(path):
+        raise DeblurGANError(f"run={spec}: {path} is not a file (a run's logs/losses.csv)", "run")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows, columns = list(reader), reader.fieldnames or []
+    missing = [c for c in ("epoch", "steps", "cpu_seconds", "val/psnr") if c not in columns]
+    if missing or not rows:
+        why = f"no {', '.join(missing)} column" if missing else "no epochs"
+        raise DeblurGANError(f"run={spec}: {path} has {why} (a run validated with --val_images > 0?)", "run")
+    return rows
+
+
+def _branch_totals(spec, segments, totals, branch):
+    """The steps and CPU-hours of the previous run at the epoch ``branch`` it was branched from."""
+    if not segments:
+        raise DeblurGANError(f"run={spec}: @EPOCH continues an earlier --run; give that run first", "run")
+    previous = segments[-1][0]
+    if not branch.isdigit() or int(branch) not in totals[previous]:
+        epochs = f"{min(totals[previous])} to {max(totals[previous])}"
+        raise DeblurGANError(f"run={spec}: {previous} has no epoch {branch!r} (it has {epochs})", "run")
+    return totals[previous][int(branch)]
 
 
 @click.command()
@@ -50,6 +78,9 @@ def read_segments(runs):
 @click.option("--output", default="training_curve.png", show_default=True, help="PNG to write.")
 @main_guard
 def main(runs, blurred, shipped, target_gain, output):
+    if Path(output).suffix.lower() != ".png":
+        raise DeblurGANError(f"output={output}: give a .png file", "output")
+    writable_folder(Path(output).parent, "output", create=False)
     segments = read_segments(runs)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     print("| run | epoch | steps | CPU-hours | validation PSNR (dB) |\n|---|---|---|---|---|")

@@ -44,3 +44,27 @@ def test_the_script_writes_the_figure_and_a_row_per_epoch(curve, tmp_path):
         assert result.exit_code == 0, result.output
         assert "| a | 1 | 200 | 1.50 | 24.50 |" in result.output
         assert output.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("runs", "output", "message"),
+    [
+        (["{d}/missing.csv"], "c.png", "--run {d}/missing.csv: give LABEL=LOSSES_CSV"),
+        (["a={d}/missing.csv"], "c.png", "--run a={d}/missing.csv: {d}/missing.csv is not a file"),
+        (["a={d}/run.csv@1"], "c.png", "@EPOCH continues an earlier --run; give that run first"),
+        (["a={d}/run.csv", "b={d}/run.csv@5"], "c.png", "a has no epoch '5' (it has 0 to 1)"),
+        (["a={d}/noval.csv"], "c.png", "noval.csv has no val/psnr column"),
+        (["a={d}/run.csv"], "c.txt", "--output c.txt: give a .png file"),
+        (["a={d}/run.csv"], "run.csv/c.png", "--output {d}/run.csv: cannot write there (is a file)"),
+    ],
+)
+def test_bad_input_is_one_line(curve, tmp_path, runs, output, message):
+    """Each was a traceback (FileNotFoundError, IndexError, KeyError, NotADirectoryError)."""
+    (tmp_path / "run.csv").write_text(HEADER + "0,24.0,100,1800\n1,24.5,200,3600\n")
+    (tmp_path / "noval.csv").write_text("epoch,steps,cpu_seconds\n0,100,1800\n")
+    args = [a for run in runs for a in ("--run", run.format(d=tmp_path))]
+    output = output if "/" not in output else f"{tmp_path}/{output}"
+    result = CliRunner().invoke(curve.main, [*args, "--output", output])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and message.format(d=tmp_path) in line, line
