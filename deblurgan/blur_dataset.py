@@ -132,12 +132,13 @@ def check_options(options, test_fraction=0.0):
     for name, low, high, unit in (
         ("linear_length", 1, 1e4, "px, 1 <= min <= max <= 10000"),
         ("noise_sigma", 0, 1, "in [0, 1] units, 0 <= min <= max <= 1"),
-        ("jpeg_quality", 1, 100, "1 <= min <= max <= 100"),
+        ("jpeg_quality", 1, 100, "whole numbers, 1 <= min <= max <= 100"),
     ):
         value = getattr(options, name)
         if value is None and name == "jpeg_quality":  # no JPEG re-compression
             continue
-        if value is None or len(value) != 2 or not low <= value[0] <= value[1] <= high:
+        whole = name != "jpeg_quality" or all(float(v).is_integer() for v in value or ())
+        if value is None or len(value) != 2 or not low <= value[0] <= value[1] <= high or not whole:
             shown = "" if value is None else ",".join(f"{v:g}" for v in value)
             raise DeblurGANError(f"{name}={shown}: give min,max ({unit})", name)
     return options

@@ -119,6 +119,12 @@ def multiscale_generator_model(
     """
     if n_scales < 1:
         raise DeblurGANError(f"n_scales={n_scales}: must be at least 1", "n_scales")
+    if kernel_size % 2 == 0:  # "same" padding of an even kernel is lopsided
+        raise DeblurGANError(
+            f"kernel_size={kernel_size}: use an odd size; an even one shifts the image by half a pixel "
+            "per convolution",
+            "kernel_size",
+        )
     inputs = keras.Input(shape=input_shape, name="blurred")
     pyramid = [inputs]
     for scale in range(2, n_scales + 1):

@@ -120,7 +120,12 @@ def test_user_errors(photos, tmp_path):
     for option, value, message in (
         ("noise_sigma", (0.5,), "noise_sigma=0.5: give min,max (in [0, 1] units, 0 <= min <= max <= 1)"),
         ("noise_sigma", (-1.0, 0.0), "noise_sigma=-1,0: give min,max"),
-        ("jpeg_quality", (95.0, 70.0), "jpeg_quality=95,70: give min,max (1 <= min <= max <= 100)"),
+        (
+            "jpeg_quality",
+            (95.0, 70.0),
+            "jpeg_quality=95,70: give min,max (whole numbers, 1 <= min <= max <= 100)",
+        ),
+        ("jpeg_quality", (70.5, 70.9), "jpeg_quality=70.5,70.9: give min,max (whole numbers"),  # wrote 70
         ("jpeg_quality", (70.0, 200.0), "jpeg_quality=70,200: give min,max"),
         ("linear_length", (0.0, 5.0), "linear_length=0,5: give min,max (px, 1 <= min <= max <= 10000)"),
         ("linear_length", (3.0, float("inf")), "linear_length=3,inf: give min,max"),  # an OverflowError
@@ -228,7 +233,10 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
     common = ["--input_dir", photos, "--output_dir", tmp_path / "out3"]
     for flags, expected in (
         (["--noise_sigma", "a,b"], "'--noise_sigma': 'a,b': give numbers separated by commas, as 3,25"),
-        (["--jpeg_quality", "95,70"], "error: --jpeg_quality 95,70: give min,max (1 <= min <= max <= 100)"),
+        (
+            ["--jpeg_quality", "95,70"],
+            "error: --jpeg_quality 95,70: give min,max (whole numbers, 1 <= min <= max <= 100)",
+        ),
     ):
         done = invoke_script("make_blur_dataset", *common, *flags)
         assert done.returncode == 2 and "Traceback" not in done.stderr

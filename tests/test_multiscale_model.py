@@ -10,6 +10,7 @@ from scipy import ndimage
 
 import deblurgan
 from deblurgan import multiscale_model
+from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array, receptive_field_radius
 from deblurgan.model import multiscale_generator_model
 from tests.conftest import randomize_weights
@@ -140,3 +141,9 @@ def test_kernels_start_as_torch_does_and_a_fresh_paper_network_keeps_the_signal_
     x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
     finest = keras.ops.convert_to_numpy(g(x)[0])
     assert 0.01 < finest.std() < 1.0
+
+
+def test_an_even_kernel_size_is_refused():
+    """Keras' "same" padding of an even kernel is lopsided: each convolution would shift the image."""
+    with pytest.raises(DeblurGANError, match="kernel_size=4: use an odd size"):
+        multiscale_generator_model(n_blocks=1, n_filters=4, kernel_size=4)
