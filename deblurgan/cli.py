@@ -85,12 +85,13 @@ engine_option = click.option(
 )
 
 
-def inference_options(command, precision="auto"):
+def inference_options(command, precision="auto", photos=True):
     """The tiling, batching and precision options shared by deblur.py and test.py.
 
     They reach the command as keyword arguments named as ``deblurgan.inference.deblur_array``'s,
     and ``max_image_pixels`` as ``deblur_file``'s and ``evaluate_folder``'s. ``precision``: the
     default of ``--precision`` (test.py's is fp32, so that its scores do not depend on the machine).
+    ``photos``: offer ``--max_image_pixels`` (a video's frames are not files that could be bombs).
     """
     options = [
         click.option(
@@ -112,7 +113,7 @@ def inference_options(command, precision="auto"):
             show_default=True,
             help="Pixel budget of one forward pass (bounds memory).",
         ),
-        click.option(
+        max_image_pixels := click.option(
             "--max_image_pixels",
             type=click.IntRange(min=1),
             default=DEFAULT_MAX_IMAGE_PIXELS,
@@ -135,6 +136,8 @@ def inference_options(command, precision="auto"):
             "int8: --engine onnxruntime only, calibrated once on images/train/A.",
         ),
     ]
+    if not photos:
+        options = [option for option in options if option is not max_image_pixels]
     for option in reversed(options):
         command = option(command)
     return command

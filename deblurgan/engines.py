@@ -29,6 +29,7 @@ from deblurgan.export import export_generator
 from deblurgan.inference import load_inference_generator
 from deblurgan.multiscale_model import finest_output
 from deblurgan.precision import resolve_engine_precision
+from deblurgan.pretrained import first_line
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,20 @@ class ExportedGenerator:
         self.engine = engine
         self.precision = resolve_engine_precision(engine, precision)
         self._variants = {self.precision: self}
-        if engine == "onnxruntime":
-            if self.precision == "int8":
-                self.path = _int8_export(self.path)
+        if engine == "onnxruntime" and self.precision == "int8":
+            self.path = _int8_export(self.path)
+        try:
+            self._load()
+        except ImportError:
+            raise
+        except Exception as error:  # a damaged cached export (an interrupted write, a full disk)
+            raise DeblurGANError(
+                f"{self.path}: {engine} cannot load this export ({first_line(error)}); delete it (an "
+                "export in the cache is written again on the next run)"
+            ) from None
+
+    def _load(self):
+        if self.engine == "onnxruntime":
             import onnxruntime
 
             options = onnxruntime.SessionOptions()

@@ -66,11 +66,14 @@ def export_generator(generator, output, format="saved_model"):
             f"pass e.g. {output.with_suffix('.xml')}",
             parameter="output",
         )
-    if format == "keras" and output.suffix != ".keras":
-        raise DeblurGANError(
-            f"output={output}: the keras format is a .keras file; pass e.g. {output.with_suffix('.keras')}",
-            parameter="output",
-        )
+    for kind, suffix in (("keras", ".keras"), ("onnx", ".onnx")):
+        if format == kind and output.suffix != suffix:
+            raise DeblurGANError(
+                f"output={output}: the {kind} format is a {suffix} file; "
+                f"pass e.g. {output.with_suffix(suffix)}",
+                parameter="output",
+            )
+    _check_replaceable(output, format)
     if format == "keras":
         return save_model(generator, output)
     _check_requirements(format)
@@ -87,9 +90,9 @@ def export_generator(generator, output, format="saved_model"):
             )
         if format == "onnx":
             _check_onnx(staged, generator)
-        _move_into_place(staged, output)
-        if format == "openvino":
+        if format == "openvino":  # the weights first: an .xml found in place has its .bin
             _move_into_place(staged.with_suffix(".bin"), output.with_suffix(".bin"))
+        _move_into_place(staged, output)
     log.info("exported %s to %s", format, output)
     return output
 
@@ -99,6 +102,23 @@ def export_file(weight_path, output, format="saved_model"):
     An ``output`` that would overwrite ``weight_path`` is refused before anything is written."""
     check_not_an_input(output, [weight_path], "exported")  # (an OpenVINO .bin is never a weights file)
     return export_generator(load_generator(weight_path), output, format=format)
+
+
+def _check_replaceable(output, format):
+    """An existing ``output`` is replaced only if it is an earlier export of this format: a user's
+    folder given as the output was deleted before."""
+    if not output.exists():
+        return
+    if format == "saved_model":
+        earlier = output.is_dir() and (output / "saved_model.pb").is_file()
+    else:
+        earlier = output.is_file()
+    if not earlier:
+        what = "a folder" if output.is_dir() else "a file"
+        raise DeblurGANError(
+            f"output={output}: {what} that is not an earlier {format} export; choose a new path",
+            parameter="output",
+        )
 
 
 def _check_requirements(format):

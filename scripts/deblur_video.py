@@ -5,6 +5,8 @@ the frame rate, frame size, frame count and audio track. Exit code 2 for bad inp
 no frames, unwritable output, output equal to input).
 """
 
+import functools
+
 import click
 
 from deblurgan.cli import OneLineUsageErrors, engine_option, inference_options, main_guard, weight_path_option
@@ -18,7 +20,7 @@ from deblurgan.video import check_paths, deblur_video, probe_video
 @click.option("--input", "input_path", required=True, help="Video to deblur (.mp4, .mov, .mkv, ...).")
 @click.option("--output", "output_path", required=True, help="Video to write (must not be the input).")
 @click.option("--side_by_side", is_flag=True, help="Write blurred | restored side by side.")
-@inference_options
+@functools.partial(inference_options, photos=False)
 @main_guard
 def main(weight_path, engine, input_path, output_path, side_by_side, **inference):
     """Deblur every frame of INPUT into OUTPUT with a trained DeblurGAN generator."""

@@ -80,6 +80,12 @@ def test_engine_matches_keras_and_exports_once_per_weight_file(weights, engine, 
     monkeypatch.setenv("DEBLURGAN_CACHE", str(tmp_path / "cache"))
     engines.load_engine(weights, engine)
     assert len(list((tmp_path / "cache").iterdir())) == 2 * len(cached)
+    # a damaged export in the cache (an interrupted write): one line that says what to delete
+    export = engines.cached_export(weights, engine)
+    damaged = export.with_suffix(".bin") if engine == "openvino" else export
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(DeblurGANError, match=f"{export}: {engine} cannot load this export .*; delete it"):
+        engines.load_engine(weights, engine)
 
 
 def test_onnxruntime_refuses_reduced_precision_and_unknown_engines(weights):

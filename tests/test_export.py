@@ -104,7 +104,25 @@ def test_bad_format_and_suffix_name_the_option(tmp_path):
         export_generator(generator, tmp_path / "g.ir", format="openvino")
     with pytest.raises(DeblurGANError, match=r"output=.*g\.h5: the keras format is a \.keras file"):
         export_generator(generator, tmp_path / "g.h5", format="keras")
+    with pytest.raises(DeblurGANError, match=r"output=.*g\.xml: the onnx format is a \.onnx file"):
+        export_generator(generator, tmp_path / "g.xml", format="onnx")  # wrote ONNX as g.xml before
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("fmt", "output", "kind"),
+    [("onnx", "photos.onnx", "a folder"), ("saved_model", "photos.onnx", "a folder"),
+     ("saved_model", "photos.onnx/a.png", "a file")],
+)  # fmt: skip
+def test_a_user_folder_or_file_at_the_output_is_never_replaced(tmp_path, fmt, output, kind):
+    """export.py --output photos (a folder of the user's) deleted the folder and wrote the export."""
+    (tmp_path / "photos.onnx").mkdir()
+    (tmp_path / "photos.onnx" / "a.png").write_bytes(b"precious")
+    with pytest.raises(
+        DeblurGANError, match=f"output=.*{output}: {kind} that is not an earlier {fmt} export"
+    ):
+        export_generator(tiny_generator(), tmp_path / output, format=fmt)
+    assert (tmp_path / "photos.onnx" / "a.png").read_bytes() == b"precious"
 
 
 def test_missing_weights_is_one_line(tmp_path):
@@ -119,7 +137,7 @@ def test_a_failed_export_keeps_the_previous_folder_and_leaves_no_temporary(tmp_p
     generator = tiny_generator()
     old = tmp_path / "sm"
     old.mkdir()
-    (old / "keep.txt").write_text("previous export")
+    (old / "saved_model.pb").write_text("previous export")
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("conversion failed")
@@ -127,7 +145,7 @@ def test_a_failed_export_keeps_the_previous_folder_and_leaves_no_temporary(tmp_p
     monkeypatch.setattr(type(generator), "export", broken_export)
     with pytest.raises(RuntimeError):
         export_generator(generator, old, format="saved_model")
-    assert (old / "keep.txt").read_text() == "previous export"
+    assert (old / "saved_model.pb").read_text() == "previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
 
 

@@ -100,3 +100,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, script):
         assert len(lines) == 1 and lines[0].startswith("error: --"), (case, result.output)
         assert message in lines[0], case
         assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before, case
+
+
+def test_the_script_deblurs_a_clip_end_to_end(tmp_path, script):
+    """Every valid video ended in "deblur_array() got an unexpected keyword argument 'max_image_pixels'"."""
+    weights = save_model(tiny_generator(), tmp_path / "g.keras")
+    source = make_clip(tmp_path / "in.mp4", 44, 30, 3, 10)
+    args = ["--weight_path", weights, "--input", source, "--output", tmp_path / "out.mp4", "--side_by_side"]
+    result = CliRunner().invoke(script, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert f"deblurred 3 frames into {tmp_path / 'out.mp4'}" in result.output
+    assert video_facts(tmp_path / "out.mp4")["size"] == (88, 30)
+    assert "--max_image_pixels" not in CliRunner().invoke(script, ["--help"]).output
