@@ -16,8 +16,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from deblurgan.cli import main_guard, weight_path_option
+from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array, load_inference_generator
-from deblurgan.io import read_image, to_uint8, write_image
+from deblurgan.io import read_image, to_uint8, writable_folder, write_image
 from deblurgan.metrics import psnr
 
 CAPTION_HEIGHT = 16
@@ -56,19 +57,35 @@ def figure_row(generator, blurred_path, sharp_path, crop, gap):
 @click.option("--demo_dir", default="images/demo", show_default=True)
 @click.option("--sharp_dir", default="images/demo_sharp", show_default=True)
 @click.option("--names", default="chelsea_00.png,flower_00.png", show_default=True)
-@click.option("--crop", default=240, show_default=True, help="Side of the centre crop shown.")
+@click.option(
+    "--crop",
+    default=240,
+    show_default=True,
+    type=click.IntRange(min=8),
+    help="Side of the centre crop shown.",
+)
 @click.option("--output", default="images/readme/deblur_example.png", show_default=True)
 @main_guard
 def main(weight_path, demo_dir, sharp_dir, names, crop, output, gap=6):
+    pairs = [(Path(demo_dir) / name, Path(sharp_dir) / name) for name in names.split(",")]
+    _check_output(Path(output), [path for pair in pairs for path in pair])  # before the work
     generator = load_inference_generator(weight_path)
-    rows = [
-        figure_row(generator, Path(demo_dir) / name, Path(sharp_dir) / name, crop, gap)
-        for name in names.split(",")
-    ]
+    rows = [figure_row(generator, blurred, sharp, crop, gap) for blurred, sharp in pairs]
     width = max(row.shape[1] for row in rows)
     rows = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
     write_image(output, np.concatenate(rows, axis=0)[:-gap].astype(np.float32) / 255.0)
     print(f"wrote {output}")
+
+
+def _check_output(output, inputs):
+    """The figure is a new PNG: never one of the photos it shows (it overwrote one before)."""
+    if any(output.resolve() == path.resolve() for path in inputs):
+        raise DeblurGANError(
+            f"output={output}: is one of the input photos; write the figure elsewhere", "output"
+        )
+    if output.suffix.lower() != ".png":
+        raise DeblurGANError(f"output={output}: give a .png file", "output")
+    writable_folder(output.parent, "output", create=False)
 
 
 if __name__ == "__main__":
