@@ -12,7 +12,8 @@ it gets SIGINT, which train.py answers by saving its position. The generator at 
 (batch-norm statistics recalibrated as an epoch's checkpoint) and the starting generator are scored
 on ``--val_dir`` with deblurgan.evaluate (8-bit PSNR, whole images, as scripts/test.py), and one
 markdown table row per variant is printed. A variant whose directory already holds ``result.json``
-is not run again (so an interrupted probe continues where it stopped).
+is not run again (so an interrupted probe continues where it stopped); a failed or interrupted
+variant writes none, and the next probe runs it again from the start.
 """
 
 import argparse
@@ -21,6 +22,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -155,6 +157,8 @@ def probe(name, flags, args, base):
     result_path = run_dir / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
+    for partial in ("weights", "logs"):  # of a failed or interrupted attempt: start again
+        shutil.rmtree(run_dir / partial, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     dirs = ["--weights_dir", str(run_dir / "weights"), "--log_dir", str(run_dir / "logs")]
     train_args = ["--val_images", "0", "--no_progress", *base, *shlex.split(flags), *dirs]
@@ -177,7 +181,8 @@ def probe(name, flags, args, base):
         result["psnr"], result["psnr_blurred"] = score(generator, val_dir, run_dir / "scores")
     result["start_psnr"], result["psnr_blurred"] = _start_score(params, val_dir, run_dir / "start_scores")
     result.setdefault("psnr", result["start_psnr"])  # no step saved: the starting generator
-    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    if "error" not in result:  # a failure is reported, not kept as this variant's result
+        result_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -228,6 +233,8 @@ def main(argv=None):
     parser.add_argument("--variants", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--val_dir", default=None, help="A/ and B/ pairs to score on; default DATA_DIR/test")
     args = parser.parse_args(argv)
+    if not args.cpu_minutes > 0:
+        parser.error(f"--cpu_minutes {args.cpu_minutes:g}: must be above 0")
     names = [n for n in (args.variants or ",".join(VARIANTS)).split(",") if n]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -236,12 +243,18 @@ def main(argv=None):
     print(f"CPU: {os.cpu_count()} cores; {cpu_description()}")
     for name in list(names):  # every variant's flags must parse before hours are spent on the first
         try:
-            parse_flags([*base, *shlex.split(VARIANTS[name])])
+            params = parse_flags([*base, *shlex.split(VARIANTS[name])])
+            val_dir = Path(args.val_dir or Path(params["data_dir"]) / "test")
+            if not ((val_dir / "A").is_dir() and (val_dir / "B").is_dir()):
+                parser.error(f"--val_dir {val_dir}: holds no A/ and B/ pairs to score on")
         except ValueError as error:
             if args.variants:  # asked for by name
                 parser.error(f"variant {name}: {error} (this checkout's scripts/train.py lacks it)")
             print(f"skipped {name}: {error} (this checkout's scripts/train.py lacks it)")
             names.remove(name)
+    from deblurgan.io import writable_folder
+
+    writable_folder(args.output_dir, "output_dir")
     print(f"budget {args.cpu_minutes:g} CPU-minutes per variant; base flags: {shlex.join(base)}\n")
     results = [probe(name, VARIANTS[name], args, base) for name in names]
     print(f"blurred input: {results[0]['psnr_blurred']:.2f} dB; start: {results[0]['start_psnr']:.2f} dB\n")
@@ -250,4 +263,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from deblurgan.errors import DeblurGANError
+
+    try:
+        main()
+    except DeblurGANError as error:  # a bad --base_flags file, an output folder under a file
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,5 +1,6 @@
 """benchmarks/probe_recipes.py: CPU budgets, the table, and one tiny probe end to end."""
 
+import argparse
 import importlib.util
 import resource
 import subprocess
@@ -99,3 +100,35 @@ def test_a_tiny_probe_runs_end_to_end_with_one_row_per_variant(probe, tmp_path, 
     assert probe.main(["--output_dir", str(tmp_path), "--variants", "lr2e-4", "--base_flags", base]) == [
         results[0]
     ]
+
+
+def test_a_failed_variant_is_not_kept_as_its_result_and_runs_again_from_the_start(
+    probe, tmp_path, monkeypatch
+):
+    """A failure was saved as result.json and shown as that variant's row on every later probe."""
+
+    def failing_run(command, seconds, log_path):
+        Path(log_path).write_text("error: boom")
+        return 1, 6.0, False
+
+    monkeypatch.setattr(probe, "run_with_cpu_budget", failing_run)
+    monkeypatch.setattr(probe, "_start_score", lambda *args: (25.0, 24.0))
+    (tmp_path / "v" / "weights").mkdir(parents=True)  # an interrupted attempt's run, which train.py
+    (tmp_path / "v" / "weights" / "training_state.npz").write_bytes(b"")  # would refuse to start over
+    args = argparse.Namespace(
+        output_dir=str(tmp_path), cpu_minutes=0.1, val_dir=str(REPO / "images" / "test")
+    )
+    result = probe.probe("v", "--lr 1e-3", args, [])
+    assert result["error"] == "error: boom" and not (tmp_path / "v" / "result.json").exists()
+    assert not (tmp_path / "v" / "weights").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--cpu_minutes", "-1"], "--cpu_minutes -1: must be above 0"),
+     (["--val_dir", "nowhere"], "--val_dir nowhere: holds no A/ and B/ pairs")],
+)  # fmt: skip
+def test_bad_options_stop_before_any_training(probe, flags, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        probe.main([*flags, "--variants", "lr2e-4"])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
