@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from deblurgan import distribution, losses  # noqa: E402
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model  # noqa: E402
-from deblurgan.training import DeblurGANTrainer  # noqa: E402
+from deblurgan.training import GAN_MODES, DeblurGANTrainer  # noqa: E402
 
 
 def keras_iteration_seconds(
@@ -151,6 +151,13 @@ def main():
     parser.add_argument("--n_filters", type=int, default=64, help="smaller networks for a smoke run")
     parser.add_argument("--n_blocks", type=int, default=9)
     args = parser.parse_args()
+    unknown = [mode for mode in args.modes.split(",") if mode not in GAN_MODES]
+    if unknown:  # before any mode is timed
+        parser.error(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(GAN_MODES)}")
+    if args.torch_reference and (args.n_filters, args.n_blocks) != (64, 9):  # it times the full networks
+        parser.error("--torch_reference: times the full-size networks; leave --n_filters and --n_blocks out")
+    if args.torch_reference and args.crop < 64:  # the critic's last instance norm needs 2x2 at least
+        parser.error(f"--crop {args.crop}: --torch_reference's PatchGAN critic needs at least 64")
     if args.devices is not None and not args.devices.isdigit():
         return _each_device_count(args)
 
@@ -173,7 +180,7 @@ def main():
         if args.torch_reference:
             seconds = torch_reference_seconds(batch_size, args.crop, args.critic_updates, args.runs)
             print(
-                f"{'torch-gp':<10} {batch_size:>5} {seconds:>12.2f} {batch_size / seconds:>14.3f}  "
+                f"{'torch-gp':<10} {1:>7} {batch_size:>5} {seconds:>12.2f} {batch_size / seconds:>14.3f}  "
                 "(plain PyTorch, same networks, WGAN-GP, L1)",
                 flush=True,
             )
