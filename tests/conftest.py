@@ -115,13 +115,13 @@ def run_python(code, backend="tensorflow", cwd=None, timeout=600):
 _SCRIPTS = {}
 
 
-def load_script(name):
-    """``scripts/{name}.py`` as a module (its ``main`` is the click command), loaded once per process."""
-    if name not in _SCRIPTS:
-        spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
-        _SCRIPTS[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_SCRIPTS[name])
-    return _SCRIPTS[name]
+def load_script(name, folder="scripts"):
+    """``{folder}/{name}.py`` as a module (its ``main`` is the command), loaded once per process."""
+    if (folder, name) not in _SCRIPTS:
+        spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / folder / f"{name}.py")
+        _SCRIPTS[folder, name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_SCRIPTS[folder, name])
+    return _SCRIPTS[folder, name]
 
 
 def invoke_script(name, *args):

@@ -1,10 +1,10 @@
 """benchmarks/plot_training_curve.py: steps and CPU-hours continue across a branched run."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "epoch,val/psnr,steps,cpu_seconds\n"
@@ -12,12 +12,7 @@ HEADER = "epoch,val/psnr,steps,cpu_seconds\n"
 
 @pytest.fixture(scope="module")
 def curve():
-    spec = importlib.util.spec_from_file_location(
-        "plot_training_curve", REPO / "benchmarks" / "plot_training_curve.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_training_curve", "benchmarks")
 
 
 def test_a_branched_run_continues_the_steps_and_cpu_time_of_its_start_epoch(curve, tmp_path):

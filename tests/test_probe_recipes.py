@@ -1,7 +1,6 @@
 """benchmarks/probe_recipes.py: CPU budgets, the table, and one tiny probe end to end."""
 
 import argparse
-import importlib.util
 import resource
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from deblurgan.config import TrainingConfig
 from deblurgan.training_loop import build_trainer, initial_generator
@@ -18,10 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("probe_recipes", REPO / "benchmarks" / "probe_recipes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("probe_recipes", "benchmarks")
 
 
 def test_the_table_reports_gain_per_cpu_hour(probe):

@@ -1,23 +1,18 @@
 """benchmarks/make_result_figure.py: the README's figure never overwrites the photos it shows."""
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def figure():
-    spec = importlib.util.spec_from_file_location(
-        "make_result_figure", REPO / "benchmarks" / "make_result_figure.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("make_result_figure", "benchmarks").main
 
 
 @pytest.mark.parametrize(
