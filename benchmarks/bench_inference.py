@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 CASES = {"720p": (720, 1280), "12mp": (3000, 4000)}
+# The engine table times the default generator with random weights (speed does not depend on them),
+# against the same network written in PyTorch.
+ENGINE_NAMES = ("keras", "onnxruntime", "openvino", "torch")
 
 
 def synthetic_pair(height, width, seed=0):
@@ -105,10 +108,19 @@ def worker(args):
     if args.save:
         np.save(args.save, restored)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    print(json.dumps({
-        "case": args.case, "precision": args.precision, "seconds": min(times), "all_seconds": times,
-        "warmup_seconds": warmup, "peak_bytes": peak, "compute_dtype": model.layers[1].compute_dtype,
-    }))
+    print(
+        json.dumps(
+            {
+                "case": args.case,
+                "precision": args.precision,
+                "seconds": min(times),
+                "all_seconds": times,
+                "warmup_seconds": warmup,
+                "peak_bytes": peak,
+                "compute_dtype": model.layers[1].compute_dtype,
+            }
+        )
+    )
 
 
 TFLOP_PER_FRAME = 1.6  # 2 x 0.8 T multiply-adds of the default generator on 1280x720
@@ -191,8 +203,10 @@ def engine_table(args):
     print(f"precision auto -> {resolve_precision('auto')} on this machine")
     peak = _peak_gflops(cores)
     if peak:
-        print(f"fp32 peak ~{peak:.0f} GFLOP/s ({cores} cores x {_cpu_mhz():.0f} MHz, two FMA pipes); "
-              f"{TFLOP_PER_FRAME} TFLOP per frame -> {TFLOP_PER_FRAME * 1000 / peak:.1f} s/photo at peak")
+        print(
+            f"fp32 peak ~{peak:.0f} GFLOP/s ({cores} cores x {_cpu_mhz():.0f} MHz, two FMA pipes); "
+            f"{TFLOP_PER_FRAME} TFLOP per frame -> {TFLOP_PER_FRAME * 1000 / peak:.1f} s/photo at peak"
+        )
     print(f"{'engine':<13}{'precision':<16}{'s/photo':>9}{'warm-up s':>11}{'GFLOP/s':>9}")
     seen = {}
     for engine in args.engines.split(","):
@@ -256,8 +270,19 @@ def _cpu_model():
 
 
 def run_case(case, precision, args, save):
-    command = [sys.executable, __file__, "--worker", "--case", case, "--precision", precision,
-               "--runs", str(args.runs), "--save", save]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--case",
+        case,
+        "--precision",
+        precision,
+        "--runs",
+        str(args.runs),
+        "--save",
+        save,
+    ]
     if args.weight_path:
         command += ["--weight_path", args.weight_path]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
@@ -266,13 +291,31 @@ def run_case(case, precision, args, save):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _check_requests(parser, args):
+    """Unknown cases, engines or precisions, and a missing weight file, stop before any timing."""
+    from deblurgan.precision import PRECISION_CHOICES
+
+    names = {"cases": CASES, "engines": ENGINE_NAMES, "precisions": PRECISION_CHOICES,
+             "engine_precisions": PRECISION_CHOICES}  # fmt: skip
+    for option, known in names.items():
+        unknown = [v for v in getattr(args, option).split(",") if v and v not in known]
+        if unknown:
+            parser.error(f"--{option}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    if not (args.cases or args.engines):
+        parser.error("nothing to time: give --cases and/or --engines")
+    if args.weight_path and not Path(args.weight_path).is_file():
+        parser.error(f"--weight_path {args.weight_path}: no such file")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weight_path", default=None, help="trained generator (default: random weights)")
     parser.add_argument("--cases", default="720p,12mp", help="comma-separated: 720p, 12mp")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--runs", type=int, default=2, help="timed runs per case (the best is reported)")
-    parser.add_argument("--engines", default="", help="comma-separated: keras, onnxruntime, openvino, torch")
+    parser.add_argument(
+        "--engines", default="", help="comma-separated: keras, onnxruntime, openvino, torch (random weights)"
+    )
     parser.add_argument("--engine_precisions", default="fp32,auto", help="precisions of the engine table")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine_worker", action="store_true", help=argparse.SUPPRESS)
@@ -287,6 +330,7 @@ def main():
         return engine_worker(args)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    _check_requests(parser, args)
     if args.engines:
         engine_table(args)
     if not args.cases:
@@ -302,8 +346,11 @@ def main():
                 save = str(Path(tmp) / f"{case}_{precision}.npy")
                 r = run_case(case, precision, args, save)
                 outputs[precision] = save
-                print(f"{case:<8}{precision:<11}{r['compute_dtype']:<10}{r['seconds']:>9.2f}"
-                      f"{r['warmup_seconds']:>11.2f}{r['peak_bytes'] / 2**30:>10.2f}", flush=True)
+                print(
+                    f"{case:<8}{precision:<11}{r['compute_dtype']:<10}{r['seconds']:>9.2f}"
+                    f"{r['warmup_seconds']:>11.2f}{r['peak_bytes'] / 2**30:>10.2f}",
+                    flush=True,
+                )
             if "fp32" in outputs and len(outputs) > 1:
                 sharp, blurred = synthetic_pair(*CASES[case])
                 full = np.load(outputs["fp32"]) * 255
@@ -312,9 +359,11 @@ def main():
                         continue
                     reduced = np.load(path) * 255
                     gap = psnr(sharp * 255, reduced) - psnr(sharp * 255, full)
-                    print(f"{case} {precision} vs fp32: PSNR between outputs {psnr(full, reduced):.2f} dB; "
-                          f"PSNR against the sharp image changes by {gap:+.3f} dB; "
-                          f"max abs difference {np.abs(full - reduced).max():.2f}/255")
+                    print(
+                        f"{case} {precision} vs fp32: PSNR between outputs {psnr(full, reduced):.2f} dB; "
+                        f"PSNR against the sharp image changes by {gap:+.3f} dB; "
+                        f"max abs difference {np.abs(full - reduced).max():.2f}/255"
+                    )
 
 
 if __name__ == "__main__":

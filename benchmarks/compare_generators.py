@@ -63,6 +63,8 @@ def _parse(specs):
             raise DeblurGANError(f"--generator {spec}: write LABEL=PATH, e.g. content=weights/generator.h5")
         if label in generators:
             raise DeblurGANError(f"--generator {spec}: the label {label!r} is used twice")
+        if not Path(path).is_file():  # before any generator is scored (it was named as --weight_path)
+            raise DeblurGANError(f"--generator {spec}: no such generator file {path}")
         generators[label] = path
     return generators
 

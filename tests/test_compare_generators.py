@@ -89,7 +89,10 @@ def test_rows_match_independent_psnr_and_sharpness_and_the_identity_equals_the_i
     ("spec", "message"),
     [
         ("weights.h5", "--generator weights.h5: write LABEL=PATH"),
-        ("a=missing.h5", "missing.h5: no such generator file"),
+        (
+            "a=missing.h5",
+            "error: --generator a=missing.h5: no such generator file missing.h5",
+        ),  # not --weight_path
     ],
 )
 def test_bad_generator_specs_are_one_line_errors(compare, pairs, spec, message):
