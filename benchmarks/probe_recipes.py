@@ -169,7 +169,7 @@ def probe(name, flags, args, base):
               "cpu_minutes": cpu / 60, "steps": 0}  # fmt: skip
     if code not in (0, SIGINT_EXIT):
         result["error"] = (run_dir / "train.log").read_text()[-2000:]
-    val_dir = args.val_dir or str(Path(params["data_dir"]) / "test")
+    val_dir = _val_dir(args, params)
     if (run_dir / "weights" / "training_state.npz").is_file():
         import numpy as np
 
@@ -184,6 +184,11 @@ def probe(name, flags, args, base):
     if "error" not in result:  # a failure is reported, not kept as this variant's result
         result_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _val_dir(args, params):
+    """The pairs the variants are scored on: ``--val_dir``, or the run's DATA_DIR/test."""
+    return args.val_dir or str(Path(params["data_dir"]) / "test")
 
 
 _START_SCORES = {}
@@ -244,7 +249,7 @@ def main(argv=None):
     for name in list(names):  # every variant's flags must parse before hours are spent on the first
         try:
             params = parse_flags([*base, *shlex.split(VARIANTS[name])])
-            val_dir = Path(args.val_dir or Path(params["data_dir"]) / "test")
+            val_dir = Path(_val_dir(args, params))
             if not ((val_dir / "A").is_dir() and (val_dir / "B").is_dir()):
                 parser.error(f"--val_dir {val_dir}: holds no A/ and B/ pairs to score on")
         except ValueError as error:
