@@ -21,7 +21,7 @@ WEIGHTS = REPO / "weights" / "generator.h5"
 # Mean 8-bit PSNR gain (dB) over the blurred inputs, a little under the measured figures
 MIN_PSNR_GAIN = {"test": 0.8, "holdout": 0.35}  # measured +0.87 and +0.44
 
-pytestmark = [pytest.mark.backend, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def _to_8bit(unit):
     return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+@pytest.mark.backend  # the shipped file loads on every backend
 def test_the_documented_keras_export_is_the_same_network(generator, tmp_path):
     # weights/README.md's command for the untracked weights/generator.keras
     options = ["--format", "keras", "--output", tmp_path / "g.keras"]
@@ -49,6 +50,8 @@ def test_the_documented_keras_export_is_the_same_network(generator, tmp_path):
     assert generator.get_layer("global_skip").mode == "clip"
 
 
+# Full-size inference, once (under TensorFlow): test_backends.py shows that the same weights give
+# the same outputs on the other backends.
 @pytest.mark.parametrize("split", ["test", "holdout"])
 def test_default_weights_deblur_the_sample_sets(generator, split):
     pairs = pair_images(REPO / "images" / split)
