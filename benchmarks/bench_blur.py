@@ -24,9 +24,10 @@ def median_seconds(function, repeats):
 
 
 @click.command()
-@click.option("--repeats", default=20, show_default=True, help="Timed runs per measurement.")
-@click.option("--height", default=720, show_default=True)
-@click.option("--width", default=1280, show_default=True)
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Timed runs per measurement.")
+@click.option("--height", default=720, show_default=True, type=click.IntRange(min=1))
+@click.option("--width", default=1280, show_default=True, type=click.IntRange(min=1))
 def main(repeats, height, width):
     rng = np.random.default_rng(0)
     image = np.clip(rng.random((height, width, 3)), 0, 1).astype(np.float32)

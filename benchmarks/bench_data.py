@@ -101,22 +101,42 @@ def report_on_the_fly(sharp_dir, crop_sizes=(128, 256), workers_list=(1, 2), bat
 
 
 @click.command()
-@click.option("--n_images", default=16, show_default=True, help="Generated pairs.")
-@click.option("--height", default=720, show_default=True)
-@click.option("--width", default=1280, show_default=True)
-@click.option("--crop_size", default=256, show_default=True)
-@click.option("--batch_size", default=1, show_default=True)
-@click.option("--epochs", default=2, show_default=True, help="Passes over the pairs per measurement.")
-@click.option("--workers", "workers_list", multiple=True, type=int, default=(0, 1, 2, 4), show_default=True)
+@click.option("--n_images", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Generated pairs.")
+@click.option("--height", default=720, show_default=True, type=click.IntRange(min=1))
+@click.option("--width", default=1280, show_default=True, type=click.IntRange(min=1))
+@click.option("--crop_size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Paired folders' crop.")
+@click.option("--batch_size", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Paired folders' batch.")
+@click.option("--epochs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Passes over the pairs per measurement.")
+@click.option("--workers", "workers_list", multiple=True, type=click.IntRange(min=0), default=(0, 1, 2, 4),
+              show_default=True, help="Paired folders' decoding threads (0: on demand); repeat.")
+@click.option("--fly_crop_size", "fly_crop_sizes", multiple=True, type=click.IntRange(min=1),
+              default=(128, 256), show_default=True, help="Sharp photos' crop (on the fly); repeat.")
+@click.option("--fly_batch_size", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Sharp photos' batch.")
+@click.option("--fly_workers", "fly_workers_list", multiple=True, type=click.IntRange(min=0), default=(1, 2),
+              show_default=True, help="Sharp photos' blurring threads; repeat.")
 @click.option("--on_the_fly_only", is_flag=True, help="Only the SharpPhotoDataset figures.")
-def main(n_images, height, width, crop_size, batch_size, epochs, workers_list, on_the_fly_only):
+def main(n_images, height, width, crop_size, batch_size, epochs, workers_list, fly_crop_sizes, fly_batch_size,
+         fly_workers_list, on_the_fly_only):
     """Prints the loaders' images/s for each number of decoding threads."""
+    crops = [("--crop_size", crop_size)] + [("--fly_crop_size", crop) for crop in fly_crop_sizes]
+    for flag, crop in crops:  # a smaller photo is read whole: not the rate asked for
+        if crop > min(height, width):
+            raise click.UsageError(f"{flag} {crop}: larger than the {width}x{height} photos")
+    batches = {"--batch_size": (batch_size, n_images), "--fly_batch_size": (fly_batch_size, 4 * n_images)}
+    for flag, (batch, samples) in batches.items():  # else an epoch has no batch and the rate reads 0
+        if batch > samples:
+            raise click.UsageError(f"{flag} {batch}: more than the {samples} samples of an epoch")
     print(f"CPU flags: {cpu_flags()}")
     with tempfile.TemporaryDirectory() as folder:
         write_photo_like_pairs(folder, n_images, height, width)
-        print(f"SharpPhotoDataset: {n_images} sharp {width}x{height} photos, batch 8, default blur "
-              "(noise, JPEG 70-95), photos cached")
-        report_on_the_fly(Path(folder) / "B")
+        print(f"SharpPhotoDataset: {n_images} sharp {width}x{height} photos, batch {fly_batch_size}, default "
+              "blur (noise, JPEG 70-95), photos cached")
+        report_on_the_fly(Path(folder) / "B", fly_crop_sizes, fly_workers_list, fly_batch_size)
         if on_the_fly_only:
             return
         size_mb = sum(p.stat().st_size for p in Path(folder).rglob("*.png")) / 2**20

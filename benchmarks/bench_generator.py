@@ -55,14 +55,29 @@ def _time_forward(generator, height, width, warmup, runs):
     return statistics.median(seconds), min(seconds)
 
 
+def _sizes(context, parameter, values):
+    """``WIDTHxHEIGHT`` strings -> ``(width, height)`` pairs, each side a positive multiple of 4."""
+    sizes = []
+    for value in values:
+        try:
+            width, height = (int(v) for v in value.lower().split("x"))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. 1280x720)") from None
+        if width < 4 or height < 4 or width % 4 or height % 4:
+            raise click.BadParameter(f"{value}: the generator needs both sides positive multiples of 4")
+        sizes.append((width, height))
+    return sizes
+
+
 @click.command()
-@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for the math libraries.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="CPU threads for the math libraries.")
 @click.option(
-    "--size", "sizes", multiple=True, default=("256x256", "1280x720"), show_default=True,
+    "--size", "sizes", multiple=True, default=("256x256", "1280x720"), show_default=True, callback=_sizes,
     help="WIDTHxHEIGHT, repeatable; both divisible by 4.",
 )
-@click.option("--warmup", type=int, default=1, show_default=True)
-@click.option("--runs", type=int, default=5, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
 def main(threads, sizes, warmup, runs):
     """Times the full generator's forward pass."""
     _limit_threads(threads)
@@ -73,8 +88,7 @@ def main(threads, sizes, warmup, runs):
     print(f"generator: {generator.count_params():,} parameters, fp32, batch 1, "
           f"median of {runs} after {warmup} warm-up; cores visible: {len(os.sched_getaffinity(0))}")
     print(f"{'backend':<11} {'threads':>7} {'input (HxWxC)':>15} {'median s':>9} {'min s':>7}")
-    for size in sizes:
-        width, height = (int(v) for v in size.lower().split("x"))
+    for width, height in sizes:
         median, fastest = _time_forward(generator, height, width, warmup, runs)
         print(f"{backend:<11} {threads:>7} {f'{height}x{width}x3':>15} {median:>9.3f} {fastest:>7.3f}")
 

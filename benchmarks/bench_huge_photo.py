@@ -44,21 +44,47 @@ def _synthetic_photo(path, height, width):
 
 
 def _peak_of(command):
-    """(seconds, peak resident bytes) of ``command`` run in a fresh process."""
+    """(seconds, peak resident bytes) of ``command`` run in a fresh process; deblur.py's own error
+    line ends this script."""
     start = time.perf_counter()
-    runner = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-    runner += "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    out = subprocess.run([sys.executable, "-c", runner, *command], check=True, capture_output=True, text=True)
+    runner = "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    runner += "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+    out = subprocess.run([sys.executable, "-c", runner, *command], capture_output=True, text=True)
+    if out.returncode:
+        lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
+        sys.exit(f"scripts/deblur.py failed: {lines[-1]}")
     return time.perf_counter() - start, int(out.stdout.split()[-1]) * 1024  # kB on Linux
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+        return value
+
+    return parse
 
 
 def main():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--megapixels", type=float, default=48.0, help="Size of the photo (4:3).")
+    parser.add_argument("--megapixels", type=_positive(float), default=48.0, help="Size of the photo (4:3).")
     parser.add_argument("--weight_path", help="Generator to use (default: a small random one).")
-    parser.add_argument("--max_pixels", type=int, default=1_600_000, help="deblur.py's pixel budget.")
+    parser.add_argument(
+        "--max_pixels", type=_positive(int), default=1_600_000, help="deblur.py's pixel budget."
+    )
     args = parser.parse_args()
+    if args.weight_path and not Path(args.weight_path).is_file():
+        parser.error(f"--weight_path {args.weight_path}: no such file")
+    width = int(round((args.megapixels * 1e6 * 4 / 3) ** 0.5 / 4) * 4)
+    height = int(round(args.megapixels * 1e6 / max(width, 1) / 4) * 4)
+    side = int(args.max_pixels**0.5) // 4 * 4
+    if min(side, height, width) < 16:
+        parser.error("--megapixels and --max_pixels: at least 16x16 pixels each (256 pixels)")
     print(describe_cpu())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -67,9 +93,6 @@ def main():
             from deblurgan import generator_model, save_model
 
             weights = save_model(generator_model(n_filters=8, n_blocks=1), tmp / "small.h5")
-        width = int(round((args.megapixels * 1e6 * 4 / 3) ** 0.5 / 4) * 4)
-        height = int(round(args.megapixels * 1e6 / width / 4) * 4)
-        side = int(args.max_pixels**0.5) // 4 * 4
         for name, (h, w) in {"small": (side, side), "huge": (height, width)}.items():
             (tmp / name).mkdir()
             _synthetic_photo(tmp / name / "photo.png", h, w)

@@ -1,4 +1,4 @@
-"""benchmarks/bench_training.py and bench_inference.py: requests they cannot honour stop before any timing."""
+"""The benchmark scripts: requests they cannot honour stop, in one line, before any timing."""
 
 import sys
 from pathlib import Path
@@ -50,3 +50,49 @@ def test_bench_inference_checks_its_requests_first(monkeypatch, capsys, flags, m
     with pytest.raises(SystemExit) as stop:
         bench.main()
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("script", "flags", "message"),
+    [
+        ("bench_data", ["--crop_size", "800"], "--crop_size 800: larger than the 1280x720 photos"),
+        ("bench_data", ["--n_images", "1"], "--fly_batch_size 8: more than the 4 samples"),  # read 0/s
+        ("bench_data", ["--fly_workers", "-1"], "-1 is not in the range x>=0"),
+        ("bench_generator", ["--size", "100x7"], "100x7: the generator needs both sides positive multiples"),
+        ("bench_generator", ["--size", "1280"], "'1280' is not WIDTHxHEIGHT"),  # a ValueError before
+        ("bench_generator", ["--runs", "0"], "0 is not in the range x>=1"),  # the median of nothing
+        ("bench_blur", ["--repeats", "0"], "0 is not in the range x>=1"),  # NaN per second
+    ],
+)
+def test_click_benchmarks_refuse_impossible_sizes_before_any_work(monkeypatch, script, flags, message):
+    from click.testing import CliRunner
+
+    bench = load_script(script, "benchmarks")
+    if script == "bench_data":  # its first piece of work
+        monkeypatch.setattr(bench, "write_photo_like_pairs", lambda *args: pytest.fail("wrote photos"))
+    result = CliRunner().invoke(bench.main, flags)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--megapixels", "0"], "--megapixels: 0: must be above 0"),
+        (["--max_pixels", "10"], "at least 16x16 pixels each"),  # "cannot write empty image" before
+        (["--weight_path", "missing.h5"], "--weight_path missing.h5: no such file"),
+    ],
+)
+def test_bench_huge_photo_checks_its_sizes_first(monkeypatch, capsys, flags, message):
+    bench = load_script("bench_huge_photo", "benchmarks")
+    monkeypatch.setattr(sys, "argv", ["bench_huge_photo.py", *flags])
+    monkeypatch.setattr(bench, "_synthetic_photo", lambda *args: pytest.fail("wrote a photo"))
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bench_huge_photo_reports_a_failed_deblur_in_its_line(tmp_path, monkeypatch):
+    bench = load_script("bench_huge_photo", "benchmarks")
+    with pytest.raises(SystemExit) as stop:  # a CalledProcessError traceback before
+        bench._peak_of([sys.executable, "-c", "import sys; sys.exit('error: photo.png: unreadable')"])
+    assert stop.value.code == "scripts/deblur.py failed: error: photo.png: unreadable"
