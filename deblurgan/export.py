@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -105,20 +106,39 @@ def export_file(weight_path, output, format="saved_model"):
 
 
 def _check_replaceable(output, format):
-    """An existing ``output`` is replaced only if it is an earlier export of this format: a user's
-    folder given as the output was deleted before."""
-    if not output.exists():
-        return
+    """An existing ``output`` (and an OpenVINO ``.bin`` beside it) is replaced only if it is an
+    earlier export of this format, judged by its content: a user's file or folder given as the
+    output was lost before."""
+    paths = [output] + ([output.with_suffix(".bin")] if format == "openvino" else [])
+    for path in paths:
+        if path.exists() and not _is_export(output, format):  # a .bin belongs to its .xml
+            what = "a folder" if path.is_dir() else "a file"
+            where = "" if path == output else f" {path.name} beside it is"
+            raise DeblurGANError(
+                f"output={output}:{where} {what} that is not an earlier {format} export; choose a new path",
+                parameter="output",
+            )
+
+
+def _is_export(path, format):
+    """Whether ``path`` holds an export of ``format``."""
     if format == "saved_model":
-        earlier = output.is_dir() and (output / "saved_model.pb").is_file()
-    else:
-        earlier = output.is_file()
-    if not earlier:
-        what = "a folder" if output.is_dir() else "a file"
-        raise DeblurGANError(
-            f"output={output}: {what} that is not an earlier {format} export; choose a new path",
-            parameter="output",
+        return path.is_dir() and (path / "saved_model.pb").is_file()
+    if not path.is_file():
+        return False
+    if format == "keras":
+        return zipfile.is_zipfile(path) and {"config.json", "model.weights.h5"} <= set(
+            zipfile.ZipFile(path).namelist()
         )
+    if format == "openvino":
+        with path.open("rb") as file:
+            return b"<net " in file.read(4096)  # the IR's root element
+    try:  # onnx: the file parses as a model with a graph
+        import onnx
+
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    except Exception:  # whatever fails to parse is not an export
+        return False
 
 
 def _check_requirements(format):

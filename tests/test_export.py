@@ -125,6 +125,29 @@ def test_a_user_folder_or_file_at_the_output_is_never_replaced(tmp_path, fmt, ou
     assert (tmp_path / "photos.onnx" / "a.png").read_bytes() == b"precious"
 
 
+@pytest.mark.parametrize(
+    ("fmt", "output", "other"),
+    [("onnx", "g.onnx", None), ("keras", "g.keras", None), ("openvino", "g.xml", None),
+     ("openvino", "g.xml", "g.bin")],
+)  # fmt: skip
+def test_a_user_file_at_the_output_is_never_replaced(tmp_path, fmt, output, other):
+    """Only the suffix was checked: a file of the user's named g.onnx (or g.bin) was replaced."""
+    precious = tmp_path / (other or output)
+    precious.write_bytes(b"precious")
+    beside = "g.bin beside it is " if other else ""
+    with pytest.raises(DeblurGANError, match=f"{output}: {beside}a file that is not an earlier {fmt} export"):
+        export_generator(tiny_generator(), tmp_path / output, format=fmt)
+    assert precious.read_bytes() == b"precious" and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_an_earlier_export_of_each_file_format_is_replaced(tmp_path):
+    for fmt, output in (("keras", "g.keras"), ("onnx", "g.onnx"), ("openvino", "g.xml")):
+        for _ in range(2):  # the second replaces the first
+            export_generator(tiny_generator(), tmp_path / output, format=fmt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.bin", "g.keras", "g.onnx", "g.xml"]
+
+
 def test_missing_weights_is_one_line(tmp_path):
     options = ["--format", "onnx", "--output", tmp_path / "g.onnx"]
     result = invoke_script("export", "--weight_path", tmp_path / "missing.h5", *options)
