@@ -283,14 +283,16 @@ def format_summary(summary, output_dir, describe=str):
     return "\n".join(lines)
 
 
-def plan_outputs(input_path, output_dir):
+def plan_outputs(input_path, output_dir, overwrite=False):
     """``(input file, output file)`` pairs: the same relative names under ``output_dir``.
 
     ``input_path`` is a photo or a folder (searched recursively; files already under
-    ``output_dir`` are left out so a rerun does not deblur its own outputs).
+    ``output_dir`` are left out so a rerun does not deblur its own outputs). Files already at the
+    output names are replaced only with ``overwrite`` (never the input's own files).
 
     Raises:
-        DeblurGANError: the input is missing or holds no photos, or the output would overwrite it.
+        DeblurGANError: the input is missing or holds no photos, or the output would overwrite it
+        or, without ``overwrite``, other files.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
     if not input_path.exists():
@@ -329,6 +331,15 @@ def plan_outputs(input_path, output_dir):
                 "output_dir",
                 mentions=("input_path",),
             )
+    existing = [target for _, target in pairs if target.exists()]
+    if existing and not overwrite:  # the sharp originals of a folder were replaced before
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise DeblurGANError(
+            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, or "
+            "pass overwrite=True to replace them",
+            "output_dir",
+            mentions=("overwrite",),
+        )
     return pairs
 
 
@@ -360,13 +371,16 @@ def deblur_file(
     return output_path
 
 
-def deblur_folder(generator, input_path, output_dir, side_by_side=False, progress=True, **options):
-    """Deblurs every photo of a folder (or one file) into ``output_dir``, skipping unreadable ones.
+def deblur_folder(
+    generator, input_path, output_dir, side_by_side=False, progress=True, overwrite=False, **options
+):
+    """Deblurs every photo of a folder (or one file) into ``output_dir``, skipping unreadable ones;
+    files already there are replaced only with ``overwrite`` (:func:`plan_outputs`).
 
     Returns:
         :class:`DeblurSummary`; its ``failed`` list names each skipped file and why.
     """
-    pairs = plan_outputs(input_path, output_dir)
+    pairs = plan_outputs(input_path, output_dir, overwrite)
     writable_folder(output_dir, "output_dir")
     summary = DeblurSummary()
     for source, target in tqdm(pairs, desc="deblurring", unit="photo", disable=not progress):

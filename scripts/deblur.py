@@ -38,10 +38,11 @@ from deblurgan.inference import (
     show_default=True,
     help="Where to write the results (created; must not be the input folder).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace files already at the output names.")
 @click.option("--side_by_side", is_flag=True, help="Write blurred | restored side by side (Sicara demo).")
 @inference_options
 @main_guard
-def main(weight_path, engine, input_dir, output_dir, side_by_side, **inference):
+def main(weight_path, engine, input_dir, output_dir, overwrite, side_by_side, **inference):
     """Deblur every photo of INPUT_DIR into OUTPUT_DIR with a trained DeblurGAN generator."""
     generator = load_engine(weight_path, engine, inference["precision"])
     summary = deblur_folder(
@@ -49,6 +50,7 @@ def main(weight_path, engine, input_dir, output_dir, side_by_side, **inference):
         input_dir,
         output_dir,
         side_by_side=side_by_side,
+        overwrite=overwrite,
         **inference,
     )
     print(format_summary(summary, output_dir, describe=flag_message))

@@ -37,6 +37,23 @@ def _photo(path, height, width, seed=0):
     Image.fromarray((random_photo(height, width, seed) * 255).astype(np.uint8)).save(path)
 
 
+def test_files_already_at_the_output_names_are_replaced_only_with_overwrite(weights, tmp_path):
+    """deblur.py --input_dir demo --output_dir demo_sharp replaced the sharp originals there."""
+    _photo(tmp_path / "in" / "a.png", 16, 16)
+    _photo(tmp_path / "sharp" / "a.png", 16, 16, seed=1)
+    _photo(tmp_path / "sharp" / "b.png", 16, 16, seed=2)
+    original = (tmp_path / "sharp" / "a.png").read_bytes()
+    args = ["--weight_path", weights, "--input_dir", tmp_path / "in", "--output_dir", tmp_path / "sharp"]
+    result = invoke_script("deblur", *args)
+    assert result.returncode == 2 and result.stderr == (
+        f"error: --output_dir {tmp_path / 'sharp'}: already holds {tmp_path / 'sharp' / 'a.png'}; "
+        "choose another folder, or pass --overwrite to replace them\n"
+    )
+    assert (tmp_path / "sharp" / "a.png").read_bytes() == original
+    assert invoke_script("deblur", *args, "--overwrite").returncode == 0
+    assert (tmp_path / "sharp" / "a.png").read_bytes() != original
+
+
 @pytest.mark.slow
 def test_corrupt_file_gives_summary_and_exit_1_while_good_ones_are_written(weights, tmp_path):
     _photo(tmp_path / "in" / "a.png", 37, 53)
