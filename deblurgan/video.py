@@ -37,8 +37,13 @@ def probe_video(path):
         reader.close()
 
 
-def check_paths(input_path, output_path):
-    """Raises DeblurGANError for a missing input or an output that would overwrite it."""
+# Containers that hold the H.264 stream written here (WebM, for one, takes only VP8/VP9/AV1).
+OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+
+
+def check_paths(input_path, output_path, overwrite=False):
+    """Raises DeblurGANError for a missing input, an output that would overwrite it, an output
+    container that cannot hold H.264 and, without ``overwrite``, an existing output file."""
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise DeblurGANError(f"input={input_path}: no such file", parameter="input")
@@ -50,20 +55,34 @@ def check_paths(input_path, output_path):
         raise DeblurGANError(
             f"output={output_path} is a folder; pass a file name such as out.mp4", parameter="output"
         )
+    if output_path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise DeblurGANError(
+            f"output={output_path}: not a video file name; end it with one of {', '.join(OUTPUT_SUFFIXES)}",
+            parameter="output",
+        )
+    if output_path.exists() and not overwrite:
+        raise DeblurGANError(
+            f"output={output_path} exists; choose another file name, or pass overwrite=True to replace it",
+            parameter="output",
+            mentions=("overwrite",),
+        )
 
 
-def deblur_video(generator, input_path, output_path, side_by_side=False, progress=True, **options):
+def deblur_video(
+    generator, input_path, output_path, side_by_side=False, progress=True, overwrite=False, **options
+):
     """Deblurs every frame of ``input_path`` into ``output_path``; returns the number of frames.
 
     Args:
         generator: a generator or engine (see :func:`deblurgan.engines.load_engine`).
         side_by_side: write ``blurred | restored`` frames (twice as wide).
         progress: show a tqdm bar (frames/s).
+        overwrite: replace an existing ``output_path``.
         **options: passed to :func:`deblurgan.inference.deblur_array` (precision, tile_size, ...).
     """
     import imageio_ffmpeg
 
-    check_paths(input_path, output_path)
+    check_paths(input_path, output_path, overwrite)
     meta = probe_video(input_path)
     width, height = meta["size"]
     out_size = (2 * width if side_by_side else width, height)

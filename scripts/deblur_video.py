@@ -19,15 +19,18 @@ from deblurgan.video import check_paths, deblur_video, probe_video
 @engine_option
 @click.option("--input", "input_path", required=True, help="Video to deblur (.mp4, .mov, .mkv, ...).")
 @click.option("--output", "output_path", required=True, help="Video to write (must not be the input).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option("--side_by_side", is_flag=True, help="Write blurred | restored side by side.")
 @functools.partial(inference_options, photos=False)
 @main_guard
-def main(weight_path, engine, input_path, output_path, side_by_side, **inference):
+def main(weight_path, engine, input_path, output_path, overwrite, side_by_side, **inference):
     """Deblur every frame of INPUT into OUTPUT with a trained DeblurGAN generator."""
-    check_paths(input_path, output_path)
+    check_paths(input_path, output_path, overwrite)
     probe_video(input_path)  # a bad input fails before the model loads
     generator = load_engine(weight_path, engine, inference["precision"])
-    frames = deblur_video(generator, input_path, output_path, side_by_side=side_by_side, **inference)
+    frames = deblur_video(
+        generator, input_path, output_path, side_by_side=side_by_side, overwrite=overwrite, **inference
+    )
     print(f"deblurred {frames} frames into {output_path}")
 
 

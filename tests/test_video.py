@@ -85,6 +85,8 @@ def _bad_inputs(tmp_path):
         "unwritable output": (clip.name, "file/out.mp4", "cannot write"),
         "output is input": (clip.name, clip.name, "is the input; choose another file name"),
         "missing": ("missing.mp4", "out.mp4", "no such file"),
+        "existing output": (clip.name, "notes.mp4", "exists; choose another file name, or pass --overwrite"),
+        "not a video name": (clip.name, "out.txt", "not a video file name; end it with one of .mp4"),
     }
 
 
@@ -106,7 +108,9 @@ def test_the_script_deblurs_a_clip_end_to_end(tmp_path, script):
     """Every valid video ended in "deblur_array() got an unexpected keyword argument 'max_image_pixels'"."""
     weights = save_model(tiny_generator(), tmp_path / "g.keras")
     source = make_clip(tmp_path / "in.mp4", 44, 30, 3, 10)
+    (tmp_path / "out.mp4").write_text("an earlier output")  # replaced in silence before --overwrite
     args = ["--weight_path", weights, "--input", source, "--output", tmp_path / "out.mp4", "--side_by_side"]
+    args.append("--overwrite")
     result = CliRunner().invoke(script, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     assert f"deblurred 3 frames into {tmp_path / 'out.mp4'}" in result.output
