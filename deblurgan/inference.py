@@ -206,10 +206,12 @@ def deblur_array(
     if tile_size is None and padded_length(height) * padded_length(width) <= max_pixels:
         padded = preprocess_image(_pad_to_multiple(image01), inplace=True)
         return to_unit_range(_predict(model, padded[None])[0, :height, :width], inplace=True)
+    parameter, given = ("max_pixels", max_pixels) if tile_size is None else ("tile_size", tile_size)
     if tile_size is None:
         tile_size = int(math.sqrt(max_pixels / batch_size))
     tile_size = (int(tile_size) // ALIGN) * ALIGN
     overlap = default_overlap(generator) if overlap is None else _ceil_to(int(overlap), ALIGN)
+    _check_room(parameter, given, tile_size, overlap, batch_size)
     radius = receptive_field_radius(generator)
     _warn_if_global(generator)
     if overlap < radius:
@@ -221,6 +223,23 @@ def deblur_array(
     out = image01 if inplace else np.empty_like(image01)
     return deblur_tiled(
         lambda batch: _predict(model, batch), image01, out, tile_size, overlap, half_width, batch_size
+    )
+
+
+def _check_room(parameter, given, tile_size, overlap, batch_size):
+    """Tiles must hold more than their overlap on both sides: one line naming the option that set
+    their size (``max_pixels`` when tiles are automatic, which named an unset tile_size before)."""
+    if tile_size - 2 * overlap >= ALIGN:
+        return
+    side = 2 * overlap + 64
+    fix = f"a tile_size of at least {side}" if parameter == "tile_size" else (
+        f"a max_pixels of at least {side * side * batch_size:,}" + (
+            f" ({batch_size} tiles per pass)" if batch_size > 1 else ""))  # fmt: skip
+    raise DeblurGANError(
+        f"{parameter}={given}: tiles of {tile_size} pixels leave no room inside an overlap of {overlap} "
+        f"pixels on each side; use {fix}, or a smaller overlap",
+        parameter,
+        mentions=("overlap",),
     )
 
 
@@ -371,6 +390,10 @@ def deblur_file(
     return output_path
 
 
+# Errors about these parameters are errors of the run's settings, not of the photo being deblurred.
+_SETTINGS = ("tile_size", "max_pixels", "calibration_dir")
+
+
 def deblur_folder(
     generator, input_path, output_dir, side_by_side=False, progress=True, overwrite=False, **options
 ):
@@ -387,6 +410,8 @@ def deblur_folder(
         try:
             deblur_file(generator, source, target, side_by_side=side_by_side, **options)
         except DeblurGANError as error:
+            if error.parameter in _SETTINGS:  # no other photo would fare better: one line, not N
+                raise
             summary.failed.append((source, error))
             log.info("skipped %s", error)  # summary.failed has it; scripts print it once, at the end
         except OSError as error:  # e.g. disk full, unwritable output

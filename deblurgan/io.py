@@ -402,9 +402,12 @@ def writable_folder(path, parameter, create=True):
     elif not os.access(existing, os.W_OK | os.X_OK):  # a read-only folder or file system
         why = "not writable" if existing == path else f"{existing} is not writable"
     else:
-        if create:
-            path.mkdir(parents=True, exist_ok=True)
-        return path
+        try:  # /proc, /sys: writable by their mode, yet no folder can be made there
+            if create:
+                path.mkdir(parents=True, exist_ok=True)
+            return path
+        except OSError as error:
+            why = error.strerror or str(error)
     raise DeblurGANError(f"{parameter}={path}: cannot write there ({why}); choose another folder", parameter)
 
 

@@ -78,6 +78,30 @@ def resolve(config):
     return dataclasses.replace(config, generator=generator, critic=critic, loss=loss)
 
 
+def check_used(config):
+    """Refuses options that ``config``'s other choices leave unused: a run would record them in
+    options.json and train without them (the sharp-photo ones are checked with the data)."""
+    gan_mode, content = config.critic.gan_mode, config.loss.content
+    gan, defaults = recipe(gan_mode), TrainingConfig()
+    mode, loss = "critic.gan_mode", "loss.content"
+    vgg = ("loss.vgg_network", "loss.vgg_weights", "loss.vgg_input_scaling")
+    rules = (  # fields, whether they are used, the option that decides it, why not
+        (("critic.architecture", "critic.input", "critic.n_filters", "critic.updates", "run.critic_lr",
+          "loss.adversarial_weight"), gan.uses_critic, mode, f"{mode}={gan_mode!r} has no critic"),
+        (("critic.clip_value",), gan.clip_weights, mode, f"only {mode}='wgan-clip' clips"),
+        (("loss.gradient_penalty_weight",), gan.gradient_penalty, mode, f"only {mode}='wgan-gp' has one"),
+        (vgg, content in ("perceptual", AUTO), loss, f"{loss}={content!r} uses no VGG"),
+        (("loss.fft_weight",), content == "l1+fft", loss, f"only {loss}='l1+fft' has one"),
+    )  # fmt: skip
+    for names, used, decider, why in rules:
+        for name in () if used else names:
+            section, field = name.split(".")
+            value = getattr(getattr(config, section), field)
+            if value != getattr(getattr(defaults, section), field):
+                message = f"{name}={value!r}: unused, {why}; leave it out"
+                raise DeblurGANError(message, parameter=name, mentions=(decider,))
+
+
 def _check_multiscale(generator):
     for field, default in (("block", "resnet"), ("residual_scale", 1.0), ("zero_init_blocks", False)):
         if getattr(generator, field) != default:
@@ -195,6 +219,7 @@ def _float32_outputs(network):
 def train(config, replicas=None):
     """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows.
     ``replicas``: the devices and processes to train on (``distribution.start``); default one device."""
+    check_used(config)
     check_fresh(config.run)
     return _start(config, state=None, position=(0, 0, {}, {}), replicas=replicas)
 

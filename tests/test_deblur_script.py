@@ -142,6 +142,11 @@ def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
                 [f"error: --output_dir {folder}: cannot write there ({why}); choose another folder"],
             )
     assert a_file.read_text() == "keep me"
+    if Path("/proc/self").is_dir():  # root may write to /proc by its mode: the mkdir was a traceback
+        refused = invoke_script("deblur", "--weight_path", weights, "--output_dir", "/proc/deblurgan_out")
+        assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1].startswith(
+            "error: --output_dir /proc/deblurgan_out: cannot write there ("
+        )
 
 
 def test_photo_over_max_image_pixels_is_one_line_and_the_others_are_written(weights, tmp_path, caplog):

@@ -129,7 +129,7 @@ def test_tiling_in_place_equals_a_copy_and_keeps_the_working_memory_small(genera
 
 
 def test_tile_too_small_for_overlap_is_a_user_error(generator):
-    with pytest.raises(DeblurGANError, match="tile_size=.*leaves no room"):
+    with pytest.raises(DeblurGANError, match="tile_size=.*leave no room"):
         deblur_array(generator, random_photo(200, 200), tile_size=40, overlap=20)
 
 
@@ -316,3 +316,18 @@ def test_lossy_outputs_are_written_at_quality_95(tmp_path, suffix):
     )
     np.testing.assert_array_equal(ours, at_95)
     assert np.abs(default - photo).mean() > 2 * np.abs(ours - photo).mean()  # Pillow's default loses more
+
+
+def test_tiles_too_small_for_their_overlap_name_the_option_that_sized_them(generator, tmp_path):
+    """An automatic tile named an unset --tile_size, and each photo of a folder failed alike."""
+    photo = random_photo(64, 64)
+    at_least = f"{(2 * 36 + 64) ** 2:,}"  # a 64-pixel core inside the tiny generator's overlap of 36
+    with pytest.raises(DeblurGANError, match=f"max_pixels=1024: tiles of 32 pixels .* at least {at_least},"):
+        deblur_array(generator, photo, max_pixels=1024)
+    with pytest.raises(DeblurGANError, match="tile_size=10: tiles of 8 pixels .* tile_size of at least 136"):
+        deblur_array(generator, photo, tile_size=10)
+    for name in ("a.png", "b.png"):
+        _save(tmp_path / "in" / name, (photo * 255).astype(np.uint8))
+    with pytest.raises(DeblurGANError) as error:  # one error for the run, not a failed photo each
+        deblur_folder(generator, tmp_path / "in", tmp_path / "out", progress=False, max_pixels=1024)
+    assert error.value.parameter == "max_pixels"

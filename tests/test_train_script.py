@@ -65,8 +65,19 @@ def _run_script(*args, cwd=REPO):
     )  # fmt: skip
 
 
+def _critic_free(tiny, gan_mode="none"):
+    """``tiny`` (TINY or TINY_ARGS) without its critic options where ``gan_mode`` has no critic,
+    which a run refuses."""
+    if gan_mode != "none":
+        return tiny
+    if isinstance(tiny, dict):
+        return {k: v for k, v in tiny.items() if not k.startswith("critic_")}
+    dropped = {i + j for i, arg in enumerate(tiny) if arg.startswith("--critic_") for j in (0, 1)}
+    return [arg for i, arg in enumerate(tiny) if i not in dropped]
+
+
 def _options(data_dir, tmp_path, name="run", **overrides):
-    values = {**TINY, **overrides}
+    values = _critic_free(TINY, overrides.get("gan_mode")) | overrides
     return TrainingOptions(
         data_dir=str(data_dir), weights_dir=str(tmp_path / name / "weights"),
         log_dir=str(tmp_path / name / "logs"), **values,
@@ -255,7 +266,7 @@ def test_fresh_run_refuses_to_overwrite_an_earlier_run(data_dir, tmp_path):
     before = (logs / "losses.csv").read_bytes()
     new = TrainingOptions(
         data_dir=str(data_dir), weights_dir=str(tmp_path / "new"), log_dir=str(logs),
-        **{**TINY, "n_epochs": 1, "gan_mode": "none"},
+        **{**_critic_free(TINY), "n_epochs": 1, "gan_mode": "none"},
     )  # fmt: skip
     with pytest.raises(DeblurGANError) as error:
         train(new)
@@ -291,7 +302,7 @@ def test_training_and_validation_images_over_max_image_pixels_are_left_out(data_
     # train.py's warnings name the flag, as its errors do
     result = invoke_script(
         "train", "--data_dir", data_dir, "--weights_dir", tmp_path / "w", "--log_dir", tmp_path / "l",
-        *TINY_ARGS, "--gan_mode", "none", "--n_epochs", "1", "--max_image_pixels", 40 * 48,
+        *_critic_free(TINY_ARGS), "--gan_mode", "none", "--n_epochs", "1", "--max_image_pixels", 40 * 48,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stdout.splitlines() if "validation leaves out" in line]
@@ -513,6 +524,25 @@ def test_bad_option_values_name_the_flag(data_dir, tmp_path):
     assert _one_line_error(result) == "error: --critic_updates 0: must be at least 1"
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ("--gan_mode none --critic_updates 3", "--critic_updates 3: unused, --gan_mode 'none' has no"),
+        ("--gan_mode none --critic_lr 1e-3", "--critic_lr 0.001: unused, --gan_mode 'none' has no"),
+        ("--gan_mode wgan --gp_weight 5", "--gp_weight 5.0: unused, only --gan_mode 'wgan-gp' has"),
+        ("--gan_mode wgan-gp --clip_value 0.1", "--clip_value 0.1: unused, only --gan_mode 'wgan-clip'"),
+        ("--content_loss l1 --vgg_network vgg19", "--vgg_network 'vgg19': unused, --content_loss 'l1'"),
+        ("--content_loss l1 --fft_weight 3", "--fft_weight 3.0: unused, only --content_loss 'l1+fft'"),
+    ],
+)
+def test_options_the_run_would_not_use_are_refused(data_dir, tmp_path, flags, message):
+    """They were saved in options.json and ignored, unlike --blur with pairs, which was refused."""
+    run = ["--data_dir", data_dir, "--weights_dir", tmp_path / "w", "--log_dir", tmp_path / "l"]
+    result = invoke_script("train", *map(str, run), *flags.split())
+    assert _one_line_error(result).startswith(f"error: {message}")
+    assert not (tmp_path / "w").exists()
+
+
 FLAT_RUN = REPO / "tests" / "data" / "flat_run"
 FLAT_RUN_ARGS = [
     "--steps_per_epoch", "2", "--batch_size", "2", "--crop_size", "64", "--n_filters", "4", "--n_blocks", "1",
@@ -578,7 +608,7 @@ def test_a_signal_saves_the_position_like_ctrl_c(data_dir, tmp_path, signum, ign
     process = _start_script(
         "--data_dir", str(data_dir), "--weights_dir", str(weights), "--log_dir", str(tmp_path / "logs"),
         "--n_epochs", "1000", "--gan_mode", "none", "--val_images", "0", "--bn_recalibration_batches", "0",
-        *TINY_ARGS, ignore_sigint=ignore_sigint,
+        *_critic_free(TINY_ARGS), ignore_sigint=ignore_sigint,
     )  # fmt: skip
     for line in process.stdout:  # wait until the run is training (its first epoch is done)
         if line.startswith("epoch 0:"):
@@ -639,7 +669,8 @@ def test_a_run_killed_while_writing_its_state_resumes_from_the_last_complete_one
             savez(path, **arrays)
 
         run_directory.np.savez = savez_then_die
-        train(TrainingOptions(**{options.run.__dict__ | TINY | dict(gan_mode="none", n_epochs=2)!r}))
+        flags = {options.run.__dict__ | _critic_free(TINY) | dict(gan_mode="none", n_epochs=2)!r}
+        train(TrainingOptions(**flags))
     """
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True)
