@@ -51,7 +51,7 @@ def _read(path, box=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     try:
         return read_image(path, box=box, max_pixels=max_pixels)
     except DeblurGANError as error:
-        raise _Corrupt(str(error)) from None  # read_image's message starts with the path
+        raise _Corrupt(error) from None  # read_image's message starts with the path
 
 
 class StreamingDataset:
@@ -126,9 +126,9 @@ class StreamingDataset:
             try:
                 return self._load(candidate, rng)
             except _Corrupt as error:
-                self._mark_bad(candidate, error)
+                self._mark_bad(candidate, error.args[0])  # a DeblurGANError: scripts show its flags
         raise DeblurGANError(
-            f"{self._describe(None)}: nothing readable left ({self.n_skipped} files skipped as unreadable); "
+            f"{self._describe(None)}: nothing readable left ({self.n_skipped} files skipped); "
             "check the files named in the warnings above"
         )
 
@@ -145,7 +145,7 @@ class StreamingDataset:
                 return
             self._bad.add(source)
             self.n_skipped += 1
-        logger.warning("skipping unreadable %s (substituting another): %s", self._describe(source), error)
+        logger.warning("skipping %s (substituting another): %s", self._describe(source), error)
 
     def prefetch_iter(self, epoch=None, start=0, rows=None):
         """Yields the batches ``start, start + 1, ...`` of ``epoch`` in order, decoded ahead.

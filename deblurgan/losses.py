@@ -151,9 +151,11 @@ def imagenet_weights_path(network="vgg16"):
 def _check_weights_file(path, network):
     """Errors, naming the file, for a missing file or one that is not HDF5."""
     if not path.is_file():
+        what = "a folder, not a" if path.is_dir() else "no such"
         raise DeblurGANError(
-            f"{path}: no such {network.upper()} weights file; pass the path of the Keras notop "
-            f"weights file ({VGG_WEIGHTS[network][0]}) or weights='imagenet'"
+            f"{path}: {what} {network.upper()} weights file; pass the path of the Keras notop "
+            f"weights file ({VGG_WEIGHTS[network][0]}) or vgg_weights='imagenet'",
+            mentions=("vgg_weights",),
         )
     if path.suffix not in (".h5", ".hdf5") or not h5py.is_hdf5(path):
         raise DeblurGANError(
@@ -171,7 +173,8 @@ def _full_vgg(network, weights_path):
     except Exception as error:  # Keras raises many types for a foreign or damaged file
         raise DeblurGANError(
             f"{weights_path}: cannot load it as {network.upper()} notop weights ({first_line(error)}); "
-            f"pass {VGG_WEIGHTS[network][0]} for network={network!r}"
+            f"pass {VGG_WEIGHTS[network][0]} for vgg_network={network!r}",
+            mentions=("vgg_network",),
         ) from None
 
 

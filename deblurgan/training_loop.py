@@ -311,7 +311,8 @@ class _Loop:
                 log.warning("interrupted; %s holds the state %s", weights_dir, at)
             raise
         if self.dataset.n_skipped:
-            log.warning("%d unreadable image pairs were skipped (see the log above)", self.dataset.n_skipped)
+            skipped = self.dataset.n_skipped
+            log.warning("%d unreadable or oversized images were skipped (see the log above)", skipped)
         return rows
 
     def _learning_rate(self, step):

@@ -482,7 +482,7 @@ def test_pairs_over_max_image_pixels_are_skipped_with_a_warning(tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="deblurgan.datasets"):
         batches = [ds.get_batch(i, 0) for i in range(len(ds))]
     assert ds.n_skipped == 1 and "big.png: 64x64 pixels, over max_image_pixels=1,920" in caplog.text
-    assert "skipping unreadable" in caplog.text  # not "corrupt": the file may be a fine, large photo
+    assert "skipping " in caplog.text and "corrupt" not in caplog.text  # it may be a fine, large photo
     for blurred, sharp in batches:
         check_aligned_window(blurred[0], sharp[0], 16)
 

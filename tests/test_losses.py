@@ -293,3 +293,20 @@ def test_perceptual_loss_gradient_reaches_the_restored_image():
     assert np.isfinite(gradient).all() and np.abs(gradient).sum() > 0
     for weight, old in zip(perceptual.extractor.weights, before, strict=True):
         np.testing.assert_array_equal(to_numpy(weight), old)
+
+
+def test_a_bad_vgg_weights_path_names_the_flags(tmp_path):
+    """The fixes read weights='imagenet' and network='vgg16', and a folder was "no such" file."""
+    with pytest.raises(DeblurGANError) as error:
+        losses.vgg_feature_extractor("vgg16", weights=str(tmp_path / "nosuch.h5"))
+    file_name = losses.VGG_WEIGHTS["vgg16"][0]
+    assert flag_message(error.value).endswith(
+        f"no such VGG16 weights file; pass the path of the Keras notop weights file ({file_name}) "
+        "or --vgg_weights 'imagenet'"
+    )
+    with pytest.raises(DeblurGANError, match="a folder, not a VGG16 weights file"):
+        losses.vgg_feature_extractor("vgg16", weights=str(tmp_path))
+    h5py.File(tmp_path / "empty.h5", "w").close()
+    with pytest.raises(DeblurGANError) as error:
+        losses.vgg_feature_extractor("vgg16", weights=str(tmp_path / "empty.h5"))
+    assert flag_message(error.value).endswith("for --vgg_network 'vgg16'")

@@ -297,7 +297,10 @@ def test_training_and_validation_images_over_max_image_pixels_are_left_out(data_
         rows = train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none", max_image_pixels=40 * 48))
     assert "validation leaves out big.png: " in caplog.text
     assert "64x64 pixels, over max_image_pixels=1,920" in caplog.text
-    assert "skipping unreadable" in caplog.text and "1 unreadable image pairs were skipped" in caplog.text
+    assert "skipping " in caplog.text and "1 unreadable or oversized images were skipped" in caplog.text
+    # the error itself, not its text, so that scripts show it with flags (cli.FlagNames)
+    (skipped,) = [r for r in caplog.records if r.getMessage().startswith("skipping image pair")]
+    assert isinstance(skipped.args[-1], DeblurGANError), skipped.args
     assert np.isfinite(rows[0]["val/psnr"])  # from the readable one of the first two (val_images=2)
     # train.py's warnings name the flag, as its errors do
     result = invoke_script(
@@ -445,7 +448,7 @@ def test_corrupt_file_is_skipped_and_counted(data_dir, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "pair_03.png" in result.stderr
-    assert "1 unreadable image pairs were skipped" in result.stdout
+    assert "1 unreadable or oversized images were skipped" in result.stdout
 
 
 @pytest.mark.slow
