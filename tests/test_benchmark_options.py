@@ -9,9 +9,16 @@ from conftest import load_script
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def bench():
-    return load_script("bench_training", "benchmarks")
+def _refusal(monkeypatch, capsys, script, flags, work):
+    """The error output of benchmark ``script`` (an argparse one) run with ``flags``, which must exit
+    2 before ``work``, its first costly function, runs."""
+    bench = load_script(script, "benchmarks")
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *flags])
+    monkeypatch.setattr(bench, work, lambda *args: pytest.fail(f"{script} ran {work}"))
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2
+    return capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -25,12 +32,8 @@ def bench():
         (["--torch_reference", "--crop", "32"], "--crop 32: --torch_reference's PatchGAN critic needs"),
     ],
 )
-def test_impossible_requests_stop_before_any_timing(bench, monkeypatch, capsys, flags, message):
-    monkeypatch.setattr(sys, "argv", ["bench_training.py", *flags])
-    monkeypatch.setattr(bench, "keras_iteration_seconds", lambda *args: pytest.fail("timed a mode"))
-    with pytest.raises(SystemExit) as stop:
-        bench.main()
-    assert stop.value.code == 2 and message in capsys.readouterr().err
+def test_impossible_requests_stop_before_any_timing(monkeypatch, capsys, flags, message):
+    assert message in _refusal(monkeypatch, capsys, "bench_training", flags, "keras_iteration_seconds")
 
 
 @pytest.mark.parametrize(
@@ -44,12 +47,7 @@ def test_impossible_requests_stop_before_any_timing(bench, monkeypatch, capsys, 
     ],
 )
 def test_bench_inference_checks_its_requests_first(monkeypatch, capsys, flags, message):
-    bench = load_script("bench_inference", "benchmarks")
-    monkeypatch.setattr(sys, "argv", ["bench_inference.py", *flags])
-    monkeypatch.setattr(bench, "run_case", lambda *args: pytest.fail("timed a case"))
-    with pytest.raises(SystemExit) as stop:
-        bench.main()
-    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert message in _refusal(monkeypatch, capsys, "bench_inference", flags, "run_case")
 
 
 @pytest.mark.parametrize(
@@ -83,12 +81,7 @@ def test_click_benchmarks_refuse_impossible_sizes_before_any_work(monkeypatch, s
     ],
 )
 def test_bench_huge_photo_checks_its_sizes_first(monkeypatch, capsys, flags, message):
-    bench = load_script("bench_huge_photo", "benchmarks")
-    monkeypatch.setattr(sys, "argv", ["bench_huge_photo.py", *flags])
-    monkeypatch.setattr(bench, "_synthetic_photo", lambda *args: pytest.fail("wrote a photo"))
-    with pytest.raises(SystemExit) as stop:
-        bench.main()
-    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert message in _refusal(monkeypatch, capsys, "bench_huge_photo", flags, "_synthetic_photo")
 
 
 def test_bench_huge_photo_reports_a_failed_deblur_in_its_line(tmp_path, monkeypatch):
