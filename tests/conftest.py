@@ -44,6 +44,16 @@ def pytest_configure(config):
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 
+@pytest.fixture(autouse=True)
+def _flag_names_removed_after_each_test():
+    """A script's ``main_guard`` run in-process (CliRunner) adds ``cli.FlagNames`` to the root
+    logger's handlers, pytest's capture handlers among them, which live for the whole session: a
+    later test's ``caplog`` would show flag names or not depending on the order the tests ran in."""
+    yield
+    for handler in logging.getLogger().handlers:
+        handler.filters[:] = [f for f in handler.filters if type(f).__name__ != "FlagNames"]
+
+
 def _one_torch_thread_per_worker():
     """PyTorch's OpenMP threads spin while they wait: two xdist workers on two cores, each with a
     pool of two threads, made the tiled-inference test 6 times slower (29-38 s instead of 4.5-4.8)."""
