@@ -151,13 +151,13 @@ def invoke_script(name, *args):
     For a user error's line and exit status without the seconds a fresh process spends importing
     TensorFlow; what only a real process shows (signals, start-up output) needs a subprocess. An
     exception other than ``SystemExit`` propagates: it would have been a traceback. What the
-    script sets for the process (signal handlers, loggers' handlers, levels and filters) is put back.
+    script sets for the process (signal handlers, loggers' handlers and levels) is put back
+    (``cli.FlagNames`` on pytest's handlers: :func:`_flag_names_removed_after_each_test`).
     """
     main = load_script(name).main
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.Logger.manager.loggerDict)]
     saved = {logger: (logger.handlers[:], logger.level, logger.propagate) for logger in loggers}
-    filters = {handler: handler.filters[:] for logger in loggers for handler in logger.handlers}
     args = [str(a) for a in args]
     try:
         result = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -166,8 +166,6 @@ def invoke_script(name, *args):
             signal.signal(signum, handler)
         for logger, (logger_handlers, level, propagate) in saved.items():
             logger.handlers[:], logger.level, logger.propagate = logger_handlers, level, propagate
-        for handler, handler_filters in filters.items():  # main_guard's FlagNames, on pytest's too
-            handler.filters[:] = handler_filters
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
