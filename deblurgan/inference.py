@@ -44,7 +44,7 @@ from deblurgan.io import (
 from deblurgan.layer_utils import with_layer_dtypes
 from deblurgan.multiscale_model import finest_output
 from deblurgan.precision import resolve_engine_precision
-from deblurgan.tiling import ALIGN, deblur_tiled, padded_length
+from deblurgan.tiling import ALIGN, deblur_tiled, padded_length, smallest_tile
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,8 @@ def deblur_array(
         tile_size = int(math.sqrt(max_pixels / batch_size))
     tile_size = (int(tile_size) // ALIGN) * ALIGN
     overlap = default_overlap(generator) if overlap is None else _ceil_to(int(overlap), ALIGN)
-    _check_room(parameter, given, tile_size, overlap, batch_size)
+    if tile_size < max(padded_length(height), padded_length(width)):  # else one tile: no overlap
+        _check_room(parameter, given, tile_size, overlap, batch_size)
     radius = receptive_field_radius(generator)
     _warn_if_global(generator)
     if overlap < radius:
@@ -231,10 +232,12 @@ def _check_room(parameter, given, tile_size, overlap, batch_size):
     their size (``max_pixels`` when tiles are automatic, which named an unset tile_size before)."""
     if tile_size - 2 * overlap >= ALIGN:
         return
-    side = 2 * overlap + 64
-    fix = f"a tile_size of at least {side}" if parameter == "tile_size" else (
-        f"a max_pixels of at least {side * side * batch_size:,}" + (
-            f" ({batch_size} tiles per pass)" if batch_size > 1 else ""))  # fmt: skip
+    side = smallest_tile(overlap)
+    if parameter == "tile_size":
+        fix = f"a tile_size of at least {side}"
+    else:
+        per_pass = f" ({batch_size} tiles per pass)" if batch_size > 1 else ""
+        fix = f"a max_pixels of at least {side * side * batch_size:,}{per_pass}"
     raise DeblurGANError(
         f"{parameter}={given}: tiles of {tile_size} pixels leave no room inside an overlap of {overlap} "
         f"pixels on each side; use {fix}, or a smaller overlap",

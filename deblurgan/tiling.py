@@ -34,6 +34,11 @@ def padded_length(length):
     return max(-(-length // ALIGN) * ALIGN, MIN_SIDE)
 
 
+def smallest_tile(overlap):
+    """The tile side suggested when tiles leave no room inside their overlap: a 64-pixel core."""
+    return 2 * overlap + 64
+
+
 def spans(length, tile, overlap):
     """Tiles along an axis of ``length`` (a multiple of 4): equal windows of ``min(tile, length)``."""
     tile = min(tile, length)
@@ -43,7 +48,7 @@ def spans(length, tile, overlap):
     if core < ALIGN:
         raise DeblurGANError(
             f"tile_size={tile} leaves no room inside an overlap of {overlap} pixels on each side; "
-            f"use a tile_size of at least {2 * overlap + 64} or a smaller overlap",
+            f"use a tile_size of at least {smallest_tile(overlap)} or a smaller overlap",
             "tile_size",
         )
     units, core_units = length // ALIGN, core // ALIGN

@@ -326,6 +326,9 @@ def test_tiles_too_small_for_their_overlap_name_the_option_that_sized_them(gener
         deblur_array(generator, photo, max_pixels=1024)
     with pytest.raises(DeblurGANError, match="tile_size=10: tiles of 8 pixels .* tile_size of at least 136"):
         deblur_array(generator, photo, tile_size=10)
+    small = random_photo(20, 20)  # within one tile on both axes: one pass, no overlap to fit
+    one_pass = deblur_array(generator, small)
+    np.testing.assert_array_equal(deblur_array(generator, small, tile_size=40), one_pass)
     for name in ("a.png", "b.png"):
         _save(tmp_path / "in" / name, (photo * 255).astype(np.uint8))
     with pytest.raises(DeblurGANError) as error:  # one error for the run, not a failed photo each
