@@ -110,14 +110,15 @@ def _check_replaceable(output, format):
     earlier export of this format, judged by its content: a user's file or folder given as the
     output was lost before."""
     paths = [output] + ([output.with_suffix(".bin")] if format == "openvino" else [])
-    for path in paths:
-        if path.exists() and not _is_export(output, format):  # a .bin belongs to its .xml
-            what = "a folder" if path.is_dir() else "a file"
-            where = "" if path == output else f" {path.name} beside it is"
-            raise DeblurGANError(
-                f"output={output}:{where} {what} that is not an earlier {format} export; choose a new path",
-                parameter="output",
-            )
+    existing = [path for path in paths if path.exists()]
+    if existing and not _is_export(output, format):  # a .bin belongs to its .xml
+        path = existing[0]
+        what = "a folder" if path.is_dir() else "a file"
+        where = "" if path == output else f" {path.name} beside it is"
+        raise DeblurGANError(
+            f"output={output}:{where} {what} that is not an earlier {format} export; choose a new path",
+            parameter="output",
+        )
 
 
 def _is_export(path, format):
@@ -127,9 +128,10 @@ def _is_export(path, format):
     if not path.is_file():
         return False
     if format == "keras":
-        return zipfile.is_zipfile(path) and {"config.json", "model.weights.h5"} <= set(
-            zipfile.ZipFile(path).namelist()
-        )
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return {"config.json", "model.weights.h5"} <= set(archive.namelist())
     if format == "openvino":
         with path.open("rb") as file:
             return b"<net " in file.read(4096)  # the IR's root element
