@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_train_script import _critic_free
 
 from deblurgan.cli import flag_message
 from deblurgan.config import RunConfig, TrainingConfig, resumed_config
@@ -90,9 +91,7 @@ def _tiny(tmp_path, **flags):
         content_loss="l1", val_images=0, workers=0, progress=False, bn_recalibration_batches=0,
         data_dir=str(data.parent), weights_dir=str(tmp_path / "weights"), log_dir=str(tmp_path / "logs"),
     )  # fmt: skip
-    if flags.get("gan_mode") == "none":  # a run refuses critic options it would not use
-        values = {k: v for k, v in values.items() if not k.startswith("critic_")}
-    return TrainingOptions(**{**values, **flags})
+    return TrainingOptions(**{**_critic_free(values, flags.get("gan_mode")), **flags})
 
 
 def test_the_loop_sets_the_scheduled_rate_before_every_step_and_resumes_it(tmp_path, monkeypatch):

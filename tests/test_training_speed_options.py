@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_train_script import _critic_free
 
 from deblurgan.checkpoints import load_generator
 from deblurgan.config import RunConfig, TrainingConfig
@@ -13,7 +14,6 @@ from deblurgan.errors import DeblurGANError
 from deblurgan.training_loop import build_trainer, resolve, train
 
 TINY = dict(n_filters=4, n_blocks=1, critic_filters=4, critic_updates=1, crop_size=32, content_loss="l1")
-CRITIC_FREE = {k: v for k, v in TINY.items() if not k.startswith("critic_")}  # what gan_mode none takes
 TINY_GENERATOR = dict(norm="none", output_mode="clip", dropout_rate=0.0)  # no batch-size-dependent noise
 
 
@@ -86,7 +86,7 @@ def test_a_mixed_bfloat16_run_writes_the_float32_generator_file(tmp_path):
     run = dict(data_dir=str(tmp_path / "images"), weights_dir=str(tmp_path / "weights"), n_epochs=1)
     run.update(log_dir=str(tmp_path / "logs"), workers=0, progress=False, val_images=0, batch_size=2)
     config = TrainingConfig.from_flags(
-        gan_mode="none", precision="mixed_bfloat16", **CRITIC_FREE, **TINY_GENERATOR, **run
+        gan_mode="none", precision="mixed_bfloat16", **_critic_free(TINY), **TINY_GENERATOR, **run
     )
     train(config)
     (path,) = (tmp_path / "weights").glob("generator_0_*.h5")
