@@ -1,19 +1,17 @@
 """scripts/deblur_video.py and deblurgan.video: frame count, size, fps and audio kept; bad input."""
 
-import importlib.util
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import load_script
 from infer_helpers import tiny_generator
 
 from deblurgan.checkpoints import save_model
 from deblurgan.video import _count_frames, deblur_video
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_clip(path, width, height, frames, fps, audio=False):
@@ -68,10 +66,7 @@ def test_side_by_side_doubles_the_width(tmp_path):
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("deblur_video", REPO / "scripts" / "deblur_video.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("deblur_video").main
 
 
 def _bad_inputs(tmp_path):
