@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import signal
 import sys
 
 import click
@@ -54,8 +55,9 @@ class FlagNames(logging.Filter):
 
 
 def main_guard(command):
-    """Wraps a click command's callback: DeblurGANError -> ``error: ...`` on stderr, exit 2; the
-    library's warnings name flags too (:class:`FlagNames`)."""
+    """Wraps a click command's callback: DeblurGANError -> ``error: ...`` on stderr, exit 2;
+    Ctrl-C -> ``interrupted`` and exit 130, as a shell reports SIGINT (click would print "Aborted!"
+    and exit 1). The library's warnings name flags too (:class:`FlagNames`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -68,6 +70,9 @@ def main_guard(command):
         except DeblurGANError as error:
             print(f"error: {flag_message(error)}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)  # after the ^C the terminal echoed, or a progress bar
+            sys.exit(128 + signal.SIGINT)
 
     return wrapper
 

@@ -10,8 +10,6 @@ import dataclasses
 import functools
 import logging
 import math
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from deblurgan.distribution import Replicas
 from deblurgan.errors import DeblurGANError
 from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array, output_layers
+from deblurgan.interrupts import interrupts_deferred
 from deblurgan.io import read_image
 from deblurgan.metrics import check_scorable, psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
@@ -487,36 +486,6 @@ def request_stop(signum, frame=None):
     prints "Exception ignored"; the loop then raises it after its next step, so that no stop is lost."""
     _STOP_REQUESTS.append(signum)
     raise KeyboardInterrupt(signum)
-
-
-@contextlib.contextmanager
-def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
-    """Holds Ctrl-C and SIGTERM until the block ends, then delivers them to the handlers it found.
-
-    An interrupt that lands after a training step has updated the weights, but before the loop has
-    counted it, would save a position one step behind the weights, and the resumed run would repeat
-    that step. Outside the main thread (where handlers cannot be set) the block runs as it is.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-
-    def hold(signum, frame):
-        received.append(signum)
-
-    previous = {signum: signal.signal(signum, hold) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    for signum in received[:1]:
-        handler = previous[signum]
-        if callable(handler):
-            handler(signum, None)
-        elif handler == signal.SIG_DFL:
-            signal.raise_signal(signum)
 
 
 def _accumulate(sums, step_logs):

@@ -25,12 +25,18 @@ def _virtual_cpu_devices(argv):
         os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={values[-1]}"])
 
 
+_STOPS_WHILE_LOADING = []
+
+
 def _exit_on_signals():
-    """Ctrl-C or SIGTERM while the modules below load (seconds of TensorFlow) ends the process at
-    once, quietly: there is nothing to save yet. Set first thing, as a shell starts background jobs
-    with SIGINT ignored, and a stop sent then (run-keeper's) must not be lost."""
+    """Ctrl-C or SIGTERM while the modules below load (seconds of TensorFlow) ends the process,
+    quietly: there is nothing to save yet. Set first thing, as a shell starts background jobs with
+    SIGINT ignored, and a stop sent then (run-keeper's) must not be lost. It is also noted, for
+    :func:`_install_signal_handlers`: Python swallows the SystemExit if it lands in a library's
+    garbage-collection callback (``deblurgan`` holds signals while it loads, but not after)."""
 
     def leave(signum, frame):
+        _STOPS_WHILE_LOADING.append(signum)
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGINT, leave)
@@ -123,6 +129,8 @@ def _install_signal_handlers():
     """Ctrl-C and SIGTERM (a scheduler's warning before it preempts a job) save the position."""
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    if _STOPS_WHILE_LOADING:  # one that :func:`_exit_on_signals`'s handler could not end the process for
+        sys.exit(128 + _STOPS_WHILE_LOADING[0])
 
 
 def _print_progress_messages(chief=True):

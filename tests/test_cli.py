@@ -2,10 +2,12 @@
 
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 from conftest import invoke_script
 
-from deblurgan.cli import flag_message
+from deblurgan.cli import flag_message, main_guard
 from deblurgan.errors import DeblurGANError
 
 
@@ -51,3 +53,15 @@ def test_a_mistyped_flag_is_one_line_naming_it_in_every_script(script, monkeypat
     result = invoke_script(script, "--no_such_flag", "1")
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: No such option '--no_such_flag'."], result.stderr
+
+
+def test_ctrl_c_in_a_script_is_one_line_and_the_shells_exit_status():
+    """Click's own handling printed "Aborted!" and exited 1, where a shell reports SIGINT as 130."""
+
+    @click.command()
+    @main_guard
+    def command():
+        raise KeyboardInterrupt
+
+    result = CliRunner().invoke(command, [])
+    assert (result.exit_code, result.stderr) == (130, "\ninterrupted\n")

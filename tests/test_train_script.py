@@ -646,6 +646,31 @@ def test_ctrl_c_to_a_background_run_while_it_starts_ends_it_quietly(data_dir, tm
     assert not weights.exists() and not (tmp_path / "logs").exists()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
+def test_a_stop_swallowed_while_the_script_loaded_ends_it_before_any_work(data_dir, tmp_path):
+    """The start-up handler's SystemExit, raised in a library's garbage-collection callback, is
+    swallowed by Python: the run then trained on to its last epoch, as with run-keeper's stop."""
+
+    class StopWhenFreed:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)  # lands here, as in JAX's gc callback
+
+    script = load_script("train")
+    inherited = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        script._exit_on_signals()
+        StopWhenFreed()  # freed at once: its SystemExit goes nowhere
+        weights = tmp_path / "weights"
+        args = ["--data_dir", data_dir, "--weights_dir", weights, "--log_dir", tmp_path / "logs"]
+        result = invoke_script("train", *args, *TINY_ARGS)
+    finally:
+        script._STOPS_WHILE_LOADING.clear()
+        for signum, handler in inherited.items():
+            signal.signal(signum, handler)
+    assert result.returncode == 128 + signal.SIGTERM
+    assert not weights.exists() and not (tmp_path / "logs").exists()
+
+
 def _catches(pid, signum):
     """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc)."""
     status = Path(f"/proc/{pid}/status").read_text()

@@ -1,0 +1,41 @@
+"""Ctrl-C and SIGTERM held through a block that must not be cut, or in which they would be lost.
+
+Standard library only: ``deblurgan/__init__.py`` loads the package (seconds of TensorFlow) inside
+:func:`interrupts_deferred`. JAX's and TensorFlow's garbage-collection callbacks and finalizers
+run all through that import, and Python swallows the KeyboardInterrupt (or a script's SystemExit)
+that a signal handler raises inside one of them: the stop was lost, and the script went on.
+"""
+
+import contextlib
+import signal
+import threading
+
+
+@contextlib.contextmanager
+def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Holds Ctrl-C and SIGTERM until the block ends, then delivers the first to the handler found.
+
+    A signal whose handler was set outside Python, and any signal outside the main thread (where
+    handlers cannot be set), are left as they are. Ignored signals stay ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def hold(signum, frame):
+        received.append(signum)
+
+    held = [s for s in signals if signal.getsignal(s) is not None]
+    previous = {signum: signal.signal(signum, hold) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum in received[:1]:
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
