@@ -536,6 +536,7 @@ def test_bad_option_values_name_the_flag(data_dir, tmp_path):
         ("--gan_mode wgan-gp --clip_value 0.1", "--clip_value 0.1: unused, only --gan_mode 'wgan-clip'"),
         ("--content_loss l1 --vgg_network vgg19", "--vgg_network 'vgg19': unused, --content_loss 'l1'"),
         ("--content_loss l1 --fft_weight 3", "--fft_weight 3.0: unused, only --content_loss 'l1+fft'"),
+        ("--resize 64 --crop_size 128", "--crop_size 128: unused, --resize 64 scales whole images"),
     ],
 )
 def test_options_the_run_would_not_use_are_refused(data_dir, tmp_path, flags, message):
