@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from deblurgan.cli import (
     OneLineUsageErrors,
@@ -20,6 +21,7 @@ from deblurgan.cli import (
     weight_path_option,
 )
 from deblurgan.engines import load_engine
+from deblurgan.errors import DeblurGANError
 from deblurgan.evaluate import evaluate_folder, format_summary_table
 from deblurgan.fid import inception_feature_extractor
 
@@ -52,6 +54,15 @@ def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
     # one folder per evaluated set by default, so evaluating another set keeps this one's reports
     output_dir = output_dir or str(Path("results") / Path(input_dir).resolve().name)
+    given = (
+        click.get_current_context().get_parameter_source("inception_weights") == ParameterSource.COMMANDLINE
+    )
+    if given and not fid:
+        raise DeblurGANError(
+            f"inception_weights={inception_weights}: unused without fid=True; add it or leave this out",
+            parameter="inception_weights",
+            mentions=("fid",),
+        )
     generator = load_engine(weight_path, engine, inference["precision"])
     report = evaluate_folder(
         generator,

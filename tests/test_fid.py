@@ -215,6 +215,10 @@ def test_script_fid_user_errors_are_one_line(tmp_path, evaluation_script, genera
     result = CliRunner().invoke(evaluation_script, args)
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert result.output.startswith(f"error: {tmp_path / 'none.h5'}: no such InceptionV3 weights file")
+    result = CliRunner().invoke(evaluation_script, [a for a in args if a != "--fid"])
+    assert result.exit_code == 2 and not (tmp_path / "o").exists()
+    unused = f"--inception_weights {tmp_path / 'none.h5'}: unused without --fid; add it or leave this out"
+    assert result.output == f"error: {unused}\n"
 
 
 def test_fid_of_a_single_pair_is_one_line(tmp_path):
