@@ -191,6 +191,8 @@ def fetch_photos(
             downloaded or does not match its pinned SHA-256, or a missing Python package.
     """
     output_dir = Path(output_dir)
+    if deb_dir is not None:
+        _check_deb_dir(Path(deb_dir), skip_debian)
     photos = [p for p in photos if not (skip_debian and p.package not in PIP_NAMES)]
     _check_selection(photos)
     staging = _make_staging(output_dir)
@@ -207,6 +209,21 @@ def fetch_photos(
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote %d files to %s", len(rows), output_dir)
     return rows
+
+
+def _check_deb_dir(deb_dir, skip_debian):
+    if skip_debian:
+        raise DeblurGANError(
+            f"deb_dir={deb_dir}: unused with skip_debian=True; leave one out",
+            parameter="deb_dir",
+            mentions=("skip_debian",),
+        )
+    if not deb_dir.is_dir():
+        raise DeblurGANError(
+            f"deb_dir={deb_dir}: no such folder; `apt-get download` the packages into a folder and "
+            "name that, or leave this out to download them",
+            parameter="deb_dir",
+        )
 
 
 def _check_selection(photos):
@@ -277,8 +294,9 @@ def _unpack_deb(package, work_dir, deb_dir):
     found = sorted(download_dir.glob(f"{package.name}_*.deb"))
     if not found:
         raise DeblurGANError(
-            f"{download_dir}: no {package.name}_*.deb; "
-            f"run `apt-get download {package.name}={package.version}` there"
+            f"{'' if deb_dir is None else 'deb_dir='}{download_dir}: no {package.name}_*.deb; "
+            f"run `apt-get download {package.name}={package.version}` there",
+            parameter="deb_dir",
         )
     deb = found[-1]
     digest = _sha256(deb)

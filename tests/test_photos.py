@@ -131,7 +131,7 @@ def test_manifest_lists_every_file_with_its_source_licence_and_hash(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_bad_output_folder_and_offline_are_one_line(tmp_path, monkeypatch):
+def test_bad_folders_and_offline_are_one_line(tmp_path, monkeypatch):
     main = load_script("fetch_photos").main
     (tmp_path / "full").mkdir()
     (tmp_path / "full/x.txt").write_text("keep me")
@@ -143,6 +143,20 @@ def test_bad_output_folder_and_offline_are_one_line(tmp_path, monkeypatch):
         assert result.output.startswith(f"error: --output_dir {tmp_path / output}: ")
         assert result.output.count("\n") == 1
     assert (tmp_path / "full/x.txt").read_text() == "keep me"
+    for deb_dir, skip, expected in (
+        ("none", [], "no such folder; `apt-get download` the packages into a folder and name that"),
+        ("full", ["--skip_debian"], "unused with --skip_debian; leave one out"),
+        (
+            "full",
+            [],
+            "no plasma-workspace-wallpapers_*.deb; run `apt-get download plasma-workspace-wallpapers=",
+        ),
+    ):
+        args = ["--output_dir", str(tmp_path / "new"), "--deb_dir", str(tmp_path / deb_dir), *skip, "--quiet"]
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2 and result.output.count("\n") == 1
+        assert result.output.startswith(f"error: --deb_dir {tmp_path / deb_dir}: {expected}")
+        assert not (tmp_path / "new").exists()
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no apt-get: as on a machine without Debian
     result = runner.invoke(main, ["--output_dir", str(tmp_path / "new"), "--quiet"])
     assert result.exit_code == 2 and "--skip_debian" in result.output and result.output.count("\n") == 1
