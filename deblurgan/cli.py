@@ -46,9 +46,12 @@ def _as_flag(message, parameter, count=-1):
 
 class FlagNames(logging.Filter):
     """A library message that quotes a DeblurGANError (``log.warning("...: %s", error)``) shows
-    it as an error of the script does: with flag names (:func:`flag_message`)."""
+    it as an error of the script does: with flag names (:func:`flag_message`); so does one that
+    names its parameters (``log.info("run.n_epochs=%d", n, extra={"parameters": ["run.n_epochs"]})``)."""
 
     def filter(self, record):
+        for name in getattr(record, "parameters", ()):
+            record.msg = _as_flag(record.msg, name)
         if isinstance(record.args, tuple):
             record.args = tuple(flag_message(a) if isinstance(a, DeblurGANError) else a for a in record.args)
         return True

@@ -291,8 +291,8 @@ class _Loop:
     def fit(self):
         n_epochs, weights_dir = self.config.run.n_epochs, self.directory.weights_dir
         if self.start_epoch >= n_epochs:
-            log.info("nothing to do: %s already holds %d epochs (n_epochs=%d)", weights_dir, *[
-                self.start_epoch, n_epochs])  # fmt: skip
+            message = "nothing to do: %s already holds %d epochs, run.n_epochs=%d; a larger one trains on"
+            log.info(message, weights_dir, self.start_epoch, n_epochs, extra={"parameters": ["run.n_epochs"]})
             return []
         try:
             rows = [self._run_epoch(epoch) for epoch in range(self.start_epoch, n_epochs)]

@@ -1,5 +1,6 @@
 """Library errors name parameters; the scripts show the flags that set them."""
 
+import logging
 from pathlib import Path
 
 import click
@@ -7,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import invoke_script
 
-from deblurgan.cli import flag_message, main_guard
+from deblurgan.cli import FlagNames, flag_message, main_guard
 from deblurgan.errors import DeblurGANError
 
 
@@ -65,3 +66,9 @@ def test_ctrl_c_in_a_script_is_one_line_and_the_shells_exit_status():
 
     result = CliRunner().invoke(command, [])
     assert (result.exit_code, result.stderr) == (130, "\ninterrupted\n")
+
+
+def test_a_library_message_naming_its_parameters_names_flags_in_a_script():
+    record = logging.LogRecord("deblurgan", logging.INFO, "", 0, "run.n_epochs=%d; more", (3,), None)
+    record.parameters = ["run.n_epochs"]
+    assert FlagNames().filter(record) and record.getMessage() == "--n_epochs 3; more"

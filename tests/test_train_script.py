@@ -134,6 +134,9 @@ def test_two_epoch_run_writes_exactly_the_expected_files_then_resume_continues(d
     assert int(state["generator_optimizer/0"]) == generator_steps + 3  # the saved optimizer went on
     with open(logs / "losses.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+    result = invoke_script("train", "--n_epochs", "3", "--resume", *common)  # a finished run
+    assert result.returncode == 0, result.stderr
+    assert f"nothing to do: {weights} already holds 3 epochs, --n_epochs 3; a larger one" in result.stdout
 
 
 @pytest.mark.slow
