@@ -17,10 +17,7 @@ from deblurgan.cli import (
     weight_path_option,
 )
 from deblurgan.engines import load_engine
-from deblurgan.inference import (
-    deblur_folder,
-    format_summary,
-)
+from deblurgan.inference import deblur_folder, format_summary, plan_outputs
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,6 +41,7 @@ from deblurgan.inference import (
 @main_guard
 def main(weight_path, engine, input_dir, output_dir, overwrite, side_by_side, **inference):
     """Deblur every photo of INPUT_DIR into OUTPUT_DIR with a trained DeblurGAN generator."""
+    plan_outputs(input_dir, output_dir, overwrite)  # before loading, which can take minutes (an export)
     generator = load_engine(weight_path, engine, inference["precision"])
     summary = deblur_folder(
         generator,

@@ -44,7 +44,8 @@ def test_files_already_at_the_output_names_are_replaced_only_with_overwrite(weig
     _photo(tmp_path / "sharp" / "b.png", 16, 16, seed=2)
     original = (tmp_path / "sharp" / "a.png").read_bytes()
     args = ["--weight_path", weights, "--input_dir", tmp_path / "in", "--output_dir", tmp_path / "sharp"]
-    result = invoke_script("deblur", *args)
+    unloaded = ["--weight_path", tmp_path / "missing.h5", *args[2:]]  # said before any loading
+    result = invoke_script("deblur", *unloaded)
     assert result.returncode == 2 and result.stderr == (
         f"error: --output_dir {tmp_path / 'sharp'}: already holds {tmp_path / 'sharp' / 'a.png'}; "
         "choose another folder, or pass --overwrite to replace them\n"
