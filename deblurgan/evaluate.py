@@ -97,6 +97,30 @@ def format_summary_table(summary):
     return "\n".join(lines)
 
 
+def plan_evaluation(input_dir, output_dir):
+    """``(pairs, unmatched)`` of ``input_dir`` (:func:`deblurgan.pairing.find_pairs`), once the
+    folders are known to suit an evaluation (scripts/test.py asks before loading its generator).
+
+    Raises:
+        DeblurGANError: no pairs, or an ``output_dir`` inside the evaluated A/ or B/.
+    """
+    for side in ("A", "B"):  # panels written there would become pairs of the next evaluation
+        if Path(output_dir).resolve().is_relative_to((Path(input_dir) / side).resolve()):
+            raise DeblurGANError(
+                f"output_dir={output_dir}: inside the evaluated {Path(input_dir) / side}; choose a folder "
+                "outside input_dir's A/ and B/",
+                "output_dir",
+            )
+    pairs, unmatched = find_pairs(input_dir)
+    if not pairs:
+        raise DeblurGANError(
+            f"input_dir={input_dir}: no A/ and B/ images share a name; pair them as A/name.png "
+            "(blurred) and B/name.png (sharp)",
+            "input_dir",
+        )
+    return pairs, unmatched
+
+
 def evaluate_folder(
     generator,
     input_dir,
@@ -125,20 +149,7 @@ def evaluate_folder(
         :class:`EvaluationReport`.
     """
     output_dir = Path(output_dir)
-    for side in ("A", "B"):  # panels written there would become pairs of the next evaluation
-        if output_dir.resolve().is_relative_to((Path(input_dir) / side).resolve()):
-            raise DeblurGANError(
-                f"output_dir={output_dir}: inside the evaluated {Path(input_dir) / side}; choose a folder "
-                "outside input_dir's A/ and B/",
-                "output_dir",
-            )
-    pairs, unmatched = find_pairs(input_dir)
-    if not pairs:
-        raise DeblurGANError(
-            f"input_dir={input_dir}: no A/ and B/ images share a name; pair them as A/name.png "
-            "(blurred) and B/name.png (sharp)",
-            "input_dir",
-        )
+    pairs, unmatched = plan_evaluation(input_dir, output_dir)
     writable_folder(output_dir, "output_dir")  # before the evaluation, not after it
     for name in unmatched:  # EvaluationReport.unmatched has them; scripts/test.py prints them once
         log.info("unmatched: %s", name)

@@ -22,7 +22,7 @@ from deblurgan.cli import (
 )
 from deblurgan.engines import load_engine
 from deblurgan.errors import DeblurGANError
-from deblurgan.evaluate import evaluate_folder, format_summary_table
+from deblurgan.evaluate import evaluate_folder, format_summary_table, plan_evaluation
 from deblurgan.fid import inception_feature_extractor
 
 
@@ -63,6 +63,7 @@ def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception
             parameter="inception_weights",
             mentions=("fid",),
         )
+    plan_evaluation(input_dir, output_dir)  # before loading, which can take minutes (an export)
     generator = load_engine(weight_path, engine, inference["precision"])
     report = evaluate_folder(
         generator,

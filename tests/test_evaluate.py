@@ -105,6 +105,9 @@ def test_missing_folders_and_no_pairs_are_user_errors(tmp_path):
     with pytest.raises(DeblurGANError, match="input_dir=.*no A/ and B/ images share a name") as error:
         evaluate_folder(_identity(), tmp_path, tmp_path / "out")
     assert error.value.parameter == "input_dir"
+    # test.py says so before it loads the generator (here, one that does not exist)
+    result = invoke_script("test", "--weight_path", tmp_path / "missing.h5", "--input_dir", tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: --input_dir {tmp_path}: no A/ and B/")
 
 
 def test_an_output_folder_inside_the_pairs_is_refused_before_anything_is_written(tmp_path):
