@@ -134,26 +134,38 @@ def _blend(generators, coefficients, names=None):
     return result, sources
 
 
-def interpolate_weight_files(from_weights, to_weights, alpha, output):
+def interpolate_weight_files(from_weights, to_weights, alpha, output, overwrite=False):
     """Writes ``interpolate_generators(from_weights, to_weights, alpha)`` to ``output`` atomically.
 
     Raises:
-        DeblurGANError: ``output`` is one of the inputs (inputs are never overwritten), or any
-            error of :func:`interpolate_generators`.
+        DeblurGANError: ``output`` is one of the inputs (inputs are never overwritten), exists
+            already and ``overwrite`` is False, or any error of :func:`interpolate_generators`.
     """
     alpha = _check_alpha(alpha)
-    output = check_not_an_input(
-        check_model_extension(output, "output"), (from_weights, to_weights), "interpolated"
-    )
+    output = _new_output(output, (from_weights, to_weights), "interpolated", overwrite)
     return save_model(interpolate_generators(from_weights, to_weights, alpha), output)
 
 
-def average_weight_files(paths, output):
+def average_weight_files(paths, output, overwrite=False):
     """Writes ``average_generators(paths)`` to ``output`` atomically.
 
     Raises:
-        DeblurGANError: ``output`` is one of the inputs (inputs are never overwritten), or any
-            error of :func:`average_generators`.
+        DeblurGANError: ``output`` is one of the inputs (inputs are never overwritten), exists
+            already and ``overwrite`` is False, or any error of :func:`average_generators`.
     """
-    output = check_not_an_input(check_model_extension(output, "output"), paths, "averaged")
+    output = _new_output(output, paths, "averaged", overwrite)
     return save_model(average_generators(paths), output)
+
+
+def _new_output(output, inputs, what, overwrite):
+    """A generator file may replace another only when asked: it may be the only copy of a run."""
+    output = check_not_an_input(check_model_extension(output, "output"), inputs, what)
+    if output.is_dir():
+        raise DeblurGANError(f"output={output}: a folder; name a new file", parameter="output")
+    if output.exists() and not overwrite:
+        raise DeblurGANError(
+            f"output={output}: already exists; choose another name, or pass overwrite=True to replace it",
+            parameter="output",
+            mentions=("overwrite",),
+        )
+    return output

@@ -15,10 +15,11 @@ from deblurgan.interpolation import average_weight_files
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("weights", nargs=-1, required=True)
 @click.option("--output", required=True, help="The new generator file (.h5 or .keras); never an input.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 @main_guard
-def main(weights, output):
+def main(weights, output, overwrite):
     """Write the mean of the generator files WEIGHTS (two or more, one architecture) to OUTPUT."""
-    path = average_weight_files(weights, output)
+    path = average_weight_files(weights, output, overwrite)
     print(f"wrote {path}: the mean of {len(weights)} generators ({', '.join(weights)})")
 
 

@@ -16,10 +16,11 @@ from deblurgan.interpolation import interpolate_weight_files
 @click.option("--to_weights", required=True, help="Generator file B, same architecture, weight at alpha=1.")
 @click.option("--alpha", type=float, required=True, help="In [0, 1]: 0 gives A, 1 gives B (ESRGAN: 0.8).")
 @click.option("--output", required=True, help="The new generator file (.h5 or .keras); never an input.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 @main_guard
-def main(from_weights, to_weights, alpha, output):
+def main(from_weights, to_weights, alpha, output, overwrite):
     """Write (1 - ALPHA) * FROM_WEIGHTS + ALPHA * TO_WEIGHTS to OUTPUT."""
-    path = interpolate_weight_files(from_weights, to_weights, alpha, output)
+    path = interpolate_weight_files(from_weights, to_weights, alpha, output, overwrite)
     print(f"wrote {path}: (1 - {alpha}) * {from_weights} + {alpha} * {to_weights}")
 
 

@@ -103,14 +103,29 @@ def test_script_writes_the_blend_and_keeps_inputs(files, script, tmp_path):
         np.testing.assert_allclose(wc, 0.75 * wa + 0.25 * wb, rtol=1e-6, atol=1e-7)
     assert ((folder / "a.h5").read_bytes(), (folder / "b.h5").read_bytes()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.h5"]  # no temporary file left
+    _replaced_only_with_overwrite(script, [*map(str, args), "--alpha", "1"], out)
+
+
+def _replaced_only_with_overwrite(script, args, out):
+    """An existing output (it may be a run's only copy of a generator) is kept unless asked; ``args``
+    write another generator than the one at ``out``."""
+    written = out.read_bytes()
+    result = CliRunner().invoke(script, [*args, "--output", str(out)])
+    assert result.exit_code == 2 and out.read_bytes() == written
+    assert result.output == (
+        f"error: --output {out}: already exists; choose another name, or pass --overwrite to replace it\n"
+    )
+    result = CliRunner().invoke(script, [*args, "--output", str(out), "--overwrite"])
+    assert result.exit_code == 0 and out.read_bytes() != written
 
 
 @pytest.mark.parametrize(
     ("to_file", "alpha", "output", "message"),
     [
-        ("other.h5", "0.5", "c.h5", "a.h5 and .*other.h5: the networks have different architectures"),
-        ("critic.h5", "0.5", "c.h5", "critic.h5: this is a critic"),
-        ("b.h5", "-0.1", "c.h5", r"--alpha -0.1: must lie in \[0, 1\]"),
+        ("other.h5", "0.5", "n.h5", "a.h5 and .*other.h5: the networks have different architectures"),
+        ("critic.h5", "0.5", "n.h5", "critic.h5: this is a critic"),
+        ("b.h5", "-0.1", "n.h5", r"--alpha -0.1: must lie in \[0, 1\]"),
+        ("b.h5", "0.5", "c.h5", "--output .*c.h5: already exists; choose another name, or pass --overwrite"),
         ("b.h5", "0.5", "b.h5", "b.h5: is also an input file"),
         (
             "b.h5",
@@ -179,6 +194,7 @@ def test_average_script_writes_the_mean_and_keeps_inputs(files, average_script, 
         np.testing.assert_array_equal(got, want)
     assert [p.read_bytes() for p in inputs] == before
     assert [p.name for p in tmp_path.iterdir()] == ["mean.h5"]  # no temporary file left
+    _replaced_only_with_overwrite(average_script, list(map(str, inputs[:2])), out)
 
 
 @pytest.mark.parametrize(
