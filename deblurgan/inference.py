@@ -152,6 +152,15 @@ def _as_unit_floats(image01):
             f"image01 has dtype {image01.dtype}: give floats in [0, 1], or 8- or 16-bit pixels",
             "image01",
         )
+    low, high = (image01.min(), image01.max()) if image01.size else (0.0, 0.0)
+    # A little outside [0, 1] is round-off; 0-255 floats (np.asarray(photo).astype(float)) came out
+    # all white, and NaN as noise, without a word.
+    if not (-0.01 <= low and high <= 1.01):  # NaN fails both comparisons
+        raise DeblurGANError(
+            f"image01 holds values from {low:.4g} to {high:.4g}: give floats in [0, 1] (8-bit values "
+            "divided by 255, 16-bit ones by 65535), or the uint8 or uint16 pixels themselves",
+            "image01",
+        )
     return image01.astype(np.float32, copy=False)
 
 
@@ -194,9 +203,11 @@ def deblur_array(
         (333, 517, 3)
     """
     image01 = _as_unit_floats(image01)
-    if image01.ndim != 3 or image01.shape[-1] != 3:
+    if image01.ndim != 3 or image01.shape[-1] != 3 or not image01.size:
         raise DeblurGANError(
-            f"image01 has shape {image01.shape}: give an RGB image (height, width, 3)", "image01"
+            f"image01 has shape {image01.shape}: give an RGB image (height, width, 3); "
+            "deblurgan.read_image(path).pixels is one for any photo",
+            "image01",
         )
     if batch_size < 1:
         raise DeblurGANError(f"batch_size={batch_size}: must be at least 1", "batch_size")

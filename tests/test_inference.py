@@ -60,6 +60,33 @@ def test_8_and_16_bit_pixels_are_scaled_like_floats_and_other_integers_refused(g
         deblur_array(generator, photo8.astype(np.int64))
 
 
+@pytest.mark.parametrize(
+    ("mistake", "shown"),
+    [
+        (lambda photo: photo * 255, "from 0 to 255"),
+        (lambda photo: photo * 2 - 1, "from -1 to 1"),  # the generator's own range
+        (lambda photo: np.where(photo == 1, np.nan, photo), "from nan to nan"),
+        (lambda photo: np.where(photo == 1, np.inf, photo), "from 0 to inf"),
+    ],
+    ids=["0-255 floats", "[-1, 1]", "nan", "inf"],
+)
+def test_floats_outside_0_1_are_refused_not_turned_white(generator, mistake, shown):
+    """deblur_array(g, np.asarray(photo).astype(float)) came out all white without a word."""
+    photo = random_photo(9, 7)
+    photo[0, 0] = 0.0, 1.0, 0.5
+    with pytest.raises(
+        DeblurGANError, match=rf"image01 holds values {shown}: give floats in \[0, 1\]"
+    ) as error:
+        deblur_array(generator, mistake(photo))
+    assert error.value.parameter == "image01"
+    deblur_array(generator, photo * 1.004 - 0.002)  # round-off around [0, 1]: fine
+
+
+def test_an_empty_image_is_refused_in_one_line(generator):
+    with pytest.raises(DeblurGANError, match=r"image01 has shape \(0, 5, 3\): give an RGB image"):
+        deblur_array(generator, np.zeros((0, 5, 3), np.float32))
+
+
 @pytest.mark.backend
 def test_tiles_that_do_not_divide_the_image_equal_a_single_pass(generator):
     photo = random_photo(333, 517)
