@@ -97,15 +97,17 @@ def format_summary_table(summary):
     return "\n".join(lines)
 
 
-def plan_evaluation(input_dir, output_dir):
+def plan_evaluation(input_dir, output_dir, save_images=False, overwrite=False):
     """``(pairs, unmatched)`` of ``input_dir`` (:func:`deblurgan.pairing.find_pairs`), once the
     folders are known to suit an evaluation (scripts/test.py asks before loading its generator).
 
     Raises:
-        DeblurGANError: no pairs, or an ``output_dir`` inside the evaluated A/ or B/.
+        DeblurGANError: no pairs, an ``output_dir`` inside the evaluated A/ or B/, or, without
+            ``overwrite``, one that holds files at the names the evaluation writes.
     """
+    output_dir = Path(output_dir)
     for side in ("A", "B"):  # panels written there would become pairs of the next evaluation
-        if Path(output_dir).resolve().is_relative_to((Path(input_dir) / side).resolve()):
+        if output_dir.resolve().is_relative_to((Path(input_dir) / side).resolve()):
             raise DeblurGANError(
                 f"output_dir={output_dir}: inside the evaluated {Path(input_dir) / side}; choose a folder "
                 "outside input_dir's A/ and B/",
@@ -118,7 +120,25 @@ def plan_evaluation(input_dir, output_dir):
             "(blurred) and B/name.png (sharp)",
             "input_dir",
         )
+    panels = [_panel_path(output_dir, name) for name, _, _ in pairs] if save_images else []
+    existing = [p for p in [*_report_paths(output_dir), *panels] if p.exists()]
+    if existing and not overwrite:  # an earlier evaluation's, or the user's own files
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise DeblurGANError(
+            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, or "
+            "pass overwrite=True to replace them",
+            "output_dir",
+            mentions=("overwrite",),
+        )
     return pairs, unmatched
+
+
+def _report_paths(output_dir):
+    return output_dir / "per_image.csv", output_dir / "summary.json"
+
+
+def _panel_path(output_dir, name):
+    return (output_dir / "images" / name).with_suffix(".png")
 
 
 def evaluate_folder(
@@ -129,6 +149,7 @@ def evaluate_folder(
     progress=True,
     max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
     fid_extractor=None,
+    overwrite=False,
     **options,
 ):
     """Evaluates ``generator`` on ``input_dir/A`` (blurred) against ``input_dir/B`` (sharp).
@@ -137,6 +158,9 @@ def evaluate_folder(
     ``sharp | blurred | restored`` panel per pair under ``output_dir/images/`` (PNG).
 
     Args:
+        overwrite: replace files already at those names (:func:`plan_evaluation`); the earlier
+            reports are removed first, so an interrupted evaluation leaves none that would pass for
+            its own.
         max_image_pixels: larger images (or decompression bombs) are reported as failed pairs.
         fid_extractor: a feature extractor (``deblurgan.fid.inception_feature_extractor()``) to add
             ``summary["fid"]``: the FID of the blurred and of the restored set against the sharp
@@ -149,8 +173,11 @@ def evaluate_folder(
         :class:`EvaluationReport`.
     """
     output_dir = Path(output_dir)
-    pairs, unmatched = plan_evaluation(input_dir, output_dir)
+    pairs, unmatched = plan_evaluation(input_dir, output_dir, save_images, overwrite)
     writable_folder(output_dir, "output_dir")  # before the evaluation, not after it
+    for report in _report_paths(output_dir):
+        if report.is_file():
+            report.unlink()
     for name in unmatched:  # EvaluationReport.unmatched has them; scripts/test.py prints them once
         log.info("unmatched: %s", name)
     rows, failed = [], []
@@ -172,7 +199,7 @@ def evaluate_folder(
                 features[side].append(image_features([to_uint8(image)], fid_extractor)[0])
         if save_images:
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)
-            write_image((output_dir / "images" / name).with_suffix(".png"), panel)
+            write_image(_panel_path(output_dir, name), panel)
     if not rows:  # the first pair's reason names its file, and the option when one is at fault
         first = failed[0][1]
         raise DeblurGANError(

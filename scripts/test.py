@@ -41,6 +41,7 @@ from deblurgan.fid import inception_feature_extractor
     help="Where per_image.csv, summary.json and the panels go.  [default: results/<input_dir's name>]",
 )
 @click.option("--save_images", is_flag=True, help="Also write sharp | blurred | restored panels.")
+@click.option("--overwrite", is_flag=True, help="Replace the reports and panels of an earlier evaluation.")
 @click.option("--fid", is_flag=True, help="Also report FID (InceptionV3) of blurred and restored vs sharp.")
 @click.option(
     "--inception_weights",
@@ -50,7 +51,9 @@ from deblurgan.fid import inception_feature_extractor
 )
 @functools.partial(inference_options, precision="fp32")  # scores as training's validation
 @main_guard
-def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception_weights, **inference):
+def main(
+    weight_path, engine, input_dir, output_dir, save_images, overwrite, fid, inception_weights, **inference
+):
     """Report PSNR, SSIM and sharpness of a generator's outputs on INPUT_DIR/A against INPUT_DIR/B."""
     # one folder per evaluated set by default, so evaluating another set keeps this one's reports
     output_dir = output_dir or str(Path("results") / Path(input_dir).resolve().name)
@@ -63,13 +66,15 @@ def main(weight_path, engine, input_dir, output_dir, save_images, fid, inception
             parameter="inception_weights",
             mentions=("fid",),
         )
-    plan_evaluation(input_dir, output_dir)  # before loading, which can take minutes (an export)
+    # the folders' mistakes before loading the generator, which can take minutes (an export)
+    plan_evaluation(input_dir, output_dir, save_images, overwrite)
     generator = load_engine(weight_path, engine, inference["precision"])
     report = evaluate_folder(
         generator,
         input_dir,
         output_dir,
         save_images=save_images,
+        overwrite=overwrite,
         fid_extractor=inception_feature_extractor(inception_weights) if fid else None,
         **inference,
     )

@@ -122,6 +122,42 @@ def test_an_output_folder_inside_the_pairs_is_refused_before_anything_is_written
     assert evaluate_folder(_identity(), data, data / "reports", progress=False).ok  # beside A/ and B/: fine
 
 
+def test_an_earlier_evaluation_or_a_users_file_is_replaced_only_with_overwrite(tmp_path, monkeypatch):
+    """test.py replaced the reports (and panels) of an earlier evaluation, or a user's own files
+    at those names, in silence; stopped halfway, it left the earlier reports beside new panels."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    _dataset(data)
+    evaluate_folder(_identity(), data, out, save_images=True, progress=False)
+    written = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert len(written) == 4  # two reports, two panels
+    with pytest.raises(
+        DeblurGANError, match=f"output_dir={out}: already holds {out / 'per_image.csv'} and 1 more; "
+    ):
+        evaluate_folder(_identity(), data, out, progress=False)
+    mine = tmp_path / "mine" / "images" / "sub" / "y.png"  # at a panel's name
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"the user's")
+    with pytest.raises(
+        DeblurGANError, match=f"already holds {mine}; choose another folder, or pass overwrite=True"
+    ):
+        evaluate_folder(
+            _identity(), data, tmp_path / "mine", save_images=True, overwrite=False, progress=False
+        )
+    assert mine.read_bytes() == b"the user's"
+    assert evaluate_folder(_identity(), data, tmp_path / "mine", progress=False).ok  # no panels: no clash
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == written
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("deblurgan.evaluate.deblur_array", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_folder(_identity(), data, out, overwrite=True, progress=False)
+    assert not (out / "summary.json").exists() and not (out / "per_image.csv").exists()
+    monkeypatch.undo()
+    assert evaluate_folder(_identity(), data, out, save_images=True, overwrite=True, progress=False).ok
+
+
 @pytest.mark.slow
 def test_script_end_to_end(tmp_path):
     _dataset(tmp_path / "data")
