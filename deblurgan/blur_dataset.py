@@ -117,7 +117,8 @@ def check_options(options, test_fraction=0.0):
         raise DeblurGANError(f"blurs_per_image={options.blurs_per_image}: use 1 or more", "blurs_per_image")
     if options.crop_size is not None and options.crop_size < 8:
         raise DeblurGANError(
-            f"crop_size={options.crop_size}: use at least 8 px, or none for whole photos", "crop_size"
+            f"crop_size={options.crop_size}: use at least 8 px, or leave it out (None) for whole photos",
+            "crop_size",
         )
     if options.max_side is not None and options.max_side < 8:
         raise DeblurGANError(f"max_side={options.max_side}: use at least 8 px", "max_side")

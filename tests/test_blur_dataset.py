@@ -137,6 +137,12 @@ def test_user_errors(photos, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(DeblurGANError, match="blurs_per_image"):
         make_blur_dataset(photos, tmp_path / "out", blurs_per_image=0, progress=False)
+    with pytest.raises(DeblurGANError) as error:  # the hint said "or none", which --crop_size refuses
+        make_blur_dataset(photos, tmp_path / "out", crop_size=0, progress=False)
+    assert (
+        flag_message(error.value)
+        == "--crop_size 0: use at least 8 px, or leave it out (None) for whole photos"
+    )
     make_blur_dataset(photos, tmp_path / "full", seed=0, crop_size=16, progress=False)
     with pytest.raises(DeblurGANError, match="already holds images; pass overwrite=True") as error:
         make_blur_dataset(photos, tmp_path / "full", seed=0, progress=False)
