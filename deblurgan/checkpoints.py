@@ -83,6 +83,11 @@ def _model_config(path):
                 f"{path}: not a valid .keras file ({error}); the file is truncated or of another "
                 "format; save it again with deblurgan.save_model"
             ) from None
+    if not h5py.is_hdf5(path) and path.suffix.lower() not in (".h5", ".hdf5"):
+        raise DeblurGANError(  # a run's training_state.npz or options.json, say
+            f"{path}: not a model file; pass a generator .h5 or .keras file (a training run writes "
+            "generator_{epoch}_{loss}.h5 files)"
+        )
     if not h5py.is_hdf5(path):
         raise DeblurGANError(
             f"{path}: not an HDF5 model file (wrong format or truncated download); "

@@ -105,6 +105,18 @@ def test_text_file_is_a_clear_error(tmp_path, suffix):
     _assert_clear_error(load_generator, path, "not a")
 
 
+@pytest.mark.parametrize("name", ["training_state.npz", "options.json"])
+def test_another_file_of_a_run_is_named_as_not_a_model(tmp_path, name):
+    """It was taken for a truncated download, to be downloaded again."""
+    path = tmp_path / name
+    if name.endswith(".npz"):
+        np.savez(path, x=np.zeros(2))
+    else:
+        path.write_text("{}")
+    message = _assert_clear_error(load_generator, path, "not a model file; pass a generator .h5 or .keras")
+    assert "download" not in message
+
+
 def test_critic_passed_as_generator_is_a_clear_error(critic_h5):
     _assert_clear_error(load_generator, critic_h5, "critic")
 
