@@ -34,6 +34,7 @@ from deblurgan.checkpoints import load_generator
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import (
     DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_EXTENSIONS,
     list_images,
     preprocess_image,
     read_image,
@@ -330,15 +331,40 @@ def plan_outputs(input_path, output_dir, overwrite=False):
     input_path, output_dir = Path(input_path), Path(output_dir)
     if not input_path.exists():
         raise DeblurGANError(f"input_path={input_path}: no such file or folder", "input_path")
-    if input_path.is_file():
-        target = output_dir / input_path.name
-        if target.resolve() == input_path.resolve():
-            raise DeblurGANError(
-                f"output_dir={output_dir}: writing there would overwrite the input {input_path}; "
-                "choose another folder",
-                "output_dir",
-            )
-        return [(input_path, target)]
+    plan = _photo_pair if input_path.is_file() else _folder_pairs
+    pairs = plan(input_path, output_dir)
+    existing = [target for _, target in pairs if target.exists()]
+    if existing and not overwrite:  # the sharp originals of a folder were replaced before
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise DeblurGANError(
+            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, or "
+            "pass overwrite=True to replace them",
+            "output_dir",
+            mentions=("overwrite",),
+        )
+    return pairs
+
+
+def _photo_pair(input_path, output_dir):
+    if input_path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise DeblurGANError(f"input_path={input_path}: not a photo (.png, .jpg, .tif, ...)", "input_path")
+    if output_dir.suffix.lower() in IMAGE_EXTENSIONS and not output_dir.is_dir():
+        raise DeblurGANError(  # it would become a folder holding the photo
+            f"output_dir={output_dir}: the folder the result goes into, under the input's name; name "
+            "a folder",
+            "output_dir",
+        )
+    target = output_dir / input_path.name
+    if target.resolve() == input_path.resolve():
+        raise DeblurGANError(
+            f"output_dir={output_dir}: writing there would overwrite the input {input_path}; "
+            "choose another folder",
+            "output_dir",
+        )
+    return [(input_path, target)]
+
+
+def _folder_pairs(input_path, output_dir):
     if output_dir.resolve() == input_path.resolve():
         raise DeblurGANError(
             f"output_dir={output_dir}: the input folder; outputs would overwrite the photos, "
@@ -364,15 +390,6 @@ def plan_outputs(input_path, output_dir, overwrite=False):
                 "output_dir",
                 mentions=("input_path",),
             )
-    existing = [target for _, target in pairs if target.exists()]
-    if existing and not overwrite:  # the sharp originals of a folder were replaced before
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise DeblurGANError(
-            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, or "
-            "pass overwrite=True to replace them",
-            "output_dir",
-            mentions=("overwrite",),
-        )
     return pairs
 
 

@@ -55,6 +55,26 @@ def test_files_already_at_the_output_names_are_replaced_only_with_overwrite(weig
     assert (tmp_path / "sharp" / "a.png").read_bytes() != original
 
 
+def test_a_single_photo_is_planned_as_carefully_as_a_folder(weights, tmp_path):
+    """A rerun on one photo replaced its earlier output in silence; a text file made an empty output
+    folder and exit 1; --output_dir out/a.png made a folder named a.png."""
+    _photo(tmp_path / "a.png", 16, 16)
+    (tmp_path / "notes.txt").write_text("mine")
+    common = ["--weight_path", weights, "--input_dir"]
+    assert (
+        invoke_script("deblur", *common, tmp_path / "a.png", "--output_dir", tmp_path / "out").returncode == 0
+    )
+    written = (tmp_path / "out" / "a.png").read_bytes()
+    for source, output, message in (
+        ("a.png", "out", f"--output_dir {tmp_path / 'out'}: already holds {tmp_path / 'out' / 'a.png'}; "),
+        ("notes.txt", "new", f"--input_dir {tmp_path / 'notes.txt'}: not a photo (.png, .jpg, .tif, ...)"),
+        ("a.png", "new/a.png", f"--output_dir {tmp_path / 'new' / 'a.png'}: the folder the result goes into"),
+    ):
+        result = invoke_script("deblur", *common, tmp_path / source, "--output_dir", tmp_path / output)
+        assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+    assert (tmp_path / "out" / "a.png").read_bytes() == written and not (tmp_path / "new").exists()
+
+
 @pytest.mark.slow
 def test_corrupt_file_gives_summary_and_exit_1_while_good_ones_are_written(weights, tmp_path):
     _photo(tmp_path / "in" / "a.png", 37, 53)
