@@ -8,6 +8,7 @@ wander without training.
 """
 
 import logging
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -96,9 +97,20 @@ def average_generators(generators, names=None):
             f"generators: got {len(generators)}; averaging needs two or more checkpoints",
             parameter="generators",
         )
+    keys = [id(g) if isinstance(g, keras.Model) else Path(g).resolve() for g in generators]
+    for generator, key in zip(generators, keys, strict=True):
+        if keys.count(key) > 1:  # a typo'd glob, or a wrong copy-paste: it would weigh double
+            raise DeblurGANError(
+                f"{_describe(generator, None if isinstance(generator, keras.Model) else generator)}: "
+                "given twice; each checkpoint counts once in the mean",
+                parameter="generators",
+            )
     result, sources = _blend(generators, [1.0 / len(generators)] * len(generators), names)
     if any(isinstance(layer, keras.layers.BatchNormalization) for layer in result.layers):
-        log.warning("averaged batch-normalization statistics too; they approximate the mean network's")
+        log.warning(
+            "batch-normalization statistics were averaged too: an approximation of the averaged "
+            "network's own (stochastic weight averaging recomputes them on training batches)"
+        )
     log.info("averaged %d generators: %s", len(generators), ", ".join(sources))
     return result
 

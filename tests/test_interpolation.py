@@ -203,6 +203,7 @@ def test_average_script_writes_the_mean_and_keeps_inputs(files, average_script, 
         (["a.h5"], "m.h5", "generators: got 1; averaging needs two or more checkpoints"),
         (["a.h5", "other.h5"], "m.h5", "a.h5 and .*other.h5: the networks have different architectures"),
         (["a.h5", "critic.h5"], "m.h5", "critic.h5: this is a critic"),
+        (["a.h5", "b.h5", "a.h5"], "m.h5", "a.h5: given twice; each checkpoint counts once in the mean"),
         (["a.h5", "b.h5"], "b.h5", "b.h5: is also an input file; write the averaged generator"),
         (["a.h5", "b.h5"], "a.h5/m.h5", r"--output .*a.h5: cannot write there \(is a file\)"),
         (
