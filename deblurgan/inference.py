@@ -290,6 +290,7 @@ class DeblurSummary:
 
     written: list = dataclasses.field(default_factory=list)
     failed: list = dataclasses.field(default_factory=list)
+    kept: list = dataclasses.field(default_factory=list)  # earlier outputs left as they were
 
     @property
     def ok(self):
@@ -311,36 +312,43 @@ def load_inference_generator(weight_path):
 def format_summary(summary, output_dir, describe=str):
     """The lines a script prints after :func:`deblur_folder`; ``describe`` turns an error into text."""
     lines = [f"deblurred {len(summary.written)} photo(s) into {output_dir}"]
+    if summary.kept:
+        lines.append(f"kept the {len(summary.kept)} output(s) already there")
     if summary.failed:
         lines.append(f"skipped {len(summary.failed)} unreadable or unwritable file(s):")
         lines += [f"  {describe(error)}" for _, error in summary.failed]
     return "\n".join(lines)
 
 
-def plan_outputs(input_path, output_dir, overwrite=False):
+def plan_outputs(input_path, output_dir, overwrite=False, skip_existing=False):
     """``(input file, output file)`` pairs: the same relative names under ``output_dir``.
 
     ``input_path`` is a photo or a folder (searched recursively; files already under
     ``output_dir`` are left out so a rerun does not deblur its own outputs). Files already at the
-    output names are replaced only with ``overwrite`` (never the input's own files).
+    output names are allowed only with ``overwrite`` (never the input's own files) or
+    ``skip_existing`` (:func:`deblur_folder` keeps them).
 
     Raises:
         DeblurGANError: the input is missing or holds no photos, or the output would overwrite it
-        or, without ``overwrite``, other files.
+        or, without ``overwrite`` or ``skip_existing``, other files.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
+    if overwrite and skip_existing:
+        raise DeblurGANError(
+            "overwrite=True and skip_existing=True: pick one", "skip_existing", mentions=("overwrite",)
+        )
     if not input_path.exists():
         raise DeblurGANError(f"input_path={input_path}: no such file or folder", "input_path")
     plan = _photo_pair if input_path.is_file() else _folder_pairs
     pairs = plan(input_path, output_dir)
     existing = [target for _, target in pairs if target.exists()]
-    if existing and not overwrite:  # the sharp originals of a folder were replaced before
+    if existing and not (overwrite or skip_existing):  # the sharp originals were replaced before
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise DeblurGANError(
-            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, or "
-            "pass overwrite=True to replace them",
+            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, "
+            "pass overwrite=True to replace them, or skip_existing=True to keep them",
             "output_dir",
-            mentions=("overwrite",),
+            mentions=("overwrite", "skip_existing"),
         )
     return pairs
 
@@ -426,27 +434,47 @@ _SETTINGS = ("tile_size", "max_pixels", "calibration_dir")
 
 
 def deblur_folder(
-    generator, input_path, output_dir, side_by_side=False, progress=True, overwrite=False, **options
+    generator,
+    input_path,
+    output_dir,
+    side_by_side=False,
+    progress=True,
+    overwrite=False,
+    skip_existing=False,
+    **options,
 ):
     """Deblurs every photo of a folder (or one file) into ``output_dir``, skipping unreadable ones;
-    files already there are replaced only with ``overwrite`` (:func:`plan_outputs`).
+    files already there are replaced only with ``overwrite``, or kept with ``skip_existing`` (an
+    interrupted run goes on: outputs are written whole or not at all) (:func:`plan_outputs`).
 
     Returns:
         :class:`DeblurSummary`; its ``failed`` list names each skipped file and why.
     """
-    pairs = plan_outputs(input_path, output_dir, overwrite)
+    pairs = plan_outputs(input_path, output_dir, overwrite, skip_existing)
     writable_folder(output_dir, "output_dir")
-    summary = DeblurSummary()
-    for source, target in tqdm(pairs, desc="deblurring", unit="photo", disable=not progress):
-        try:
-            deblur_file(generator, source, target, side_by_side=side_by_side, **options)
-        except DeblurGANError as error:
-            if error.parameter in _SETTINGS:  # no other photo would fare better: one line, not N
-                raise
-            summary.failed.append((source, error))
-            log.info("skipped %s", error)  # summary.failed has it; scripts print it once, at the end
-        except OSError as error:  # e.g. disk full, unwritable output
-            summary.failed.append((source, DeblurGANError(f"{target}: cannot write ({error})")))
-        else:
-            summary.written.append(target)
+    summary = DeblurSummary(kept=[target for _, target in pairs if skip_existing and target.exists()])
+    pairs = [(source, target) for source, target in pairs if target not in summary.kept]
+    try:
+        for source, target in tqdm(pairs, desc="deblurring", unit="photo", disable=not progress):
+            _deblur_into(summary, generator, source, target, side_by_side, options)
+    except KeyboardInterrupt:
+        log.warning(
+            "%d of %d photos written to %s before the interruption; skip_existing=True goes on with the rest",
+            len(summary.written), len(pairs), output_dir, extra={"parameters": ["skip_existing"]},
+        )  # fmt: skip
+        raise
     return summary
+
+
+def _deblur_into(summary, generator, source, target, side_by_side, options):
+    try:
+        deblur_file(generator, source, target, side_by_side=side_by_side, **options)
+    except DeblurGANError as error:
+        if error.parameter in _SETTINGS:  # no other photo would fare better: one line, not N
+            raise
+        summary.failed.append((source, error))
+        log.info("skipped %s", error)  # summary.failed has it; scripts print it once, at the end
+    except OSError as error:  # e.g. disk full, unwritable output
+        summary.failed.append((source, DeblurGANError(f"{target}: cannot write ({error})")))
+    else:
+        summary.written.append(target)

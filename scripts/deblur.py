@@ -36,12 +36,16 @@ from deblurgan.inference import deblur_folder, format_summary, plan_outputs
     help="Where to write the results (created; must not be the input folder).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace files already at the output names.")
+@click.option(
+    "--skip_existing", is_flag=True, help="Keep files already at the output names (go on after Ctrl-C)."
+)
 @click.option("--side_by_side", is_flag=True, help="Write blurred | restored side by side (Sicara demo).")
 @inference_options
 @main_guard
-def main(weight_path, engine, input_dir, output_dir, overwrite, side_by_side, **inference):
+def main(weight_path, engine, input_dir, output_dir, overwrite, skip_existing, side_by_side, **inference):
     """Deblur every photo of INPUT_DIR into OUTPUT_DIR with a trained DeblurGAN generator."""
-    plan_outputs(input_dir, output_dir, overwrite)  # before loading, which can take minutes (an export)
+    # the folders' mistakes before loading the generator, which can take minutes (an export)
+    plan_outputs(input_dir, output_dir, overwrite, skip_existing)
     generator = load_engine(weight_path, engine, inference["precision"])
     summary = deblur_folder(
         generator,
@@ -49,6 +53,7 @@ def main(weight_path, engine, input_dir, output_dir, overwrite, side_by_side, **
         output_dir,
         side_by_side=side_by_side,
         overwrite=overwrite,
+        skip_existing=skip_existing,
         **inference,
     )
     print(format_summary(summary, output_dir, describe=flag_message))

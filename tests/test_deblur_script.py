@@ -10,7 +10,8 @@ from conftest import invoke_script
 from infer_helpers import random_photo, tiny_generator
 from PIL import Image
 
-from deblurgan.checkpoints import save_model
+from deblurgan import inference
+from deblurgan.checkpoints import load_generator, save_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,11 +49,44 @@ def test_files_already_at_the_output_names_are_replaced_only_with_overwrite(weig
     result = invoke_script("deblur", *unloaded)
     assert result.returncode == 2 and result.stderr == (
         f"error: --output_dir {tmp_path / 'sharp'}: already holds {tmp_path / 'sharp' / 'a.png'}; "
-        "choose another folder, or pass --overwrite to replace them\n"
+        "choose another folder, pass --overwrite to replace them, or --skip_existing to keep them\n"
     )
     assert (tmp_path / "sharp" / "a.png").read_bytes() == original
     assert invoke_script("deblur", *args, "--overwrite").returncode == 0
     assert (tmp_path / "sharp" / "a.png").read_bytes() != original
+    result = invoke_script("deblur", *args, "--overwrite", "--skip_existing")
+    assert result.stderr == "error: --overwrite and --skip_existing: pick one\n"
+
+
+def test_an_interrupted_folder_goes_on_with_skip_existing(weights, tmp_path, monkeypatch, caplog):
+    """After Ctrl-C the rerun was refused (outputs there), and --overwrite redid every photo."""
+    for name in "abc":
+        _photo(tmp_path / "in" / f"{name}.png", 16, 16)
+    original, calls = inference.deblur_file, []
+
+    def ctrl_c_on_the_second(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "deblur_file", ctrl_c_on_the_second)
+    with pytest.raises(KeyboardInterrupt), caplog.at_level(logging.WARNING, logger="deblurgan.inference"):
+        inference.deblur_folder(load_generator(weights), tmp_path / "in", tmp_path / "out", progress=False)
+    assert caplog.messages == [
+        f"1 of 3 photos written to {tmp_path / 'out'} before the interruption; skip_existing=True goes on "
+        "with the rest"
+    ]
+    first = (tmp_path / "out" / "a.png").read_bytes()
+    monkeypatch.undo()
+    args = ["--weight_path", weights, "--input_dir", tmp_path / "in", "--output_dir", tmp_path / "out"]
+    result = invoke_script("deblur", *args, "--skip_existing")
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout == f"deblurred 2 photo(s) into {tmp_path / 'out'}\nkept the 1 output(s) already there\n"
+    )
+    assert (tmp_path / "out" / "a.png").read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
 
 
 def test_a_single_photo_is_planned_as_carefully_as_a_folder(weights, tmp_path):
