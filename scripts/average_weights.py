@@ -6,10 +6,15 @@ epochs, whose validation PSNR wanders from epoch to epoch, average to one networ
 their best without more training.
 """
 
+import sys
+
 import click
 
-from deblurgan.cli import OneLineUsageErrors, main_guard
-from deblurgan.interpolation import average_weight_files
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import OneLineUsageErrors, main_guard
+    from deblurgan.interpolation import average_weight_files
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,16 +8,19 @@ import sys
 
 import click
 
-from deblurgan.cli import (
-    OneLineUsageErrors,
-    engine_option,
-    flag_message,
-    inference_options,
-    main_guard,
-    weight_path_option,
-)
-from deblurgan.engines import load_engine
-from deblurgan.inference import deblur_folder, format_summary, plan_outputs
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import (
+        OneLineUsageErrors,
+        engine_option,
+        flag_message,
+        inference_options,
+        main_guard,
+        weight_path_option,
+    )
+    from deblurgan.engines import load_engine
+    from deblurgan.inference import deblur_folder, format_summary, plan_outputs
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

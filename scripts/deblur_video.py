@@ -6,12 +6,22 @@ no frames, unwritable output, output equal to input).
 """
 
 import functools
+import sys
 
 import click
 
-from deblurgan.cli import OneLineUsageErrors, engine_option, inference_options, main_guard, weight_path_option
-from deblurgan.engines import load_engine
-from deblurgan.video import check_paths, deblur_video, probe_video
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import (
+        OneLineUsageErrors,
+        engine_option,
+        inference_options,
+        main_guard,
+        weight_path_option,
+    )
+    from deblurgan.engines import load_engine
+    from deblurgan.video import check_paths, deblur_video, probe_video
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

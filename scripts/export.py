@@ -5,10 +5,15 @@ multiple of 4). Formats: keras (.keras file), saved_model (a folder), onnx (.onn
 onnxruntime), openvino (.xml with its .bin beside it). Exit code 2 for a usage error.
 """
 
+import sys
+
 import click
 
-from deblurgan.cli import OneLineUsageErrors, main_guard, weight_path_option
-from deblurgan.export import FORMATS, export_file
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import OneLineUsageErrors, main_guard, weight_path_option
+    from deblurgan.export import FORMATS, export_file
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

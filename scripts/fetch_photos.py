@@ -10,12 +10,16 @@ Example:
     python scripts/train.py --sharp_dir photos/train ...   # validate on photos/val
 """
 
+import sys
 import time
 
 import click
 
-from deblurgan.cli import OneLineUsageErrors, main_guard
-from deblurgan.photos import DEFAULT_MAX_SIDE, fetch_photos
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import OneLineUsageErrors, main_guard
+    from deblurgan.photos import DEFAULT_MAX_SIDE, fetch_photos
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors)

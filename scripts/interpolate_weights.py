@@ -5,10 +5,15 @@ writes a generator whose every weight is ``(1 - alpha) * A + alpha * B``: typica
 the content loss only and B is A fine-tuned adversarially, and alpha trades PSNR for sharpness.
 """
 
+import sys
+
 import click
 
-from deblurgan.cli import OneLineUsageErrors, main_guard
-from deblurgan.interpolation import interpolate_weight_files
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import OneLineUsageErrors, main_guard
+    from deblurgan.interpolation import interpolate_weight_files
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

@@ -5,11 +5,16 @@ Example:
         --crop_size 256 --blurs_per_image 8 --seed 1
 """
 
+import sys
+
 import click
 
-from deblurgan.blur import DEFAULT_EXPOSURES
-from deblurgan.blur_dataset import make_blur_dataset
-from deblurgan.cli import OneLineUsageErrors, main_guard
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.blur import DEFAULT_EXPOSURES
+    from deblurgan.blur_dataset import make_blur_dataset
+    from deblurgan.cli import OneLineUsageErrors, main_guard
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 def _floats(context, parameter, text):

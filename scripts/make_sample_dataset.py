@@ -4,10 +4,15 @@ Example (the command images/README.md records):
     python scripts/make_sample_dataset.py --output_dir images --seed 0 --overwrite
 """
 
+import sys
+
 import click
 
-from deblurgan.cli import OneLineUsageErrors, main_guard
-from deblurgan.sample_data import gather_sample_photos, make_sample_dataset
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import OneLineUsageErrors, main_guard
+    from deblurgan.sample_data import gather_sample_photos, make_sample_dataset
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors)

@@ -4,10 +4,15 @@ Example:
     python scripts/organize_gopro_dataset.py --dir_in GOPRO_Large --dir_out images/gopro
 """
 
+import sys
+
 import click
 
-from deblurgan.cli import OneLineUsageErrors, main_guard
-from deblurgan.gopro import organize_gopro
+try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
+    from deblurgan.cli import OneLineUsageErrors, main_guard
+    from deblurgan.gopro import organize_gopro
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 @click.command(cls=OneLineUsageErrors)

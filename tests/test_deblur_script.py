@@ -1,7 +1,9 @@
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,26 @@ def test_an_interrupted_folder_goes_on_with_skip_existing(weights, tmp_path, mon
     )
     assert (tmp_path / "out" / "a.png").read_bytes() == first
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+def test_ctrl_c_while_the_script_loads_ends_it_quietly(tmp_path):
+    """It printed a KeyboardInterrupt traceback, or, landing in JAX's garbage-collection callback
+    while TensorFlow loaded, was lost, and the script deblurred the whole folder."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = [sys.executable, str(REPO / "scripts" / "deblur.py"), "--output_dir", str(tmp_path / "out")]
+    process = subprocess.Popen(
+        script, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    maps, deadline = Path(f"/proc/{process.pid}/maps"), time.monotonic() + 60
+    while "tensorflow" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until TensorFlow's libraries load: the import has seconds to go
+    process.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert (process.returncode, stdout, stderr) == (130, "", "")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_single_photo_is_planned_as_carefully_as_a_folder(weights, tmp_path):
