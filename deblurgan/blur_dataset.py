@@ -87,7 +87,7 @@ def make_blur_dataset(
     photos = _list_photos(input_dir, output_dir)
     splits = _split_by_photo(photos, input_dir, seed, test_fraction)
     writable_folder(output_dir, "output_dir")
-    _clear_outputs(output_dir, overwrite)
+    _clear_outputs(output_dir, overwrite, _planned_pairs(splits, input_dir, output_dir, options))
     total = len(photos) * options.blurs_per_image
     rows, unreadable = [], []
     with tqdm(total=total, desc="blurring", unit="pair", disable=not progress) as bar:
@@ -179,7 +179,7 @@ def _output_folders(output_dir):
     return [output_dir / split / side for split in ("", "train", "test") for side in "AB"]
 
 
-def _clear_outputs(output_dir, overwrite):
+def _clear_outputs(output_dir, overwrite, planned):
     # both layouts, so a rerun that switches between them leaves no pairs of the earlier run
     # beside the new ones, nor empty train/A, which training would take for the layout in use
     folders = [folder for folder in _output_folders(output_dir) if folder.is_dir()]
@@ -190,12 +190,46 @@ def _clear_outputs(output_dir, overwrite):
             "another output folder",
             mentions=("overwrite",),
         )
+    foreign = [image for image in existing if image not in planned | _recorded_pairs(output_dir)]
+    if foreign:  # the user's own images, put there by hand: never deleted
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise DeblurGANError(
+            f"{foreign[0]}{more}: neither a pair of {output_dir / 'pairs.csv'} nor one this run writes, "
+            "and overwrite=True replaces only those; move it out, or choose another output folder",
+            mentions=("overwrite",),
+        )
     for image in existing:
         image.unlink()
     for folder in folders:
         for empty in (folder, folder.parent):
             if empty != output_dir and empty.is_dir() and not any(empty.iterdir()):
                 empty.rmdir()
+
+
+def _planned_pairs(splits, input_dir, output_dir, options):
+    """The A/ and B/ files this run writes (an interrupted run with the same photos wrote some)."""
+    return {
+        (output_dir / split if split else output_dir) / side / f"{_output_stem(relative)}_{index:02d}.png"
+        for split, photos in splits.items()
+        for relative in (photo.relative_to(input_dir).as_posix() for photo in photos)
+        for index in range(options.blurs_per_image)
+        for side in "AB"
+    }
+
+
+def _recorded_pairs(output_dir):
+    """The A/ and B/ files an earlier run listed in ``pairs.csv`` (none if it is unreadable)."""
+    try:
+        with open(output_dir / "pairs.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return set()
+    return {
+        (output_dir if row.get("split") in (None, "-") else output_dir / row["split"]) / side / row["name"]
+        for row in rows
+        if row.get("name")
+        for side in "AB"
+    }
 
 
 def _output_stem(relative):

@@ -142,11 +142,30 @@ def make_sample_dataset(
                 **SAMPLE_BLUR,
             )
         rows["demo"] = _make_demo(sources, Path(tmp) / "demo", built, seed, max_side, progress)
+        _check_only_dataset_files(existing, output_dir, built)
         for target in existing:
             shutil.rmtree(target)
         for name in names:
             (built / name).rename(output_dir / name)
     return rows
+
+
+def _check_only_dataset_files(folders, output_dir, built):
+    """The folders ``overwrite`` replaces must hold nothing but the dataset's files: a user's notes
+    or photos put there were deleted with them."""
+    foreign = [
+        path
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not (built / path.relative_to(output_dir)).is_file()
+    ]
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise DeblurGANError(
+            f"{foreign[0]}{more}: not a file of the sample dataset, and overwrite=True replaces only "
+            "those; move it out, or choose another output folder",
+            mentions=("overwrite",),
+        )
 
 
 def _make_demo(sources, work_dir, output_dir, seed, max_side, progress):

@@ -147,7 +147,13 @@ def test_user_errors(photos, tmp_path):
     with pytest.raises(DeblurGANError, match="already holds images; pass overwrite=True") as error:
         make_blur_dataset(photos, tmp_path / "full", seed=0, progress=False)
     assert "already holds images; pass --overwrite to replace them" in flag_message(error.value)
-    (tmp_path / "full" / "A" / "stale.png").write_bytes(b"")
+    (tmp_path / "full" / "A" / "mine.png").write_bytes(b"the user's")  # no run wrote it: never deleted
+    with pytest.raises(DeblurGANError, match=r"A/mine.png: neither a pair of .*pairs.csv nor one this run"):
+        make_blur_dataset(photos, tmp_path / "full", seed=1, overwrite=True, progress=False)
+    (tmp_path / "full" / "A" / "mine.png").unlink()
+    make_blur_dataset(
+        photos, tmp_path / "full", blurs_per_image=2, crop_size=16, progress=False, overwrite=True
+    )
     make_blur_dataset(photos, tmp_path / "full", seed=1, max_side=20, overwrite=True, progress=False)
     assert [p.name for p in list_images(tmp_path / "full" / "A")] == ["a_00.png", "b_00.png", "sub__c_00.png"]
     # switching between the plain and the train/test layout leaves no pairs of the other behind

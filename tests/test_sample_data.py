@@ -1,5 +1,6 @@
 """The embedded dataset in images/: splits by photo, matching pairs, and a faithful rebuild."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,24 @@ def test_bad_options_leave_an_existing_dataset_alone(tmp_path):
             make_sample_dataset(tmp_path, overwrite=True, progress=False, **options)
         assert (tmp_path / "train" / "A" / "x.png").read_bytes() == b"kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]  # no temporary folder left
+
+
+def test_overwrite_replaces_the_dataset_but_not_a_users_files_in_it(tmp_path):
+    """--overwrite deleted a user's notes and photos put in a split folder, with the dataset."""
+    from deblurgan.errors import DeblurGANError
+
+    pytest.importorskip("sklearn")
+    small = dict(crop_size=16, train_blurs=1, eval_blurs=1, max_side=48, progress=False)
+    make_sample_dataset(tmp_path, **small)
+    (tmp_path / "train" / "mine").mkdir()
+    (tmp_path / "train" / "mine" / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(DeblurGANError, match=r"train/mine/notes.txt: not a file of the sample dataset"):
+        make_sample_dataset(tmp_path, seed=1, overwrite=True, **small)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    shutil.rmtree(tmp_path / "train" / "mine")
+    make_sample_dataset(tmp_path, seed=1, overwrite=True, **small)  # the dataset's own files: replaced
+    assert (tmp_path / "train" / "A").is_dir() and not (tmp_path / "train" / "mine").exists()
 
 
 def test_gather_leaves_other_files_of_the_same_name_alone(tmp_path):
