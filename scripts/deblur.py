@@ -8,19 +8,21 @@ import sys
 
 import click
 
-try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
-    from deblurgan.cli import (
-        OneLineUsageErrors,
-        engine_option,
-        flag_message,
-        inference_options,
-        main_guard,
-        weight_path_option,
-    )
-    from deblurgan.engines import load_engine
-    from deblurgan.inference import deblur_folder, format_summary, plan_outputs
+try:  # Ctrl-C while the package loads (seconds of TensorFlow): a quiet exit, not a traceback
+    import deblurgan  # noqa: F401
 except KeyboardInterrupt:
     sys.exit(130)
+
+from deblurgan.cli import (
+    OneLineUsageErrors,
+    engine_option,
+    flag_message,
+    inference_options,
+    main_guard,
+    weight_path_option,
+)
+from deblurgan.engines import load_engine
+from deblurgan.inference import deblur_folder, format_summary, plan_outputs
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

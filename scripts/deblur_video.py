@@ -10,18 +10,20 @@ import sys
 
 import click
 
-try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
-    from deblurgan.cli import (
-        OneLineUsageErrors,
-        engine_option,
-        inference_options,
-        main_guard,
-        weight_path_option,
-    )
-    from deblurgan.engines import load_engine
-    from deblurgan.video import check_paths, deblur_video, probe_video
+try:  # Ctrl-C while the package loads (seconds of TensorFlow): a quiet exit, not a traceback
+    import deblurgan  # noqa: F401
 except KeyboardInterrupt:
     sys.exit(130)
+
+from deblurgan.cli import (
+    OneLineUsageErrors,
+    engine_option,
+    inference_options,
+    main_guard,
+    weight_path_option,
+)
+from deblurgan.engines import load_engine
+from deblurgan.video import check_paths, deblur_video, probe_video
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

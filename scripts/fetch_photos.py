@@ -15,11 +15,13 @@ import time
 
 import click
 
-try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
-    from deblurgan.cli import OneLineUsageErrors, main_guard
-    from deblurgan.photos import DEFAULT_MAX_SIDE, fetch_photos
+try:  # Ctrl-C while the package loads (seconds of TensorFlow): a quiet exit, not a traceback
+    import deblurgan  # noqa: F401
 except KeyboardInterrupt:
     sys.exit(130)
+
+from deblurgan.cli import OneLineUsageErrors, main_guard
+from deblurgan.photos import DEFAULT_MAX_SIDE, fetch_photos
 
 
 @click.command(cls=OneLineUsageErrors)

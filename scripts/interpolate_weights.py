@@ -9,11 +9,13 @@ import sys
 
 import click
 
-try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
-    from deblurgan.cli import OneLineUsageErrors, main_guard
-    from deblurgan.interpolation import interpolate_weight_files
+try:  # Ctrl-C while the package loads (seconds of TensorFlow): a quiet exit, not a traceback
+    import deblurgan  # noqa: F401
 except KeyboardInterrupt:
     sys.exit(130)
+
+from deblurgan.cli import OneLineUsageErrors, main_guard
+from deblurgan.interpolation import interpolate_weight_files
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})

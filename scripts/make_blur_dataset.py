@@ -9,12 +9,14 @@ import sys
 
 import click
 
-try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
-    from deblurgan.blur import DEFAULT_EXPOSURES
-    from deblurgan.blur_dataset import make_blur_dataset
-    from deblurgan.cli import OneLineUsageErrors, main_guard
+try:  # Ctrl-C while the package loads (seconds of TensorFlow): a quiet exit, not a traceback
+    import deblurgan  # noqa: F401
 except KeyboardInterrupt:
     sys.exit(130)
+
+from deblurgan.blur import DEFAULT_EXPOSURES
+from deblurgan.blur_dataset import make_blur_dataset
+from deblurgan.cli import OneLineUsageErrors, main_guard
 
 
 def _floats(context, parameter, text):

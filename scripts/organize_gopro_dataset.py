@@ -8,11 +8,13 @@ import sys
 
 import click
 
-try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
-    from deblurgan.cli import OneLineUsageErrors, main_guard
-    from deblurgan.gopro import organize_gopro
+try:  # Ctrl-C while the package loads (seconds of TensorFlow): a quiet exit, not a traceback
+    import deblurgan  # noqa: F401
 except KeyboardInterrupt:
     sys.exit(130)
+
+from deblurgan.cli import OneLineUsageErrors, main_guard
+from deblurgan.gopro import organize_gopro
 
 
 @click.command(cls=OneLineUsageErrors)

@@ -12,21 +12,23 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-try:  # Ctrl-C while these load (seconds of TensorFlow): a quiet exit, not a traceback
-    from deblurgan.cli import (
-        OneLineUsageErrors,
-        engine_option,
-        flag_message,
-        inference_options,
-        main_guard,
-        weight_path_option,
-    )
-    from deblurgan.engines import load_engine
-    from deblurgan.errors import DeblurGANError
-    from deblurgan.evaluate import evaluate_folder, format_summary_table, plan_evaluation
-    from deblurgan.fid import inception_feature_extractor
+try:  # Ctrl-C while the package loads (seconds of TensorFlow): a quiet exit, not a traceback
+    import deblurgan  # noqa: F401
 except KeyboardInterrupt:
     sys.exit(130)
+
+from deblurgan.cli import (
+    OneLineUsageErrors,
+    engine_option,
+    flag_message,
+    inference_options,
+    main_guard,
+    weight_path_option,
+)
+from deblurgan.engines import load_engine
+from deblurgan.errors import DeblurGANError
+from deblurgan.evaluate import evaluate_folder, format_summary_table, plan_evaluation
+from deblurgan.fid import inception_feature_extractor
 
 
 @click.command(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
