@@ -453,7 +453,8 @@ def deblur_folder(
     pairs = plan_outputs(input_path, output_dir, overwrite, skip_existing)
     writable_folder(output_dir, "output_dir")
     summary = DeblurSummary(kept=[target for _, target in pairs if skip_existing and target.exists()])
-    pairs = [(source, target) for source, target in pairs if target not in summary.kept]
+    kept = set(summary.kept)
+    pairs = [(source, target) for source, target in pairs if target not in kept]
     try:
         for source, target in tqdm(pairs, desc="deblurring", unit="photo", disable=not progress):
             _deblur_into(summary, generator, source, target, side_by_side, options)

@@ -91,8 +91,8 @@ def check_used(config):
         (("loss.gradient_penalty_weight",), gan.gradient_penalty, mode, f"only {mode}='wgan-gp' has one"),
         (vgg, content in ("perceptual", AUTO), loss, f"{loss}={content!r} uses no VGG"),
         (("loss.fft_weight",), content == "l1+fft", loss, f"only {loss}='l1+fft' has one"),
-        (("data.crop_size",), None in (config.data.resize, config.data.crop_size), "data.resize",
-         f"data.resize={config.data.resize} scales whole images instead of cropping"),
+        (("data.crop_size",), None in (config.data.resize, config.data.crop_size) or config.data.sharp_dir,
+         "data.resize", f"data.resize={config.data.resize} scales whole images instead of cropping"),
     )  # fmt: skip
     for names, used, decider, why in rules:
         for name in () if used else names:
