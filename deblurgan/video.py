@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
-from deblurgan.io import atomic_path, to_uint8
+from deblurgan.io import IMAGE_EXTENSIONS, atomic_path, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,14 @@ def check_paths(input_path, output_path, overwrite=False):
     container that cannot hold H.264 and, without ``overwrite``, an existing output file."""
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
-        raise DeblurGANError(f"input={input_path}: no such file", parameter="input")
+        what = "a folder; pass a video file" if input_path.is_dir() else "no such file"
+        raise DeblurGANError(f"input={input_path}: {what}", parameter="input")
+    if input_path.suffix.lower() in IMAGE_EXTENSIONS:  # ffmpeg reads it as a one-frame video
+        raise DeblurGANError(
+            f"input={input_path}: a photo, not a video; deblur photos with scripts/deblur.py "
+            "(deblurgan.deblur_file)",
+            parameter="input",
+        )
     if output_path.resolve() == input_path.resolve():
         raise DeblurGANError(
             f"output={output_path} is the input; choose another file name", parameter="output"

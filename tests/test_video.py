@@ -9,6 +9,7 @@ from conftest import load_script
 from infer_helpers import tiny_generator
 
 from deblurgan.checkpoints import save_model
+from deblurgan.io import write_image
 from deblurgan.video import _count_frames, deblur_video
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
@@ -74,7 +75,11 @@ def _bad_inputs(tmp_path):
     (tmp_path / "notes.mp4").write_text("not a video")
     (tmp_path / "empty.y4m").write_text("YUV4MPEG2 W40 H24 F10:1 Ip A1:1 C420jpeg\n")  # a header, no frame
     (tmp_path / "file").write_text("a file, not a folder")
+    (tmp_path / "frames").mkdir(exist_ok=True)
+    write_image(tmp_path / "photo.png", np.zeros((24, 40, 3), np.float32))
     return {
+        "a folder": ("frames", "out.mp4", "a folder; pass a video file"),  # was "no such file"
+        "a photo": ("photo.png", "out.mp4", "a photo, not a video; deblur photos with scripts/deblur.py"),
         "not a video": ("notes.mp4", "out.mp4", "not a video ffmpeg can read"),
         "zero frames": ("empty.y4m", "out.mp4", "the video has no frames"),
         "unwritable output": (clip.name, "file/out.mp4", "cannot write"),
