@@ -93,6 +93,8 @@ def check_used(config):
         (("loss.fft_weight",), content == "l1+fft", loss, f"only {loss}='l1+fft' has one"),
         (("data.crop_size",), None in (config.data.resize, config.data.crop_size) or config.data.sharp_dir,
          "data.resize", f"data.resize={config.data.resize} scales whole images instead of cropping"),
+        (("run.data_dir",), not config.data.sharp_dir, "data.sharp_dir",
+         f"data.sharp_dir={config.data.sharp_dir} trains on its photos, blurred on the fly"),
     )  # fmt: skip
     for names, used, decider, why in rules:
         for name in () if used else names:
@@ -576,6 +578,10 @@ def _data_dirs(config):
     val_dir = run.val_dir
     if val_dir == AUTO:
         val_dir = auto_val if auto_val is not None and (auto_val / "A").is_dir() else None
+        if val_dir is None and run.val_images:  # else the epochs' lines just lack val/psnr
+            missing = auto_val / "A" if auto_val else "test/ beside A/ and B/"
+            message = "no validation (no %s); run.val_dir=FOLDER validates on its pairs"
+            log.info(message, missing, extra={"parameters": ["run.val_dir"]})
     elif val_dir and not ((Path(val_dir) / "A").is_dir() and (Path(val_dir) / "B").is_dir()):
         raise DeblurGANError(
             f"run.val_dir={val_dir}: holds no A/ (blurred) and B/ (sharp) folders; pass such a folder, "

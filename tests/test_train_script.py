@@ -20,7 +20,7 @@ from PIL import Image
 
 import deblurgan
 from deblurgan import run_directory, training_loop
-from deblurgan.cli import flag_message
+from deblurgan.cli import FlagNames, flag_message
 from deblurgan.config import FLAT_NAMES, SECTIONS, TrainingConfig
 from deblurgan.errors import DeblurGANError
 from deblurgan.training import DeblurGANTrainer
@@ -78,10 +78,11 @@ def _critic_free(tiny, gan_mode="none"):
 
 def _options(data_dir, tmp_path, name="run", **overrides):
     values = _critic_free(TINY, overrides.get("gan_mode")) | overrides
+    if "sharp_dir" not in overrides:  # which has no use for data_dir (refused)
+        values["data_dir"] = str(data_dir)
     return TrainingOptions(
-        data_dir=str(data_dir), weights_dir=str(tmp_path / name / "weights"),
-        log_dir=str(tmp_path / name / "logs"), **values,
-    )  # fmt: skip
+        weights_dir=str(tmp_path / name / "weights"), log_dir=str(tmp_path / name / "logs"), **values
+    )
 
 
 def _generator_weights(weights_dir, epoch):
@@ -744,6 +745,20 @@ def test_sharp_photos_train_validate_and_resume_bit_identically(photos_dir, tmp_
     )
 
 
+def test_no_validation_folder_found_is_said(photos_dir, caplog):
+    """The run trained without validation, and only the epochs' lines without val/psnr told."""
+    from deblurgan.training_loop import _data_dirs
+
+    shutil.rmtree(photos_dir / "val")
+    config = TrainingConfig.from_flags(sharp_dir=str(photos_dir / "train"))
+    with caplog.at_level(logging.INFO, logger="deblurgan.training_loop"):
+        assert _data_dirs(config) == (None, None)
+    record = next(r for r in caplog.records if r.name == "deblurgan.training_loop")
+    FlagNames().filter(record)  # as train.py shows it
+    missing = photos_dir / "val" / "A"
+    assert record.getMessage() == f"no validation (no {missing}); --val_dir FOLDER validates on its pairs"
+
+
 def test_the_blur_flag_chooses_the_on_the_fly_blur(photos_dir):
     from deblurgan.datasets import BLUR_PRESETS
     from deblurgan.training_loop import _training_dataset
@@ -790,6 +805,11 @@ def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path)
         )
     )
     assert line.startswith("error: --sharp_dir ") and "no images" in line
+    line = _one_line_error(invoke_script("train", *common, "--data_dir", str(REPO / "images")))
+    assert line == (  # saved in options.json and ignored, with no validation folder found
+        f"error: --data_dir '{REPO / 'images'}': unused, --sharp_dir {photos} trains on its photos, blurred "
+        "on the fly; leave it out"
+    )
 
 
 def _train_until_ctrl_c(options):
