@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from deblurgan import blur
-from deblurgan.errors import DeblurGANError, check_seed
+from deblurgan.errors import DeblurGANError, check_seed, first_of
 from deblurgan.io import atomic_path, list_images, read_image, writable_folder, write_image
 from deblurgan.metrics import psnr_8bit
 from deblurgan.pairing import check_sharp_only
@@ -192,9 +192,8 @@ def _clear_outputs(output_dir, overwrite, planned):
         )
     foreign = [image for image in existing if image not in planned | _recorded_pairs(output_dir)]
     if foreign:  # the user's own images, put there by hand: never deleted
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise DeblurGANError(
-            f"{foreign[0]}{more}: neither a pair of {output_dir / 'pairs.csv'} nor one this run writes, "
+            f"{first_of(foreign)}: neither a pair of {output_dir / 'pairs.csv'} nor one this run writes, "
             "and overwrite=True replaces only those; move it out, or choose another output folder",
             mentions=("overwrite",),
         )

@@ -27,6 +27,11 @@ class DeblurGANError(Exception):
         self.mentions = tuple(mentions)
 
 
+def first_of(paths):
+    """How a message names several files: the first, and how many more (``a.png and 3 more``)."""
+    return f"{paths[0]} and {len(paths) - 1} more" if len(paths) > 1 else f"{paths[0]}"
+
+
 MAX_SEED = 2**32 - 1  # NumPy's and Keras' seeds are unsigned 32-bit
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from deblurgan.errors import DeblurGANError
+from deblurgan.errors import DeblurGANError, first_of
 from deblurgan.fid import fid_from_features, image_features
 from deblurgan.inference import deblur_array
 from deblurgan.io import (
@@ -123,9 +123,8 @@ def plan_evaluation(input_dir, output_dir, save_images=False, overwrite=False):
     panels = [_panel_path(output_dir, name) for name, _, _ in pairs] if save_images else []
     existing = [p for p in [*_report_paths(output_dir), *panels] if p.exists()]
     if existing and not overwrite:  # an earlier evaluation's, or the user's own files
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise DeblurGANError(
-            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, or "
+            f"output_dir={output_dir}: already holds {first_of(existing)}; choose another folder, or "
             "pass overwrite=True to replace them",
             "output_dir",
             mentions=("overwrite",),

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deblurgan.checkpoints import load_generator
-from deblurgan.errors import DeblurGANError
+from deblurgan.errors import DeblurGANError, first_of
 from deblurgan.io import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
@@ -343,9 +343,8 @@ def plan_outputs(input_path, output_dir, overwrite=False, skip_existing=False):
     pairs = plan(input_path, output_dir)
     existing = [target for _, target in pairs if target.exists()]
     if existing and not (overwrite or skip_existing):  # the sharp originals were replaced before
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise DeblurGANError(
-            f"output_dir={output_dir}: already holds {existing[0]}{more}; choose another folder, "
+            f"output_dir={output_dir}: already holds {first_of(existing)}; choose another folder, "
             "pass overwrite=True to replace them, or skip_existing=True to keep them",
             "output_dir",
             mentions=("overwrite", "skip_existing"),
@@ -391,10 +390,9 @@ def _folder_pairs(input_path, output_dir):
     if out_resolved.is_relative_to(input_path.resolve()):
         existing = [target for _, target in pairs if target.exists()]
         if existing:
-            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
             raise DeblurGANError(
                 f"output_dir={output_dir}: inside input_path={input_path}, and writing there would "
-                f"overwrite {existing[0]}{more}; choose an output folder outside the input folder",
+                f"overwrite {first_of(existing)}; choose an output folder outside the input folder",
                 "output_dir",
                 mentions=("input_path",),
             )

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from deblurgan.blur_dataset import BlurOptions, check_options, make_blur_dataset
-from deblurgan.errors import DeblurGANError, check_seed
+from deblurgan.errors import DeblurGANError, check_seed, first_of
 from deblurgan.io import list_images, writable_folder
 
 logger = logging.getLogger(__name__)
@@ -160,9 +160,8 @@ def _check_only_dataset_files(folders, output_dir, built):
         if path.is_file() and not (built / path.relative_to(output_dir)).is_file()
     ]
     if foreign:
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise DeblurGANError(
-            f"{foreign[0]}{more}: not a file of the sample dataset, and overwrite=True replaces only "
+            f"{first_of(foreign)}: not a file of the sample dataset, and overwrite=True replaces only "
             "those; move it out, or choose another output folder",
             mentions=("overwrite",),
         )
