@@ -332,8 +332,19 @@ def resumed_config(current, saved, source):
     if differing:
         started = "; ".join(f"{k}={was!r} (now {now!r})" for k, (was, now) in differing.items())
         raise DeblurGANError(
-            f"{source}: the run was started with {started}; resume with the same options, or start "
+            f"{source}: the run was started with {started}{_preset_hint(saved.generator, differing)}; "
+            "resume with the same options, or start "
             "a new run with another run.weights_dir=FOLDER",
-            mentions=(*differing, "run.weights_dir"),
+            mentions=(*differing, "preset", "run.weights_dir"),
         )
     return dataclasses.replace(saved, run=current.run)
+
+
+def _preset_hint(generator, differing):
+    """`` (what preset=paper sets)`` when the differing fields are a preset's, which the user gave as
+    one flag: options.json keeps the fields, not the preset."""
+    for name, fields in GENERATOR_PRESETS.items():
+        if all(getattr(generator, field) == value for field, value in fields.items()):
+            if any(key.removeprefix("generator.") in fields for key in differing):
+                return f" (what preset={name} sets)"
+    return ""

@@ -81,6 +81,16 @@ def test_a_resume_may_change_the_run_part_only():
             resumed_config(TrainingConfig.from_flags(**flags), saved, "options.json")
 
 
+def test_a_resume_refused_for_a_presets_fields_names_the_preset():
+    """It named --norm, --output_mode and --upsampling, where the user had typed --preset paper."""
+    saved = resolve(TrainingConfig.from_flags(preset="paper", content_loss="l1"))
+    with pytest.raises(DeblurGANError) as error:
+        resumed_config(TrainingConfig.from_flags(), saved, "options.json")
+    shown = flag_message(error.value)
+    assert shown.startswith("options.json: the run was started with --norm 'instance' (now 'batch'); ")
+    assert "--upsampling 'transpose' (now 'nearest') (what --preset paper sets); resume with" in shown
+
+
 def test_resolve_returns_a_new_config_and_keeps_the_callers():
     config = TrainingConfig.from_flags(gan_mode="wgan-gp", content_loss="l1")
     resolved = resolve(config)
