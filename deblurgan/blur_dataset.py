@@ -190,7 +190,8 @@ def _clear_outputs(output_dir, overwrite, planned):
             "another output folder",
             mentions=("overwrite",),
         )
-    foreign = [image for image in existing if image not in planned | _recorded_pairs(output_dir)]
+    ours = planned | _recorded_pairs(output_dir)
+    foreign = [image for image in existing if image not in ours]
     if foreign:  # the user's own images, put there by hand: never deleted
         raise DeblurGANError(
             f"{first_of(foreign)}: neither a pair of {output_dir / 'pairs.csv'} nor one this run writes, "
