@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from deblurgan import losses
 from deblurgan.checkpoints import load_generator
-from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, TrainingConfig, resumed_config
+from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, SECTIONS, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.distribution import Replicas
 from deblurgan.errors import DeblurGANError
@@ -79,30 +79,37 @@ def resolve(config):
 
 def check_used(config):
     """Refuses options that ``config``'s other choices leave unused: a run would record them in
-    options.json and train without them (the sharp-photo ones are checked with the data)."""
-    gan_mode, content = config.critic.gan_mode, config.loss.content
+    options.json and train without them."""
+    gan_mode, content, photos = config.critic.gan_mode, config.loss.content, config.data.sharp_dir
     gan, defaults = recipe(gan_mode), TrainingConfig()
     mode, loss = "critic.gan_mode", "loss.content"
     vgg = ("loss.vgg_network", "loss.vgg_weights", "loss.vgg_input_scaling")
-    rules = (  # fields, whether they are used, the option that decides it, why not
+    pairs_only = f"data.sharp_dir={photos} trains on photos cropped to data.crop_size={config.data.crop_size}"
+    rules = (  # fields, whether they are used, why not
         (("critic.architecture", "critic.input", "critic.n_filters", "critic.updates", "run.critic_lr",
-          "loss.adversarial_weight"), gan.uses_critic, mode, f"{mode}={gan_mode!r} has no critic"),
-        (("critic.clip_value",), gan.clip_weights, mode, f"only {mode}='wgan-clip' clips"),
-        (("loss.gradient_penalty_weight",), gan.gradient_penalty, mode, f"only {mode}='wgan-gp' has one"),
-        (vgg, content in ("perceptual", AUTO), loss, f"{loss}={content!r} uses no VGG"),
-        (("loss.fft_weight",), content == "l1+fft", loss, f"only {loss}='l1+fft' has one"),
-        (("data.crop_size",), None in (config.data.resize, config.data.crop_size) or config.data.sharp_dir,
-         "data.resize", f"data.resize={config.data.resize} scales whole images instead of cropping"),
-        (("run.data_dir",), not config.data.sharp_dir, "data.sharp_dir",
-         f"data.sharp_dir={config.data.sharp_dir} trains on its photos, blurred on the fly"),
+          "loss.adversarial_weight"), gan.uses_critic, f"{mode}={gan_mode!r} has no critic"),
+        (("critic.clip_value",), gan.clip_weights, f"only {mode}='wgan-clip' clips"),
+        (("loss.gradient_penalty_weight",), gan.gradient_penalty, f"only {mode}='wgan-gp' has one"),
+        (vgg, content in ("perceptual", AUTO), f"{loss}={content!r} uses no VGG"),
+        (("loss.fft_weight",), content == "l1+fft", f"only {loss}='l1+fft' has one"),
+        (("data.crop_size",), None in (config.data.resize, config.data.crop_size) or photos,
+         f"data.resize={config.data.resize} scales whole images instead of cropping"),
+        (("run.data_dir",), not photos, f"data.sharp_dir={photos} trains on its photos, blurred on the fly"),
+        (("data.resize", "data.n_images"), not photos, f"{pairs_only}, not on image pairs"),
+        (("data.blur", "data.samples_per_photo"), photos, "only the sharp photos of data.sharp_dir=PHOTOS "
+         "are blurred on the fly, not image pairs"),
     )  # fmt: skip
-    for names, used, decider, why in rules:
+    for names, used, why in rules:
         for name in () if used else names:
             section, field = name.split(".")
             value = getattr(getattr(config, section), field)
             if value != getattr(getattr(defaults, section), field):
                 message = f"{name}={value!r}: unused, {why}; leave it out"
-                raise DeblurGANError(message, parameter=name, mentions=(decider,))
+                mentions = tuple(n for n in _CONFIG_NAMES if f"{n}=" in why)  # shown as flags by cli.py
+                raise DeblurGANError(message, parameter=name, mentions=mentions)
+
+
+_CONFIG_NAMES = tuple(f"{name}.{f.name}" for name, c in SECTIONS.items() for f in dataclasses.fields(c))
 
 
 def _check_multiscale(generator):
@@ -523,28 +530,11 @@ def _auto_content_loss(network, vgg_weights):
 def _training_dataset(data, train_dir, run):
     """Pairs from ``train_dir``, or with ``data.sharp_dir`` sharp photos blurred on the fly."""
     workers, max_image_pixels = run.workers, run.max_image_pixels
-    if not data.sharp_dir:
-        defaults = type(data)()
-        for name in ("blur", "samples_per_photo"):  # recorded in options.json, so never silently unused
-            if getattr(data, name) != getattr(defaults, name):
-                raise DeblurGANError(
-                    f"data.{name}={getattr(data, name)}: applies to sharp photos (data.sharp_dir=PHOTOS), "
-                    "not to image pairs; leave it out",
-                    parameter=f"data.{name}",
-                    mentions=("data.sharp_dir",),
-                )
+    if not data.sharp_dir:  # the options of the other source are refused by check_used
         return PairedImageDataset(
             train_dir, batch_size=data.batch_size, crop_size=data.crop_size, resize=data.resize,
             n_images=data.n_images, seed=data.seed, workers=workers, max_image_pixels=max_image_pixels,
         )  # fmt: skip
-    for name in ("resize", "n_images"):
-        if getattr(data, name) is not None:
-            raise DeblurGANError(
-                f"data.{name}={getattr(data, name)}: applies to image pairs, not to the photos of "
-                f"data.sharp_dir={data.sharp_dir}, which are cropped to data.crop_size={data.crop_size}",
-                parameter=f"data.{name}",
-                mentions=("data.sharp_dir", "data.crop_size"),
-            )
     if data.crop_size is None:
         raise DeblurGANError(
             f"data.crop_size=None: the photos of data.sharp_dir={data.sharp_dir} need a crop size",

@@ -778,8 +778,8 @@ def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path)
     line = _one_line_error(invoke_script("train", "--resize", "32", *common))
     photos = photos_dir / "train"
     assert line == (
-        f"error: --resize 32: applies to image pairs, not to the photos of --sharp_dir {photos}, which "
-        "are cropped to --crop_size 32"
+        f"error: --resize 32: unused, --sharp_dir {photos} trains on photos cropped to --crop_size 32, "
+        "not on image pairs; leave it out"
     )
     from deblurgan.training_loop import _training_dataset
 
@@ -791,11 +791,11 @@ def test_sharp_photos_refuse_pair_only_options_in_one_line(photos_dir, tmp_path)
     )
     # and the other way round: sharp-photo options with pairs were ignored, yet saved in options.json
     pairs = ["--data_dir", str(REPO / "images"), "--weights_dir", str(tmp_path / "w"), *TINY_ARGS]
-    for flag, value in (("--blur", "sample"), ("--samples_per_photo", "3")):
+    for flag, value, shown in (("--blur", "sample", "'sample'"), ("--samples_per_photo", "3", "3")):
         line = _one_line_error(invoke_script("train", *pairs, flag, value))
         assert line == (
-            f"error: {flag} {value}: applies to sharp photos (--sharp_dir PHOTOS), not to image pairs; "
-            "leave it out"
+            f"error: {flag} {shown}: unused, only the sharp photos of --sharp_dir PHOTOS are blurred on "
+            "the fly, not image pairs; leave it out"
         )
     assert not (tmp_path / "w").exists()
     (tmp_path / "no_photos").mkdir()
