@@ -12,8 +12,10 @@ it gets SIGINT, which train.py answers by saving its position. The generator at 
 (batch-norm statistics recalibrated as an epoch's checkpoint) and the starting generator are scored
 on ``--val_dir`` with deblurgan.evaluate (8-bit PSNR, whole images, as scripts/test.py), and one
 markdown table row per variant is printed. A variant whose directory already holds ``result.json``
-is not run again (so an interrupted probe continues where it stopped); a failed or interrupted
-variant writes none, and the next probe runs it again from the start.
+is not run again (so an interrupted probe continues where it stopped) when that result was made
+with the same settings (common flags, budget, validation folder); one made with others is refused.
+A failed or interrupted variant writes none, and the next probe runs it again from the start.
+Paths in the flags are read from the folder the probe is started in.
 """
 
 import argparse
@@ -122,24 +124,35 @@ def _children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_with_cpu_budget(command, budget_seconds, log_path, poll=0.25):
+def run_with_cpu_budget(command, budget_seconds, log_path, poll=0.25, desc=None):
     """Runs ``command``, SIGINT once its CPU time reaches ``budget_seconds``; (exit code, CPU
-    seconds it used in all, whether it was stopped)."""
+    seconds it used in all, whether it was stopped). A Ctrl-C of the probe (which the child gets
+    too, as the terminal's foreground group) waits for the child to save its position."""
+    from tqdm import tqdm
+
     paths = (str(REPO), os.environ.get("PYTHONPATH"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     before, stopped = _children_cpu(), False
-    with open(log_path, "w") as log:
-        child = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        while child.poll() is None:
-            try:
-                used = cpu_seconds(child.pid)
-            except (OSError, IndexError, ValueError):  # it exited between poll and read
-                continue
-            if not stopped and used >= budget_seconds:
+    bar = tqdm(total=round(budget_seconds), desc=desc, unit="CPU-s", disable=desc is None)
+    with open(log_path, "w") as log, bar:
+        child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while child.poll() is None:
+                try:
+                    used = cpu_seconds(child.pid)
+                except (OSError, IndexError, ValueError):  # it exited between poll and read
+                    continue
+                bar.update(min(round(used), bar.total) - bar.n)
+                if not stopped and used >= budget_seconds:
+                    child.send_signal(signal.SIGINT)
+                    stopped = True
+                time.sleep(poll)
+        except KeyboardInterrupt:
+            if child.poll() is None:
                 child.send_signal(signal.SIGINT)
-                stopped = True
-            time.sleep(poll)
+            child.wait()
+            raise
     return child.returncode, _children_cpu() - before, stopped
 
 
@@ -155,20 +168,24 @@ def probe(name, flags, args, base):
     """One variant: train within the budget, score; the ``result.json`` dict."""
     run_dir = Path(args.output_dir) / name
     result_path = run_dir / "result.json"
-    if result_path.is_file():
+    if result_path.is_file():  # made with these settings: main checked
         return json.loads(result_path.read_text())
-    for partial in ("weights", "logs"):  # of a failed or interrupted attempt: start again
+    for partial in ("weights", "logs", "scores", "start_scores"):  # of a failed or interrupted attempt
         shutil.rmtree(run_dir / partial, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     dirs = ["--weights_dir", str(run_dir / "weights"), "--log_dir", str(run_dir / "logs")]
     train_args = ["--val_images", "0", "--no_progress", *base, *shlex.split(flags), *dirs]
     params = parse_flags(train_args)
     command = [sys.executable, str(REPO / "scripts" / "train.py"), *train_args]
-    code, cpu, stopped = run_with_cpu_budget(command, args.cpu_minutes * 60, run_dir / "train.log")
+    code, cpu, stopped = run_with_cpu_budget(
+        command, args.cpu_minutes * 60, run_dir / "train.log", desc=f"{name}: training"
+    )
     result = {"variant": name, "flags": flags, "exit_code": code, "stopped": stopped,
-              "cpu_minutes": cpu / 60, "steps": 0}  # fmt: skip
+              "cpu_minutes": cpu / 60, "steps": 0, "settings": settings(args, base)}  # fmt: skip
     if code not in (0, SIGINT_EXIT):
         result["error"] = (run_dir / "train.log").read_text()[-2000:]
+    elif code == SIGINT_EXIT and not stopped:  # stopped by someone else before its budget
+        result["error"] = "interrupted before its budget was spent"
     val_dir = _val_dir(args, params)
     if (run_dir / "weights" / "training_state.npz").is_file():
         import numpy as np
@@ -184,6 +201,23 @@ def probe(name, flags, args, base):
     if "error" not in result:  # a failure is reported, not kept as this variant's result
         result_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def settings(args, base):
+    """What a variant's result depends on besides its own flags (kept in its result.json)."""
+    return {"base_flags": base, "cpu_minutes": args.cpu_minutes, "val_dir": args.val_dir}
+
+
+def stale_results(names, args, base):
+    """``(variant, why)`` of the kept results in ``args.output_dir`` made with other settings."""
+    stale = []
+    for name in names:
+        path = Path(args.output_dir) / name / "result.json"
+        if path.is_file():
+            kept = json.loads(path.read_text()).get("settings")
+            if kept != settings(args, base):
+                stale.append((name, f"{path} was made with {kept or 'unrecorded settings'}"))
+    return stale
 
 
 def _val_dir(args, params):
@@ -214,7 +248,8 @@ def table(results):
     for r in results:
         gain = r["psnr"] - r["start_psnr"]
         rate = gain / (r["cpu_minutes"] / 60) if r["cpu_minutes"] > 0 else float("nan")
-        note = " (failed)" if "error" in r else "" if r["stopped"] else " (ran to the end)"
+        note = f" ({'interrupted' if r['exit_code'] == SIGINT_EXIT else 'failed'})" if "error" in r else ""
+        note = note or ("" if r["stopped"] else " (ran to the end)")
         lines.append(
             f"| {r['variant']}{note} | `{r['flags']}` | {r['steps']} | {r['cpu_minutes']:.1f} | "
             f"{r['psnr']:.2f} | {gain:+.2f} | {rate:+.2f} |"
@@ -238,13 +273,16 @@ def main(argv=None):
     parser.add_argument("--variants", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--val_dir", default=None, help="A/ and B/ pairs to score on; default DATA_DIR/test")
     args = parser.parse_args(argv)
+    args.output_dir = str(Path(args.output_dir).resolve())
+    args.val_dir = args.val_dir and str(Path(args.val_dir).resolve())
     if not args.cpu_minutes > 0:
         parser.error(f"--cpu_minutes {args.cpu_minutes:g}: must be above 0")
     names = [n for n in (args.variants or ",".join(VARIANTS)).split(",") if n]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    base = [*shlex.split(DEFAULT_BASE), *shlex.split(args.base_flags)]
+    # the repository's sample data unless the flags name other data (read from this folder)
+    base = ["--data_dir", str(REPO / "images"), *shlex.split(DEFAULT_BASE), *shlex.split(args.base_flags)]
     print(f"CPU: {os.cpu_count()} cores; {cpu_description()}")
     for name in list(names):  # every variant's flags must parse before hours are spent on the first
         try:
@@ -260,6 +298,8 @@ def main(argv=None):
     from deblurgan.io import writable_folder
 
     writable_folder(args.output_dir, "output_dir")
+    for name, why in stale_results(names, args, base)[:1]:
+        parser.error(f"--output_dir {args.output_dir}: variant {name}: {why}; choose another --output_dir")
     print(f"budget {args.cpu_minutes:g} CPU-minutes per variant; base flags: {shlex.join(base)}\n")
     results = [probe(name, VARIANTS[name], args, base) for name in names]
     print(f"blurred input: {results[0]['psnr_blurred']:.2f} dB; start: {results[0]['start_psnr']:.2f} dB\n")
@@ -275,3 +315,6 @@ if __name__ == "__main__":
     except DeblurGANError as error:  # a bad --base_flags file, an output folder under a file
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninterrupted; the same command goes on with the variants that have no result.json")
+        sys.exit(130)

@@ -77,13 +77,14 @@ def test_the_initial_generator_is_the_one_training_starts_from():
 
 
 @pytest.mark.slow
-def test_a_tiny_probe_runs_end_to_end_with_one_row_per_variant(probe, tmp_path, capsys):
+def test_a_tiny_probe_runs_end_to_end_with_one_row_per_variant(probe, tmp_path, capsys, monkeypatch):
     base = "--n_filters 4 --n_blocks 1 --crop_size 32 --batch_size 2 --steps_per_epoch 10 --n_epochs 1000"
     base += " --workers 0 --norm batch --bn_recalibration_batches 2"  # recalibrated after the SIGINT
     variants = ["lr2e-4", "lr1e-3+cos+clip"]  # every variant is flags; the table test covers more rows
+    monkeypatch.chdir(tmp_path)  # a relative --output_dir is this folder's, for the runs too
+    settings = ["--cpu_minutes", "0.3", "--output_dir", "probes", "--base_flags", base]
     results = probe.main([
-        "--cpu_minutes", "0.3", "--output_dir", str(tmp_path), "--base_flags", base,
-        "--variants", ",".join(variants), "--val_dir", str(REPO / "images" / "test"),
+        *settings, "--variants", ",".join(variants), "--val_dir", str(REPO / "images" / "test"),
     ])  # fmt: skip
     out = capsys.readouterr().out
     assert "avx2=" in out.splitlines()[0]
@@ -93,10 +94,13 @@ def test_a_tiny_probe_runs_end_to_end_with_one_row_per_variant(probe, tmp_path, 
         assert result["stopped"] and result["exit_code"] == 130  # SIGINT: train.py saved its position
         assert result["steps"] > 0 and 0.25 < result["cpu_minutes"] < 0.6
         assert result["psnr"] != result["start_psnr"]  # the trained generator was scored
-    # a second call reuses the results instead of training again
-    assert probe.main(["--output_dir", str(tmp_path), "--variants", "lr2e-4", "--base_flags", base]) == [
-        results[0]
-    ]
+    # a second call with the same settings reuses the results instead of training again
+    again = [*settings, "--variants", "lr2e-4", "--val_dir", str(REPO / "images" / "test")]
+    assert probe.main(again) == [results[0]]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # a result of other settings is not shown as this probe's
+        probe.main([*again, "--cpu_minutes", "5"])
+    assert "variant lr2e-4: " in capsys.readouterr().err
 
 
 def test_a_failed_variant_is_not_kept_as_its_result_and_runs_again_from_the_start(
@@ -104,26 +108,34 @@ def test_a_failed_variant_is_not_kept_as_its_result_and_runs_again_from_the_star
 ):
     """A failure was saved as result.json and shown as that variant's row on every later probe."""
 
-    def failing_run(command, seconds, log_path):
+    exit_codes = [1, probe.SIGINT_EXIT]
+
+    def failing_run(command, seconds, log_path, desc=None):
         Path(log_path).write_text("error: boom")
-        return 1, 6.0, False
+        return exit_codes.pop(0), 6.0, False  # the second: a SIGINT the probe did not send
 
     monkeypatch.setattr(probe, "run_with_cpu_budget", failing_run)
     monkeypatch.setattr(probe, "_start_score", lambda *args: (25.0, 24.0))
-    (tmp_path / "v" / "weights").mkdir(parents=True)  # an interrupted attempt's run, which train.py
-    (tmp_path / "v" / "weights" / "training_state.npz").write_bytes(b"")  # would refuse to start over
+    # an earlier attempt's run, which train.py would refuse to start over, and its scores, which
+    # evaluate_folder would refuse to replace
+    for partial in ("weights/training_state.npz", "scores/summary.json", "start_scores/summary.json"):
+        (tmp_path / "v" / partial).parent.mkdir(parents=True)
+        (tmp_path / "v" / partial).write_bytes(b"")
     args = argparse.Namespace(
         output_dir=str(tmp_path), cpu_minutes=0.1, val_dir=str(REPO / "images" / "test")
     )
     result = probe.probe("v", "--lr 1e-3", args, [])
     assert result["error"] == "error: boom" and not (tmp_path / "v" / "result.json").exists()
-    assert not (tmp_path / "v" / "weights").exists()
+    assert not any((tmp_path / "v" / partial).exists() for partial in ("weights", "scores", "start_scores"))
+    interrupted = probe.probe("v", "--lr 1e-3", args, [])
+    assert "error" in interrupted and not (tmp_path / "v" / "result.json").exists()
+    assert probe.table([interrupted]).splitlines()[2].startswith("| v (interrupted) |")
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--cpu_minutes", "-1"], "--cpu_minutes -1: must be above 0"),
-     (["--val_dir", "nowhere"], "--val_dir nowhere: holds no A/ and B/ pairs")],
+     (["--val_dir", "nowhere"], f"--val_dir {Path('nowhere').resolve()}: holds no A/ and B/ pairs")],
 )  # fmt: skip
 def test_bad_options_stop_before_any_training(probe, flags, message, capsys):
     with pytest.raises(SystemExit) as stop:
