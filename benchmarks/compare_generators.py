@@ -9,17 +9,20 @@ with and without AMX compare), one markdown row per generator plus one for the b
 sharpness ratio is the mean over pairs of the Laplacian variance of the image divided by that of
 the sharp image: 1 is as sharp as the ground truth, below 1 blurrier, above 1 sharper (often ringing
 or noise). It is what PSNR misses when an adversarial loss trades a little PSNR for detail.
+Unmatched names and unreadable pairs are listed after the table, with exit code 1, as
+``scripts/test.py`` does; the table covers the pairs that were scored.
 """
 
+import sys
 import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
 
-from deblurgan.cli import main_guard
+from deblurgan.cli import flag_message, main_guard
 from deblurgan.errors import DeblurGANError
-from deblurgan.evaluate import evaluate_folder
+from deblurgan.evaluate import evaluate_folder, plan_evaluation
 from deblurgan.inference import load_inference_generator
 from deblurgan.precision import PRECISION_CHOICES
 
@@ -30,15 +33,18 @@ def sharpness_ratio(rows, kind):
     return float(np.mean(ratios)) if ratios else float("nan")
 
 
-def score_generator(weight_path, input_dir, output_dir, precision="fp32"):
-    """``{"psnr", "ssim", "sharpness_ratio"}`` of the restored images, and the same of the blurred."""
+def evaluate_generator(weight_path, input_dir, output_dir, precision="fp32", overwrite=False):
+    """The :class:`~deblurgan.evaluate.EvaluationReport` of the generator file ``weight_path``."""
     generator = load_inference_generator(weight_path)
-    report = evaluate_folder(generator, input_dir, output_dir, progress=False, precision=precision)
-    summary = report.summary
+    return evaluate_folder(generator, input_dir, output_dir, precision=precision, overwrite=overwrite)
+
+
+def scores_of(report):
+    """``{"psnr", "ssim", "sharpness_ratio"}`` of the restored images, and the same of the blurred."""
     return {
         kind: {
-            "psnr": summary["psnr"][kind],
-            "ssim": summary["ssim"][kind],
+            "psnr": report.summary["psnr"][kind],
+            "ssim": report.summary["ssim"][kind],
             "sharpness_ratio": sharpness_ratio(report.rows, kind),
         }
         for kind in ("blurred", "restored")
@@ -63,6 +69,8 @@ def _parse(specs):
             raise DeblurGANError(f"--generator {spec}: write LABEL=PATH, e.g. content=weights/generator.h5")
         if label in generators:
             raise DeblurGANError(f"--generator {spec}: the label {label!r} is used twice")
+        if label in (".", "..") or Path(label).name != label:  # it names the label's report folder
+            raise DeblurGANError(f"--generator {spec}: the label must be a name, without / or ..")
         if not Path(path).is_file():  # before any generator is scored (it was named as --weight_path)
             raise DeblurGANError(f"--generator {spec}: no such generator file {path}")
         generators[label] = path
@@ -74,18 +82,30 @@ def _parse(specs):
 @click.option("--generator", "specs", multiple=True, required=True, help="LABEL=PATH, repeated.")
 @click.option("--output_dir", default=None, help="Where each generator's reports go (default: temporary).")
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="fp32", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace the reports of an earlier comparison.")
 @main_guard
-def main(input_dir, specs, output_dir, precision):
+def main(input_dir, specs, output_dir, precision, overwrite):
     """Print the comparison table of the generators on INPUT_DIR."""
     generators = _parse(specs)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(output_dir or scratch)
-        scores = {
-            label: score_generator(path, input_dir, root / label, precision)
+        for label in generators:  # every folder before the first generator is scored
+            plan_evaluation(input_dir, root / label, overwrite=overwrite)
+        reports = {
+            label: evaluate_generator(path, input_dir, root / label, precision, overwrite)
             for label, path in generators.items()
         }
-    print(f"{input_dir}: {len(generators)} generator(s), {precision}\n")
+    scores = {label: scores_of(report) for label, report in reports.items()}
+    # every generator saw the same pairs: the files are read the same way for each
+    first = next(iter(reports.values()))
+    print(f"{input_dir}: {len(first.rows)} pair(s), {len(generators)} generator(s), {precision}\n")
     print(table(scores))
+    for name in first.unmatched:
+        print(f"unmatched: {name}")
+    for name, error in first.failed:
+        print(f"skipped {name}: {flag_message(error)}")
+    if not first.ok:
+        sys.exit(1)
     return scores
 
 

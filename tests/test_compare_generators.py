@@ -1,6 +1,8 @@
 """benchmarks/compare_generators.py: PSNR, SSIM and sharpness ratio of generators side by side."""
 
 import importlib.util
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +69,9 @@ def test_rows_match_independent_psnr_and_sharpness_and_the_identity_equals_the_i
     args = ["--input_dir", str(root), "--output_dir", str(tmp_path)]
     result = CliRunner().invoke(compare.main, [*args, *[a for s in specs for a in ("--generator", s)]])
     assert result.exit_code == 0, result.output
-    scores = compare.score_generator(generators / "identity.h5", root, tmp_path / "again")
+    scores = compare.scores_of(
+        compare.evaluate_generator(generators / "identity.h5", root, tmp_path / "again")
+    )
 
     psnr = np.mean([peak_signal_noise_ratio(s, b, data_range=255) for b, s in images])
     ratio = np.mean([_laplacian_variance(b) / _laplacian_variance(s) for b, s in images])
@@ -100,3 +104,41 @@ def test_bad_generator_specs_are_one_line_errors(compare, pairs, spec, message):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+
+
+def test_left_out_pairs_are_listed_and_exit_1(compare, pairs, generators, tmp_path):
+    root, _ = pairs
+    shutil.copytree(root, tmp_path / "data")
+    (tmp_path / "data" / "A" / "only_blurred.png").write_bytes((root / "A" / "p0.png").read_bytes())
+    (tmp_path / "data" / "A" / "p1.png").write_bytes(b"not a png")
+    spec = f"identity={generators / 'identity.h5'}"
+    result = CliRunner().invoke(compare.main, ["--input_dir", str(tmp_path / "data"), "--generator", spec])
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path / 'data'}: 1 pair(s), 1 generator(s), fp32\n" in result.output
+    assert "\nunmatched: A/only_blurred.png (no B/ partner)\n" in result.output
+    assert "\nskipped p1.png: " in result.output
+
+
+def test_every_report_folder_is_checked_before_the_first_generator_is_scored(
+    compare, pairs, generators, tmp_path
+):
+    root, _ = pairs
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "summary.json").write_text("{}")  # an earlier comparison's
+    specs = [f"a={generators / 'identity.h5'}", f"b={generators / 'random.h5'}"]
+    args = [
+        "--input_dir",
+        str(root),
+        "--output_dir",
+        str(tmp_path),
+        *[x for s in specs for x in ("--generator", s)],
+    ]
+    result = CliRunner().invoke(compare.main, args)
+    assert result.exit_code == 2 and "pass --overwrite to replace them" in result.output
+    assert not (tmp_path / "a").exists()
+    assert CliRunner().invoke(compare.main, [*args, "--overwrite"]).exit_code == 0
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["psnr"]
+    escaping = CliRunner().invoke(
+        compare.main, [*args[:4], "--generator", f"../x={generators / 'random.h5'}"]
+    )
+    assert escaping.exit_code == 2 and "the label must be a name" in escaping.output
