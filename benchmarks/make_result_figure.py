@@ -3,10 +3,11 @@
 Each row is a crop of one photo of images/demo (the blurred input), its deblurred version from
 the given generator and the sharp original from images/demo_sharp, with the crop's PSNR against
 the sharp original under the first two panels. Deblurring runs on the whole photo, then the same
-crop is taken from all three.
+crop is taken from all three. An existing ``--output`` (the README's own figure by default) is
+replaced only with ``--overwrite``.
 
     python benchmarks/make_result_figure.py --weight_path weights/generator.h5 \
-        --names chelsea_00.png,flower_00.png --output images/readme/deblur_example.png
+        --names chelsea_00.png,flower_00.png --output images/readme/deblur_example.png --overwrite
 """
 
 from pathlib import Path
@@ -14,12 +15,14 @@ from pathlib import Path
 import click
 import numpy as np
 from PIL import Image, ImageDraw
+from tqdm import tqdm
 
 from deblurgan.cli import main_guard, weight_path_option
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array, load_inference_generator
 from deblurgan.io import read_image, to_uint8, writable_folder, write_image
 from deblurgan.metrics import psnr
+from deblurgan.pairing import check_same_size
 
 CAPTION_HEIGHT = 16
 
@@ -65,26 +68,38 @@ def figure_row(generator, blurred_path, sharp_path, crop, gap):
     help="Side of the centre crop shown.",
 )
 @click.option("--output", default="images/readme/deblur_example.png", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 @main_guard
-def main(weight_path, demo_dir, sharp_dir, names, crop, output, gap=6):
-    pairs = [(Path(demo_dir) / name, Path(sharp_dir) / name) for name in names.split(",")]
-    _check_output(Path(output), [path for pair in pairs for path in pair])  # before the work
+def main(weight_path, demo_dir, sharp_dir, names, crop, output, overwrite, gap=6):
+    pairs = [(Path(demo_dir) / name, Path(sharp_dir) / name) for name in names.split(",") if name]
+    if not pairs:
+        raise DeblurGANError(f"names={names!r}: give photo names, e.g. chelsea_00.png,flower_00.png", "names")
+    _check_output(Path(output), [path for pair in pairs for path in pair], overwrite)  # before the work
+    for blurred, sharp in pairs:  # else the crops would come from two different pictures
+        check_same_size(blurred, sharp, *(read_image(path).pixels.shape[:2] for path in (blurred, sharp)))
     generator = load_inference_generator(weight_path)
-    rows = [figure_row(generator, blurred, sharp, crop, gap) for blurred, sharp in pairs]
+    rows = [figure_row(generator, blurred, sharp, crop, gap) for blurred, sharp in tqdm(pairs, desc="rows")]
     width = max(row.shape[1] for row in rows)
     rows = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
     write_image(output, np.concatenate(rows, axis=0)[:-gap].astype(np.float32) / 255.0)
     print(f"wrote {output}")
 
 
-def _check_output(output, inputs):
-    """The figure is a new PNG: never one of the photos it shows (it overwrote one before)."""
+def _check_output(output, inputs, overwrite):
+    """The figure is a new PNG: never one of the photos it shows (it overwrote one before), nor
+    another existing file unless ``overwrite``."""
     if any(output.resolve() == path.resolve() for path in inputs):
         raise DeblurGANError(
             f"output={output}: is one of the input photos; write the figure elsewhere", "output"
         )
     if output.suffix.lower() != ".png":
         raise DeblurGANError(f"output={output}: give a .png file", "output")
+    if output.exists() and not overwrite:
+        raise DeblurGANError(
+            f"output={output}: already exists; choose another file, or pass overwrite=True to replace it",
+            "output",
+            mentions=("overwrite",),
+        )
     writable_folder(output.parent, "output", create=False)
 
 
