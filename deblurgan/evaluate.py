@@ -140,6 +140,18 @@ def _panel_path(output_dir, name):
     return (output_dir / "images" / name).with_suffix(".png")
 
 
+def _earlier_outputs(output_dir):
+    """The reports of an earlier evaluation in ``output_dir`` and the panels its per_image.csv lists."""
+    reports, panels = _report_paths(output_dir), []
+    try:
+        with open(reports[0], newline="", encoding="utf-8") as f:
+            panels = [_panel_path(output_dir, row["name"]) for row in csv.DictReader(f)]
+    except (OSError, KeyError, TypeError, csv.Error, UnicodeDecodeError):
+        pass  # none, or not an evaluation's: only the files at the names this one writes are replaced
+    inside = (output_dir / "images").resolve()
+    return [*(p for p in panels if p.resolve().is_relative_to(inside)), *reports]
+
+
 def evaluate_folder(
     generator,
     input_dir,
@@ -158,8 +170,8 @@ def evaluate_folder(
 
     Args:
         overwrite: replace files already at those names (:func:`plan_evaluation`); the earlier
-            reports are removed first, so an interrupted evaluation leaves none that would pass for
-            its own.
+            reports, and the panels they list, are removed first, so an interrupted evaluation (or
+            one without ``save_images``) leaves none that would pass for its own.
         max_image_pixels: larger images (or decompression bombs) are reported as failed pairs.
         fid_extractor: a feature extractor (``deblurgan.fid.inception_feature_extractor()``) to add
             ``summary["fid"]``: the FID of the blurred and of the restored set against the sharp
@@ -174,9 +186,9 @@ def evaluate_folder(
     output_dir = Path(output_dir)
     pairs, unmatched = plan_evaluation(input_dir, output_dir, save_images, overwrite)
     writable_folder(output_dir, "output_dir")  # before the evaluation, not after it
-    for report in _report_paths(output_dir):
-        if report.is_file():
-            report.unlink()
+    for earlier in _earlier_outputs(output_dir):  # reached with overwrite=True only
+        if earlier.is_file():
+            earlier.unlink()
     for name in unmatched:  # EvaluationReport.unmatched has them; scripts/test.py prints them once
         log.info("unmatched: %s", name)
     rows, failed = [], []

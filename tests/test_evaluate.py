@@ -156,6 +156,9 @@ def test_an_earlier_evaluation_or_a_users_file_is_replaced_only_with_overwrite(t
     assert not (out / "summary.json").exists() and not (out / "per_image.csv").exists()
     monkeypatch.undo()
     assert evaluate_folder(_identity(), data, out, save_images=True, overwrite=True, progress=False).ok
+    assert len(list((out / "images").rglob("*.png"))) == 2
+    assert evaluate_folder(_identity(), data, out, overwrite=True, progress=False).ok  # no panels now
+    assert not list((out / "images").rglob("*.png"))  # the earlier ones would pass for this one's
 
 
 @pytest.mark.slow
