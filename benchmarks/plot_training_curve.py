@@ -4,12 +4,14 @@ Each ``--run LABEL=LOSSES_CSV`` is the ``losses.csv`` of one run directory, in o
 started from an earlier one's generator says which epoch with ``@EPOCH``
 (``--run sample=RUN/logs/losses.csv@11``): its steps and CPU time then continue from that epoch's
 totals, so the curve shows everything the generator went through. ``cpu_seconds`` is per epoch,
-``steps`` cumulative within a run. Prints the rows as a markdown table as well.
+``steps`` cumulative within a run. An epoch without a validation PSNR (a run resumed with
+``--val_images 0``) counts in the steps and CPU time but has no point. Prints the rows as a
+markdown table as well. An existing ``--output`` is replaced only with ``--overwrite``.
 
     python benchmarks/plot_training_curve.py \\
         --run noisy=~/deblurgan-runs/default-noisy/logs/losses.csv \\
         --run sample=~/deblurgan-runs/default/logs/losses.csv@11 \\
-        --blurred 24.46 --shipped 24.66 --output images/readme/training_curve.png
+        --blurred 24.46 --shipped 24.66 --output images/readme/training_curve.png --overwrite
 """
 
 import csv
@@ -32,7 +34,8 @@ def read_segments(runs):
     segments, totals = [], {}
     for spec in runs:
         label, _, path = spec.partition("=")
-        path, _, branch = path.partition("@")
+        head, at, branch = path.rpartition("@")  # an @ inside a folder name is part of the path
+        path, branch = (head, branch) if at and "/" not in branch else (path, "")
         rows = _read_rows(spec, label, os.path.expanduser(path))
         steps, hours = (0, 0.0) if not branch else _branch_totals(spec, segments, totals, branch)
         totals[label] = {}
@@ -49,9 +52,13 @@ def _read_rows(spec, label, path):
         raise DeblurGANError(f"run={spec}: give LABEL=LOSSES_CSV[@EPOCH]", "run")
     if not os.path.isfile(path):
         raise DeblurGANError(f"run={spec}: {path} is not a file (a run's logs/losses.csv)", "run")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows, columns = list(reader), reader.fieldnames or []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows, columns = list(reader), reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as error:
+        why = f"is not a CSV file ({error}); give a run's logs/losses.csv"
+        raise DeblurGANError(f"run={spec}: {path} {why}", "run") from None
     missing = [c for c in ("epoch", "steps", "cpu_seconds", "val/psnr") if c not in columns]
     if missing or not rows:
         why = f"no {', '.join(missing)} column" if missing else "no epochs"
@@ -76,21 +83,29 @@ def _branch_totals(spec, segments, totals, branch):
 @click.option("--shipped", type=float, default=None, help="PSNR of the shipped generator (dB).")
 @click.option("--target_gain", type=float, default=2.0, show_default=True, help="Gain to mark.")
 @click.option("--output", default="training_curve.png", show_default=True, help="PNG to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
 @main_guard
-def main(runs, blurred, shipped, target_gain, output):
+def main(runs, blurred, shipped, target_gain, output, overwrite):
     if Path(output).suffix.lower() != ".png":
         raise DeblurGANError(f"output={output}: give a .png file", "output")
+    if Path(output).exists() and not overwrite:
+        message = (
+            f"output={output}: already exists; choose another file, or pass overwrite=True to replace it"
+        )
+        raise DeblurGANError(message, "output", mentions=("overwrite",))
     writable_folder(Path(output).parent, "output", create=False)
     segments = read_segments(runs)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     print("| run | epoch | steps | CPU-hours | validation PSNR (dB) |\n|---|---|---|---|---|")
     for label, rows in segments:
-        psnr = [float(row["val/psnr"]) for row in rows]
-        axes[0].plot([row["total_steps"] for row in rows], psnr, marker=".", label=label)
-        axes[1].plot([row["cpu_hours"] for row in rows], psnr, marker=".", label=label)
-        for row, value in zip(rows, psnr, strict=True):
-            steps, hours = row["total_steps"], row["cpu_hours"]
-            print(f"| {label} | {row['epoch']} | {steps:,} | {hours:.2f} | {value:.2f} |")
+        validated = [row for row in rows if row["val/psnr"]]  # "": an epoch without validation
+        psnr = [float(row["val/psnr"]) for row in validated]
+        axes[0].plot([row["total_steps"] for row in validated], psnr, marker=".", label=label)
+        axes[1].plot([row["cpu_hours"] for row in validated], psnr, marker=".", label=label)
+        for row in rows:
+            steps, hours, value = row["total_steps"], row["cpu_hours"], row["val/psnr"]
+            shown = f"{float(value):.2f}" if value else "-"
+            print(f"| {label} | {row['epoch']} | {steps:,} | {hours:.2f} | {shown} |")
     target = None if blurred is None else blurred + target_gain
     references = (
         ("blurred input", blurred, ":"),

@@ -30,15 +30,17 @@ def test_a_branched_run_continues_the_steps_and_cpu_time_of_its_start_epoch(curv
 
 
 def test_the_script_writes_the_figure_and_a_row_per_epoch(curve, tmp_path):
-    (tmp_path / "run.csv").write_text(HEADER + "0,24.0,100,1800\n1,24.5,200,3600\n")
+    run = tmp_path / "exp@2" / "run.csv"  # an @ in a folder's name is no @EPOCH
+    run.parent.mkdir()
+    run.write_text(HEADER + "0,24.0,100,1800\n1,24.5,200,3600\n2,,300,3600\n")  # 2: resumed unvalidated
     for extra in ([], ["--blurred", "23.5", "--shipped", "24.2"]):
         output = tmp_path / f"curve{len(extra)}.png"
-        result = CliRunner().invoke(
-            curve.main, ["--run", f"a={tmp_path}/run.csv", "--output", str(output), *extra]
-        )
+        result = CliRunner().invoke(curve.main, ["--run", f"a={run}", "--output", str(output), *extra])
         assert result.exit_code == 0, result.output
-        assert "| a | 1 | 200 | 1.50 | 24.50 |" in result.output
+        assert "| a | 1 | 200 | 1.50 | 24.50 |\n| a | 2 | 300 | 2.50 | - |" in result.output
         assert output.read_bytes().startswith(b"\x89PNG")
+    again = CliRunner().invoke(curve.main, ["--run", f"a={run}", "--output", str(output), "--overwrite"])
+    assert again.exit_code == 0, again.output
 
 
 @pytest.mark.parametrize(
@@ -51,14 +53,22 @@ def test_the_script_writes_the_figure_and_a_row_per_epoch(curve, tmp_path):
         (["a={d}/noval.csv"], "c.png", "noval.csv has no val/psnr column"),
         (["a={d}/run.csv"], "c.txt", "--output c.txt: give a .png file"),
         (["a={d}/run.csv"], "run.csv/c.png", "--output {d}/run.csv: cannot write there (is a file)"),
+        (["a={d}/binary.csv"], "c.png", "--run a={d}/binary.csv: {d}/binary.csv is not a CSV file"),
+        (
+            ["a={d}/run.csv"],
+            "taken.png",
+            "--output {d}/taken.png: already exists; choose another file, or pass --overwrite to replace it",
+        ),
     ],
 )
 def test_bad_input_is_one_line(curve, tmp_path, runs, output, message):
     """Each was a traceback (FileNotFoundError, IndexError, KeyError, NotADirectoryError)."""
     (tmp_path / "run.csv").write_text(HEADER + "0,24.0,100,1800\n1,24.5,200,3600\n")
     (tmp_path / "noval.csv").write_text("epoch,steps,cpu_seconds\n0,100,1800\n")
+    (tmp_path / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    (tmp_path / "taken.png").write_bytes(b"the user's")
     args = [a for run in runs for a in ("--run", run.format(d=tmp_path))]
-    output = output if "/" not in output else f"{tmp_path}/{output}"
+    output = output if output.startswith("c.") else f"{tmp_path}/{output}"
     result = CliRunner().invoke(curve.main, [*args, "--output", output])
     assert result.exit_code == 2, result.output
     (line,) = result.output.strip().splitlines()
