@@ -97,13 +97,14 @@ def format_summary_table(summary):
     return "\n".join(lines)
 
 
-def plan_evaluation(input_dir, output_dir, save_images=False, overwrite=False):
+def plan_evaluation(input_dir, output_dir, save_images=False, overwrite=False, fid=False):
     """``(pairs, unmatched)`` of ``input_dir`` (:func:`deblurgan.pairing.find_pairs`), once the
     folders are known to suit an evaluation (scripts/test.py asks before loading its generator).
 
     Raises:
-        DeblurGANError: no pairs, an ``output_dir`` inside the evaluated A/ or B/, or, without
-            ``overwrite``, one that holds files at the names the evaluation writes.
+        DeblurGANError: no pairs (fewer than 2 with ``fid``), an ``output_dir`` inside the
+            evaluated A/ or B/, or, without ``overwrite``, one that holds files at the names the
+            evaluation writes.
     """
     output_dir = Path(output_dir)
     for side in ("A", "B"):  # panels written there would become pairs of the next evaluation
@@ -120,6 +121,8 @@ def plan_evaluation(input_dir, output_dir, save_images=False, overwrite=False):
             "(blurred) and B/name.png (sharp)",
             "input_dir",
         )
+    if fid and len(pairs) < 2:
+        _fid_needs_two(input_dir)
     panels = [_panel_path(output_dir, name) for name, _, _ in pairs] if save_images else []
     existing = [p for p in [*_report_paths(output_dir), *panels] if p.exists()]
     if existing and not overwrite:  # an earlier evaluation's, or the user's own files
@@ -184,7 +187,9 @@ def evaluate_folder(
         :class:`EvaluationReport`.
     """
     output_dir = Path(output_dir)
-    pairs, unmatched = plan_evaluation(input_dir, output_dir, save_images, overwrite)
+    pairs, unmatched = plan_evaluation(
+        input_dir, output_dir, save_images, overwrite, fid_extractor is not None
+    )
     writable_folder(output_dir, "output_dir")  # before the evaluation, not after it
     for earlier in _earlier_outputs(output_dir):  # reached with overwrite=True only
         if earlier.is_file():
@@ -228,15 +233,19 @@ def evaluate_folder(
 
 
 def _fid_summary(features, input_dir):
-    if len(features["sharp"]) < 2:
-        raise DeblurGANError(
-            f"input_dir={input_dir}: FID needs at least 2 image pairs; add pairs or leave FID out",
-            parameter="input_dir",
-        )
+    if len(features["sharp"]) < 2:  # after unreadable pairs were left out
+        _fid_needs_two(input_dir)
     sharp = np.stack(features["sharp"])
     blurred = fid_from_features(np.stack(features["blurred"]), sharp)
     restored = fid_from_features(np.stack(features["restored"]), sharp)
     return {"blurred": blurred, "restored": restored, "gain": restored - blurred}
+
+
+def _fid_needs_two(input_dir):
+    raise DeblurGANError(
+        f"input_dir={input_dir}: FID needs at least 2 image pairs; add pairs or leave FID out",
+        parameter="input_dir",
+    )
 
 
 def _write_reports(output_dir, rows, summary):

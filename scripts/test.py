@@ -72,7 +72,7 @@ def main(
             mentions=("fid",),
         )
     # the folders' mistakes before loading the generator, which can take minutes (an export)
-    plan_evaluation(input_dir, output_dir, save_images, overwrite)
+    plan_evaluation(input_dir, output_dir, save_images, overwrite, fid)
     generator = load_engine(weight_path, engine, inference["precision"])
     report = evaluate_folder(
         generator,

@@ -221,7 +221,7 @@ def test_script_fid_user_errors_are_one_line(tmp_path, evaluation_script, genera
     assert result.output == f"error: {unused}\n"
 
 
-def test_fid_of_a_single_pair_is_one_line(tmp_path):
+def test_fid_of_a_single_pair_is_one_line_before_any_work(tmp_path, evaluation_script):
     write_pairs(tmp_path / "data", n=1)
     expected = "FID needs at least 2 image pairs; add pairs or leave FID out"
     with pytest.raises(DeblurGANError, match=expected) as e:
@@ -229,6 +229,10 @@ def test_fid_of_a_single_pair_is_one_line(tmp_path):
             identity(), tmp_path / "data", tmp_path / "o", progress=False, fid_extractor=identity()
         )
     assert flag_message(e.value).startswith(f"--input_dir {tmp_path / 'data'}: FID needs")
+    assert not (tmp_path / "o").exists()  # refused before the pairs were evaluated
+    args = ["--input_dir", str(tmp_path / "data"), "--fid", "--output_dir", str(tmp_path / "o")]
+    result = CliRunner().invoke(evaluation_script, [*args, "--weight_path", str(tmp_path / "unloaded.h5")])
+    assert result.exit_code == 2 and expected in result.output  # before the generator's file is read
 
 
 @pytest.mark.slow
