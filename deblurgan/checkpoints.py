@@ -125,9 +125,11 @@ def _load(path, expect):
     # A generator's (first, i.e. finest for multi-scale) output has its input's shape; a critic's has not.
     is_generator = tuple(model.outputs[0].shape[1:]) == tuple(model.input_shape[1:])
     if expect == "generator" and not is_generator:
+        critic = any(word in model.name for word in ("critic", "discriminator"))  # deblurgan's names
+        what = "a critic (discriminator) file" if critic else f"the network {model.name!r}"
         raise DeblurGANError(
-            f"{path}: this is a critic (discriminator) file, not a generator "
-            f"(output shape {model.output_shape}); pass a generator_*.h5 file"
+            f"{path}: this is {what}, not a generator (output shape {model.output_shape}, input "
+            f"{model.input_shape}); pass a generator_*.h5 file"
         )
     if expect == "critic" and is_generator:
         raise DeblurGANError(

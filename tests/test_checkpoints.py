@@ -1,5 +1,6 @@
 """Saving and loading: the three Sicara-style loads, .keras export, clear errors, atomic writes."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -118,7 +119,16 @@ def test_another_file_of_a_run_is_named_as_not_a_model(tmp_path, name):
 
 
 def test_critic_passed_as_generator_is_a_clear_error(critic_h5):
-    _assert_clear_error(load_generator, critic_h5, "critic")
+    _assert_clear_error(load_generator, critic_h5, "this is a critic (discriminator) file, not a generator")
+
+
+def test_another_network_passed_as_generator_is_not_called_a_critic(tmp_path):
+    """An InceptionV3 file (test.py --fid's) was called a critic (discriminator) file."""
+    inputs = keras.Input((None, None, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    path = save_model(keras.Model(inputs, features, name="inception_v3"), tmp_path / "inception.h5")
+    message = _assert_clear_error(load_generator, path, "this is the network 'inception_v3', not a generator")
+    assert "critic" not in message
 
 
 def test_generator_passed_as_critic_is_a_clear_error(tmp_path, tiny_generator):
