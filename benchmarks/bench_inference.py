@@ -303,8 +303,21 @@ def _check_requests(parser, args):
             parser.error(f"--{option}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
     if not (args.cases or args.engines):
         parser.error("nothing to time: give --cases and/or --engines")
+    if "int8" in args.precisions.split(","):  # the cases run on the Keras engine
+        parser.error("--precisions int8: runs on the onnxruntime engine only; use --engines onnxruntime "
+                     "--engine_precisions int8")  # fmt: skip
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: at least 1")
     if args.weight_path and not Path(args.weight_path).is_file():
         parser.error(f"--weight_path {args.weight_path}: no such file")
+    if args.weight_path:  # a critic or a damaged file is one line here, not a child's traceback
+        from deblurgan.checkpoints import load_generator
+        from deblurgan.errors import DeblurGANError
+
+        try:
+            load_generator(args.weight_path)
+        except DeblurGANError as error:
+            parser.error(f"--weight_path {error}")  # the message starts with the path
 
 
 def main():

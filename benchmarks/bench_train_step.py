@@ -133,9 +133,11 @@ def run_configuration(engine, jit, precision, batch_size, args):
 
 
 def main():
-    args = _parse()
+    parser = _parser()
+    args = parser.parse_args()
     if args.child:
         return child(args)
+    _check_requests(parser, args)
     print(f"CPU: {_cpu_model()}, {os.cpu_count()} logical CPUs; flags: {describe_cpu()}")
     print(f"load average at start: {_load()}")
     print(
@@ -155,6 +157,8 @@ def main():
         print(f"{engine:<11}{jit:<5}{precision:<16}{batch_size:>5}{figures}", flush=True)
     print(f"load average at end: {_load()}")
     print_markdown(results)
+    if any("seconds" not in r for _, r in results):
+        sys.exit(1)
 
 
 def print_markdown(results):
@@ -176,7 +180,7 @@ def print_markdown(results):
         )
 
 
-def _parse():
+def _parser():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -193,7 +197,27 @@ def _parse():
     parser.add_argument("--jit", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--batch_size", type=int, default=4, help=argparse.SUPPRESS)
-    return parser.parse_args()
+    return parser
+
+
+def _check_requests(parser, args):
+    """Values every configuration would fail on stop before the first one starts."""
+    from deblurgan.training import PRECISIONS
+
+    for option, known in (("backends", ("tensorflow", "jax")), ("precisions", PRECISIONS)):
+        unknown = [v for v in getattr(args, option).split(",") if v not in known]
+        if unknown:
+            parser.error(f"--{option}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    try:
+        sizes = _ints(args.batch_sizes)
+    except ValueError:
+        sizes = [0]
+    if not sizes or min(sizes) < 1:
+        parser.error(f"--batch_sizes {args.batch_sizes}: give positive whole numbers, e.g. 4,8")
+    if args.crop < 8 or args.crop % 4:  # the generator halves it twice
+        parser.error(f"--crop {args.crop}: give a multiple of 4, at least 8")
+    if args.runs < 1 or args.warmup < 0:
+        parser.error(f"--runs {args.runs} --warmup {args.warmup}: at least 1 timed run and 0 warm-up runs")
 
 
 def _ints(text):

@@ -44,10 +44,37 @@ def test_impossible_requests_stop_before_any_timing(monkeypatch, capsys, flags, 
         (["--cases", "720p", "--precisions", "bogus"], "--precisions: unknown bogus"),
         (["--cases", ""], "nothing to time"),  # exited 0 in silence
         (["--cases", "720p", "--weight_path", "missing.h5"], "--weight_path missing.h5: no such file"),
+        # each was a traceback of the first timing process
+        (["--cases", "720p", "--precisions", "int8"], "--precisions int8: runs on the onnxruntime engine"),
+        (["--cases", "720p", "--runs", "0"], "--runs 0: at least 1"),  # an UnboundLocalError
     ],
 )
 def test_bench_inference_checks_its_requests_first(monkeypatch, capsys, flags, message):
     assert message in _refusal(monkeypatch, capsys, "bench_inference", flags, "run_case")
+
+
+def test_bench_inference_refuses_a_critic_file_before_any_timing(monkeypatch, capsys, tmp_path):
+    from deblurgan.checkpoints import save_model
+    from deblurgan.model import patchgan_critic_model
+
+    critic = save_model(patchgan_critic_model(n_filters=4, n_layers=1), tmp_path / "critic.h5")
+    flags = ["--cases", "720p", "--weight_path", str(critic)]
+    error = _refusal(monkeypatch, capsys, "bench_inference", flags, "run_case")
+    assert f"--weight_path {critic}: this is a critic (discriminator) file" in error
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [  # every configuration failed in its own process, and the script exited 0
+        (["--crop", "30"], "--crop 30: give a multiple of 4, at least 8"),
+        (["--precisions", "mixed_bf16"], "--precisions: unknown mixed_bf16; choose from float32"),
+        (["--backends", "foo"], "--backends: unknown foo; choose from tensorflow, jax"),
+        (["--runs", "0"], "--runs 0 --warmup 1: at least 1 timed run"),
+        (["--batch_sizes", "4,x"], "--batch_sizes 4,x: give positive whole numbers"),
+    ],
+)
+def test_bench_train_step_checks_its_requests_first(monkeypatch, capsys, flags, message):
+    assert message in _refusal(monkeypatch, capsys, "bench_train_step", flags, "run_configuration")
 
 
 @pytest.mark.parametrize(
