@@ -13,8 +13,6 @@ depend on the weights; accuracy figures do, so prefer trained weights for those.
     python benchmarks/bench_inference.py                        # all cases
     python benchmarks/bench_inference.py --cases 720p --runs 3
     taskset -c 0,1 python benchmarks/bench_inference.py         # a 2-core CPU
-    python benchmarks/bench_inference.py --cases 720p --runs 3
-    taskset -c 0,1 python benchmarks/bench_inference.py         # a 2-core CPU
     python benchmarks/bench_inference.py --cases "" --engines keras,onnxruntime,openvino,torch
 
 The engine table (``--engines``) times one 1280x720 photo per engine and precision (``fp32`` and
