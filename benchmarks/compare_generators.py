@@ -36,7 +36,10 @@ def sharpness_ratio(rows, kind):
 def evaluate_generator(weight_path, input_dir, output_dir, precision="fp32", overwrite=False):
     """The :class:`~deblurgan.evaluate.EvaluationReport` of the generator file ``weight_path``."""
     generator = load_inference_generator(weight_path)
-    return evaluate_folder(generator, input_dir, output_dir, precision=precision, overwrite=overwrite)
+    info = {"weight_path": str(weight_path), "engine": "keras", "precision": precision}
+    return evaluate_folder(
+        generator, input_dir, output_dir, precision=precision, overwrite=overwrite, generator_info=info
+    )
 
 
 def scores_of(report):

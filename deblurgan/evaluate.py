@@ -164,6 +164,7 @@ def evaluate_folder(
     max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
     fid_extractor=None,
     overwrite=False,
+    generator_info=None,
     **options,
 ):
     """Evaluates ``generator`` on ``input_dir/A`` (blurred) against ``input_dir/B`` (sharp).
@@ -179,6 +180,8 @@ def evaluate_folder(
         fid_extractor: a feature extractor (``deblurgan.fid.inception_feature_extractor()``) to add
             ``summary["fid"]``: the FID of the blurred and of the restored set against the sharp
             set (needs at least 2 pairs); ``None`` skips it.
+        generator_info: what to record as ``summary["generator"]`` (scripts/test.py: the weight
+            file, the engine and the precision), so that a summary says what produced it.
         **options: passed to :func:`deblurgan.inference.deblur_array` (tiling, precision, ...);
             ``precision`` defaults to fp32 here, so that scores do not depend on the machine
             (training's validation scores so too).
@@ -226,6 +229,8 @@ def evaluate_folder(
     summary = summarize(rows)
     if fid_extractor is not None:
         summary["fid"] = _fid_summary(features, input_dir)
+    if generator_info is not None:
+        summary["generator"] = generator_info
     summary["unmatched"] = unmatched
     summary["failed"] = [{"name": name, "reason": str(error)} for name, error in failed]
     _write_reports(output_dir, rows, summary)

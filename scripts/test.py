@@ -81,6 +81,7 @@ def main(
         save_images=save_images,
         overwrite=overwrite,
         fid_extractor=inception_feature_extractor(inception_weights) if fid else None,
+        generator_info=dict(weight_path=str(weight_path), engine=engine, precision=inference["precision"]),
         **inference,
     )
     print(format_summary_table(report.summary))

@@ -185,7 +185,9 @@ def test_script_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "PSNR (dB)" in result.stdout and "SSIM" in result.stdout
-    assert json.loads((tmp_path / "res" / "summary.json").read_text())["images"] == 2
+    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
+    assert summary["images"] == 2
+    assert summary["generator"] == {"weight_path": str(weights), "engine": "keras", "precision": "fp32"}
     assert (tmp_path / "res" / "images" / "x.png").is_file()
 
 
