@@ -13,14 +13,13 @@ Unmatched names and unreadable pairs are listed after the table, with exit code 
 ``scripts/test.py`` does; the table covers the pairs that were scored.
 """
 
-import sys
 import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
 
-from deblurgan.cli import flag_message, main_guard
+from deblurgan.cli import exit_if_left_out, main_guard
 from deblurgan.errors import DeblurGANError
 from deblurgan.evaluate import evaluate_folder, plan_evaluation
 from deblurgan.inference import load_inference_generator
@@ -103,12 +102,7 @@ def main(input_dir, specs, output_dir, precision, overwrite):
     first = next(iter(reports.values()))
     print(f"{input_dir}: {len(first.rows)} pair(s), {len(generators)} generator(s), {precision}\n")
     print(table(scores))
-    for name in first.unmatched:
-        print(f"unmatched: {name}")
-    for name, error in first.failed:
-        print(f"skipped {name}: {flag_message(error)}")
-    if not first.ok:
-        sys.exit(1)
+    exit_if_left_out(first)
     return scores
 
 

@@ -162,3 +162,14 @@ class OneLineUsageErrors(click.Command):
         except click.UsageError as error:
             print(f"error: {error.format_message()}", file=sys.stderr)
             ctx.exit(2)
+
+
+def exit_if_left_out(report):
+    """Prints the pairs an evaluation (:class:`~deblurgan.evaluate.EvaluationReport`) left out, one
+    line each, and exits 1 if there are any: its means cover the other pairs only."""
+    for name in report.unmatched:
+        print(f"unmatched: {name}")
+    for name, error in report.failed:
+        print(f"skipped {name}: {flag_message(error)}")
+    if not report.ok:
+        sys.exit(1)

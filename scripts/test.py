@@ -20,7 +20,7 @@ except KeyboardInterrupt:
 from deblurgan.cli import (
     OneLineUsageErrors,
     engine_option,
-    flag_message,
+    exit_if_left_out,
     inference_options,
     main_guard,
     weight_path_option,
@@ -86,12 +86,7 @@ def main(
     )
     print(format_summary_table(report.summary))
     print(f"reports written to {output_dir}/per_image.csv and {output_dir}/summary.json")
-    for name in report.unmatched:
-        print(f"unmatched: {name}")
-    for name, error in report.failed:
-        print(f"skipped {name}: {flag_message(error)}")
-    if not report.ok:
-        sys.exit(1)
+    exit_if_left_out(report)
 
 
 if __name__ == "__main__":
