@@ -457,9 +457,15 @@ def deblur_folder(
         for source, target in tqdm(pairs, desc="deblurring", unit="photo", disable=not progress):
             _deblur_into(summary, generator, source, target, side_by_side, options)
     except KeyboardInterrupt:
+        written = set(summary.written)  # the rest may still hold an earlier run's outputs (overwrite)
+        earlier = sum(1 for _, target in pairs if target not in written and target.exists())
+        how = "skip_existing=True goes on with the rest"
+        if earlier:
+            how = f"{earlier} other outputs there are from before this run; overwrite=True replaces them all"
         log.warning(
-            "%d of %d photos written to %s before the interruption; skip_existing=True goes on with the rest",
-            len(summary.written), len(pairs), output_dir, extra={"parameters": ["skip_existing"]},
+            "%d of %d photos written to %s before the interruption; %s",
+            len(summary.written), len(pairs), output_dir, how,
+            extra={"parameters": ["skip_existing", "overwrite"]},
         )  # fmt: skip
         raise
     return summary

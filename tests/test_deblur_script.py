@@ -89,6 +89,18 @@ def test_an_interrupted_folder_goes_on_with_skip_existing(weights, tmp_path, mon
     )
     assert (tmp_path / "out" / "a.png").read_bytes() == first
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+    # an interrupted overwrite leaves earlier outputs, which --skip_existing would keep as this run's
+    calls.clear()
+    monkeypatch.setattr(inference, "deblur_file", ctrl_c_on_the_second)
+    caplog.clear()
+    with pytest.raises(KeyboardInterrupt), caplog.at_level(logging.WARNING, logger="deblurgan.inference"):
+        inference.deblur_folder(
+            load_generator(weights), tmp_path / "in", tmp_path / "out", progress=False, overwrite=True
+        )
+    assert [r.getMessage() for r in caplog.records if r.name == "deblurgan.inference"] == [
+        f"1 of 3 photos written to {tmp_path / 'out'} before the interruption; 2 other outputs there are "
+        "from before this run; overwrite=True replaces them all"
+    ]
 
 
 def test_ctrl_c_while_the_script_loads_ends_it_quietly(tmp_path):
