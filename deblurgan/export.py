@@ -45,7 +45,7 @@ def input_spec():
     return [keras.InputSpec(shape=(None, None, None, 3), dtype="float32", name=INPUT_NAME)]
 
 
-def export_generator(generator, output, format="saved_model"):
+def export_generator(generator, output, format="saved_model", overwrite=False):
     """Writes ``generator`` to ``output`` in ``format`` (one of :data:`FORMATS`); returns the path.
 
     Args:
@@ -53,6 +53,8 @@ def export_generator(generator, output, format="saved_model"):
         output: the file written (``g.keras``, ``g.onnx``, ``g.xml`` with ``g.bin`` beside it) or,
             for ``saved_model``, the folder.
         format: ``"keras"``, ``"saved_model"``, ``"onnx"`` or ``"openvino"``.
+        overwrite: replace an existing ``output`` that is an earlier export of ``format``; any
+            other file or folder there is never replaced.
 
     Example:
         >>> export_generator(generator_model(n_filters=8, n_blocks=1), "g.onnx", format="onnx")
@@ -74,7 +76,7 @@ def export_generator(generator, output, format="saved_model"):
                 f"pass e.g. {output.with_suffix(suffix)}",
                 parameter="output",
             )
-    _check_replaceable(output, format)
+    _check_replaceable(output, format, overwrite)
     if format == "keras":
         return save_model(generator, output)
     _check_requirements(format)
@@ -98,25 +100,33 @@ def export_generator(generator, output, format="saved_model"):
     return output
 
 
-def export_file(weight_path, output, format="saved_model"):
+def export_file(weight_path, output, format="saved_model", overwrite=False):
     """Loads the generator at ``weight_path`` (.h5 or .keras) and exports it; returns the path.
     An ``output`` that would overwrite ``weight_path`` is refused before anything is written."""
     check_not_an_input(output, [weight_path], "exported")  # (an OpenVINO .bin is never a weights file)
-    return export_generator(load_generator(weight_path), output, format=format)
+    _check_replaceable(Path(output), format, overwrite)  # before the generator loads
+    return export_generator(load_generator(weight_path), output, format=format, overwrite=overwrite)
 
 
-def _check_replaceable(output, format):
-    """An existing ``output`` (and an OpenVINO ``.bin`` beside it) is replaced only if it is an
-    earlier export of this format, judged by its content: a user's file or folder given as the
-    output was lost before."""
+def _check_replaceable(output, format, overwrite):
+    """An existing ``output`` (and an OpenVINO ``.bin`` beside it) is replaced only with
+    ``overwrite``, and only if it is an earlier export of this format, judged by its content: a
+    user's file or folder given as the output was lost before, and so was any .keras model."""
     paths = [output] + ([output.with_suffix(".bin")] if format == "openvino" else [])
     existing = [path for path in paths if path.exists()]
-    if existing and not _is_export(output, format):  # a .bin belongs to its .xml
-        path = existing[0]
-        what = "a folder" if path.is_dir() else "a file"
-        where = "" if path == output else f" {path.name} beside it is"
+    where = f" {existing[0].name} beside it" if existing and existing[0] != output else ""
+    if existing and not overwrite:
         raise DeblurGANError(
-            f"output={output}:{where} {what} that is not an earlier {format} export; choose a new path",
+            f"output={output}:{where} already exists; choose another path, or pass overwrite=True to "
+            "replace an earlier export",
+            parameter="output",
+            mentions=("overwrite",),
+        )
+    if existing and not _is_export(output, format):  # a .bin belongs to its .xml
+        what = "a folder" if existing[0].is_dir() else "a file"
+        raise DeblurGANError(
+            f"output={output}:{where}{' is' if where else ''} {what} that is not an earlier {format} export; "
+            "choose a new path",
             parameter="output",
         )
 

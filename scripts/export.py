@@ -33,10 +33,11 @@ from deblurgan.export import FORMATS, export_file
     required=True,
     help="File written (g.keras, g.onnx, g.xml + g.bin) or, for saved_model, the folder.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export at OUTPUT.")
 @main_guard
-def main(weight_path, format_, output):
+def main(weight_path, format_, output, overwrite):
     """Export the generator at WEIGHT_PATH to OUTPUT in FORMAT."""
-    path = export_file(weight_path, output, format=format_)
+    path = export_file(weight_path, output, format=format_, overwrite=overwrite)
     print(f"exported {weight_path} as {format_} to {path}")
 
 

@@ -121,7 +121,7 @@ def test_a_user_folder_or_file_at_the_output_is_never_replaced(tmp_path, fmt, ou
     with pytest.raises(
         DeblurGANError, match=f"output=.*{output}: {kind} that is not an earlier {fmt} export"
     ):
-        export_generator(tiny_generator(), tmp_path / output, format=fmt)
+        export_generator(tiny_generator(), tmp_path / output, format=fmt, overwrite=True)
     assert (tmp_path / "photos.onnx" / "a.png").read_bytes() == b"precious"
 
 
@@ -136,15 +136,19 @@ def test_a_user_file_at_the_output_is_never_replaced(tmp_path, fmt, output, othe
     precious.write_bytes(b"precious")
     beside = "g.bin beside it is " if other else ""
     with pytest.raises(DeblurGANError, match=f"{output}: {beside}a file that is not an earlier {fmt} export"):
-        export_generator(tiny_generator(), tmp_path / output, format=fmt)
+        export_generator(tiny_generator(), tmp_path / output, format=fmt, overwrite=True)
     assert precious.read_bytes() == b"precious" and len(list(tmp_path.iterdir())) == 1
 
 
 @pytest.mark.slow
-def test_an_earlier_export_of_each_file_format_is_replaced(tmp_path):
+def test_an_earlier_export_of_each_file_format_is_replaced_only_with_overwrite(tmp_path):
     for fmt, output in (("keras", "g.keras"), ("onnx", "g.onnx"), ("openvino", "g.xml")):
-        for _ in range(2):  # the second replaces the first
-            export_generator(tiny_generator(), tmp_path / output, format=fmt)
+        export_generator(tiny_generator(), tmp_path / output, format=fmt)
+        first = (tmp_path / output).stat().st_mtime_ns
+        with pytest.raises(DeblurGANError, match=f"{output}: already exists; .* pass overwrite=True"):
+            export_generator(tiny_generator(), tmp_path / output, format=fmt)  # a .keras model was lost
+        export_generator(tiny_generator(), tmp_path / output, format=fmt, overwrite=True)
+        assert (tmp_path / output).stat().st_mtime_ns != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.bin", "g.keras", "g.onnx", "g.xml"]
 
 
@@ -167,7 +171,7 @@ def test_a_failed_export_keeps_the_previous_folder_and_leaves_no_temporary(tmp_p
 
     monkeypatch.setattr(type(generator), "export", broken_export)
     with pytest.raises(RuntimeError):
-        export_generator(generator, old, format="saved_model")
+        export_generator(generator, old, format="saved_model", overwrite=True)
     assert (old / "saved_model.pb").read_text() == "previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
 
@@ -184,3 +188,16 @@ def test_an_output_that_would_overwrite_the_input_is_refused(tmp_path, fmt, outp
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "write the exported generator to a new" in result.stderr
     assert weights.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [weights.name]
+
+
+def test_the_script_keeps_a_users_model_at_the_output(tmp_path):
+    """export.py replaced any .keras model there, average_weights.py's output included."""
+    weights = save_model(tiny_generator(), tmp_path / "g.h5")
+    mine = save_model(tiny_generator(), tmp_path / "mine.keras")
+    before = mine.read_bytes()
+    result = invoke_script("export", "--weight_path", weights, "--format", "keras", "--output", mine)
+    assert result.returncode == 2 and mine.read_bytes() == before
+    assert result.stderr == (
+        f"error: --output {mine}: already exists; choose another path, or pass --overwrite to replace an "
+        "earlier export\n"
+    )
