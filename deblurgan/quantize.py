@@ -20,6 +20,7 @@ from deblurgan.io import IMAGE_EXTENSIONS, read_image
 log = logging.getLogger(__name__)
 
 DEFAULT_CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "images" / "train" / "A"
+MIN_SIDE = 32  # smaller crops say little about a photo's activations (and 0 px fails to pad)
 
 
 def calibration_dir():
@@ -28,20 +29,35 @@ def calibration_dir():
 
 
 def calibration_crops(folder, n_crops=16, crop_size=128, seed=0):
-    """``n_crops`` seeded ``crop_size`` crops of the photos in ``folder``, float32 NHWC in [-1, 1]."""
+    """``n_crops`` seeded ``crop_size`` crops of the photos in ``folder``, float32 NHWC in [-1, 1];
+    unreadable photos, or ones under ``MIN_SIDE`` pixels, are left out with a warning."""
     paths = sorted(
         p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.name[0] != "."
     )
-    if not paths:
+    usable = []
+    for path in paths:
+        if len(usable) == n_crops:  # the crops go round the first n_crops photos
+            break
+        try:
+            height, width = read_image(path).pixels.shape[:2]
+        except DeblurGANError as error:
+            log.warning("int8 calibration leaves out %s", error)
+            continue
+        if min(height, width) < MIN_SIDE:
+            log.warning("int8 calibration leaves out %s: %dx%d, under %d px", path, width, height, MIN_SIDE)
+            continue
+        usable.append(path)
+    if not usable:
         raise DeblurGANError(
-            f"no calibration photos in {folder}: int8 is calibrated on blurred photos; point "
-            "DEBLURGAN_CALIBRATION_DIR at a folder of them (the repository's images/train/A)",
+            f"no usable calibration photos in {folder}: int8 is calibrated on blurred photos of at least "
+            f"{MIN_SIDE}x{MIN_SIDE} pixels; point DEBLURGAN_CALIBRATION_DIR at a folder of them (the "
+            "repository's images/train/A)",
             parameter="calibration_dir",
         )
     rng = np.random.default_rng(seed)
     crops = []
     for i in range(n_crops):
-        pixels = read_image(paths[i % len(paths)]).pixels
+        pixels = read_image(usable[i % len(usable)]).pixels
         height, width = pixels.shape[:2]
         size = min(crop_size, height, width) // 4 * 4
         top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)

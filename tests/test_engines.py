@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import invoke_script
 from infer_helpers import random_photo, tiny_generator
+from PIL import Image
 
 from deblurgan import engines, precision
 from deblurgan.checkpoints import save_model
@@ -170,8 +171,14 @@ def test_int8_elsewhere_and_calibration_without_photos_are_one_line_errors(tmp_p
         with_precision(tiny_generator(), "int8")
     with pytest.raises(DeblurGANError, match=f"{only} openvino"):
         engines.ExportedGenerator(tiny_generator(), tmp_path / "g.xml", "openvino", "int8")
-    with pytest.raises(DeblurGANError, match=f"no calibration photos in {tmp_path}"):
+    with pytest.raises(DeblurGANError, match=f"no usable calibration photos in {tmp_path}"):
         quantize.calibration_crops(tmp_path)
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")  # a 0-pixel crop: an ONNX Runtime traceback
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(DeblurGANError, match="of at least 32x32 pixels; point DEBLURGAN_CALIBRATION_DIR"):
+        quantize.calibration_crops(tmp_path)
+    Image.new("RGB", (40, 36)).save(tmp_path / "small.png")
+    assert [crop.shape for crop in quantize.calibration_crops(tmp_path, n_crops=2)] == [(1, 36, 36, 3)] * 2
     crops = quantize.calibration_crops(quantize.DEFAULT_CALIBRATION_DIR, n_crops=3)
     assert [crop.shape for crop in crops] == [(1, 128, 128, 3)] * 3
     assert all(-1 <= crop.min() and crop.max() <= 1 for crop in crops)
