@@ -7,6 +7,7 @@ the networks' [-1, 1] range and back.
 """
 
 import dataclasses
+import logging
 import os
 import struct
 import tempfile
@@ -18,6 +19,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from deblurgan.errors import DeblurGANError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -86,6 +89,8 @@ def read_image(path, box=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     try:
         with _open_checked(path, max_pixels) as image:
             file_format = image.format
+            if getattr(image, "n_frames", 1) > 1:  # a multi-page TIFF, an animated WebP
+                log.warning("%s: %d frames (pages); only the first is read", path, image.n_frames)
             if _is_16bit_color(image):
                 photo = _crop_photo(_read_16bit_color(path, image), box)
                 info = dict(image.info)  # loaded: a PNG's chunks after the pixels included
@@ -282,9 +287,12 @@ def _decode(image, file_format):
         values = np.asarray(image, dtype=np.float32)
         scale = 65535.0
         return Photo(_gray3(np.clip(values / scale, 0, 1)), None, True, 16, file_format)
-    if mode == "F":
-        values = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
-        return Photo(_gray3(values), None, True, 16, file_format)
+    if mode == "F":  # no range of its own: only [0, 1] (a little round-off aside) is a photo's
+        values = np.asarray(image, dtype=np.float32)
+        low, high = float(np.min(values)), float(np.max(values))
+        if not (low >= -0.01 and high <= 1.01):  # NaN too
+            raise ValueError(f"floating-point pixels from {low:g} to {high:g}, where 0 to 1 is expected")
+        return Photo(_gray3(np.clip(values, 0, 1)), None, True, 16, file_format)
     if mode in ("1", "L", "LA"):
         if mode == "LA":
             alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
@@ -416,16 +424,22 @@ class atomic_path:
 
     A crash or error midway leaves any earlier ``path`` untouched and removes the temporary file.
     The temporary name keeps the extension, because Keras and Pillow choose the format by it.
+    The file's data reaches the disk before the rename (fsync), so that after a power loss
+    ``path`` holds the old file or the whole new one. A place that cannot be written is one line,
+    about ``parameter`` when given.
     """
 
-    def __init__(self, path):
-        self.path = Path(path)
+    def __init__(self, path, parameter=None):
+        self.path, self.parameter = Path(path), parameter
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(  # the stem shortened: the name must stay under 255 bytes
+                prefix=f".{self.path.stem[:64]}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent
+            )
+        except OSError as error:
+            raise _cannot_write(self.path, error, self.parameter) from None
         os.close(fd)
         os.unlink(tmp)  # writers (h5py, Pillow) create the file themselves
         self.tmp = Path(tmp)
@@ -433,10 +447,48 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            os.replace(self.tmp, self.path)
+            try:
+                _sync(self.tmp)
+                os.replace(self.tmp, self.path)
+            except OSError as error:
+                self.tmp.unlink(missing_ok=True)
+                raise _cannot_write(self.path, error, self.parameter) from None
+            _sync(self.path.parent)  # the rename itself
         elif self.tmp.exists():
             self.tmp.unlink()
         return False
+
+
+def _sync(path):
+    """Flushes a file's data, or a folder's entries, to the disk (best effort for folders)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():  # some file systems cannot sync a folder
+            raise
+    finally:
+        os.close(fd)
+
+
+def _cannot_write(path, error, parameter=None):
+    """The one-line error for ``path``, naming a broken link, a file or a folder in the way."""
+    why = error.strerror or str(error)
+    broken = [p for p in (path, *path.parents) if p.is_symlink() and not p.exists()]
+    files = [p for p in path.parents if p.is_file()]
+    if broken:
+        why = f"{broken[0]} is a link to {os.readlink(broken[0])}, which does not exist"
+    elif files:
+        why = f"{files[0]} is a file"
+    elif path.is_dir():
+        why = "a folder has that name; move it away or choose another name"
+    named = f"{parameter}={path}" if parameter else str(path)
+    return DeblurGANError(f"{named}: cannot write there ({why})", parameter)
 
 
 def preprocess_image(image, inplace=False):

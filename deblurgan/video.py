@@ -106,7 +106,7 @@ def deblur_video(
         raise DeblurGANError(f"input={input_path}: the video has no frames", parameter="input")
     frames = 0
     try:
-        with atomic_path(output_path) as tmp:
+        with atomic_path(output_path, parameter="output") as tmp:
             writer = imageio_ffmpeg.write_frames(
                 str(tmp),
                 out_size,

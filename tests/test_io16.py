@@ -8,6 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from deblurgan.errors import DeblurGANError
 from deblurgan.io import read_image, write_image
 
 
@@ -127,3 +128,25 @@ def test_images_over_max_pixels_are_refused_before_decoding(tmp_path):
         read_image(tmp_path / "big.png", max_pixels=1000)
     assert error.value.parameter == "max_image_pixels"
     assert read_image(tmp_path / "big.png", max_pixels=1200).pixels.shape == (30, 40, 3)
+
+
+def test_a_float_image_is_read_only_in_0_to_1(tmp_path):
+    """A 0-255 float TIFF was clipped to [0, 1]: an all-white photo, deblurred without a word."""
+    values = np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8)
+    Image.fromarray(values, mode="F").save(tmp_path / "unit.tif")
+    np.testing.assert_allclose(read_image(tmp_path / "unit.tif").pixels[..., 0], values)
+    Image.fromarray(values * 255, mode="F").save(tmp_path / "bytes.tif")
+    expected = r"bytes.tif: not a readable image \(floating-point pixels from 0 to 255, where 0 to 1"
+    with pytest.raises(DeblurGANError, match=expected):
+        read_image(tmp_path / "bytes.tif")
+
+
+def test_a_multi_page_image_says_that_only_its_first_page_is_read(tmp_path, caplog):
+    pages = [Image.new("RGB", (8, 6), color) for color in ("red", "green", "blue")]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    with caplog.at_level("WARNING", logger="deblurgan.io"):
+        pixels = read_image(tmp_path / "pages.tif").pixels
+    assert np.array_equal(pixels[0, 0], [1.0, 0.0, 0.0])  # red, the first page
+    assert [r.getMessage() for r in caplog.records if r.name == "deblurgan.io"] == [
+        f"{tmp_path / 'pages.tif'}: 3 frames (pages); only the first is read"
+    ]
