@@ -74,6 +74,11 @@ def _model_config(path):
         raise DeblurGANError(
             f"{path}: {what}; pass the path of a generator .h5 or .keras file (e.g. weights/generator.h5)"
         )
+    if path.suffix.lower() in (".h5", ".hdf5", ".keras") and path.suffix != path.suffix.lower():
+        raise DeblurGANError(  # Keras picks the format by the exact extension
+            f"{path}: Keras reads model files by a lower-case extension only; rename it to "
+            f"{path.with_suffix(path.suffix.lower()).name}"
+        )
     if path.suffix == ".keras":
         try:
             with zipfile.ZipFile(path) as archive:

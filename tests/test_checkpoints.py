@@ -140,6 +140,12 @@ def test_critic_loads_as_critic(critic_h5):
     assert load_critic(critic_h5).output_shape == (None, 1)
 
 
+def test_an_upper_case_extension_is_a_clear_error(tmp_path, tiny_generator):
+    """Keras' several-hundred-character "File format not supported" message before."""
+    path = save_model(tiny_generator, tmp_path / "g.h5").rename(tmp_path / "G.H5")
+    _assert_clear_error(load_generator, path, "lower-case extension only; rename it to G.h5")
+
+
 def test_weights_only_file_is_a_clear_error(tmp_path, tiny_generator):
     path = tmp_path / "generator.weights.h5"
     tiny_generator.save_weights(path)
