@@ -129,7 +129,8 @@ def check_options(options, test_fraction=0.0):
             f"linear_probability={options.linear_probability}: use a value in [0, 1]", "linear_probability"
         )
     if not options.exposures or any(not 0 < e <= 1 for e in options.exposures):
-        raise DeblurGANError(f"exposures={options.exposures}: use fractions in (0, 1]", "exposures")
+        shown = ",".join(f"{e:g}" for e in options.exposures or ())
+        raise DeblurGANError(f"exposures={shown!r}: give fractions in (0, 1], e.g. 0.5,1", "exposures")
     for name, low, high, unit in (
         ("linear_length", 1, 1e4, "px, 1 <= min <= max <= 10000"),
         ("noise_sigma", 0, 1, "in [0, 1] units, 0 <= min <= max <= 1"),

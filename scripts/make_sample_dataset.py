@@ -26,7 +26,13 @@ from deblurgan.sample_data import gather_sample_photos, make_sample_dataset
     help="Dataset root: train/, test/, holdout/ ({A,B} each), demo/, demo_sharp/.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives identical files.")
-@click.option("--crop_size", default=256, show_default=True, help="Side of the square crops in px.")
+@click.option(
+    "--crop_size",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=8),
+    help="Side of the square crops in px.",
+)
 @click.option("--train_blurs", default=8, show_default=True, help="Pairs per training photo.")
 @click.option("--eval_blurs", default=3, show_default=True, help="Pairs per test and holdout photo.")
 @click.option("--overwrite", is_flag=True, help="Replace existing split folders under --output_dir.")

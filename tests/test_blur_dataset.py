@@ -130,6 +130,8 @@ def test_user_errors(photos, tmp_path):
         ("linear_length", (0.0, 5.0), "linear_length=0,5: give min,max (px, 1 <= min <= max <= 10000)"),
         ("linear_length", (3.0, float("inf")), "linear_length=3,inf: give min,max"),  # an OverflowError
         ("noise_sigma", None, "noise_sigma=: give min,max"),  # --noise_sigma= : a TypeError before
+        ("exposures", (2.0,), "exposures='2': give fractions in (0, 1], e.g. 0.5,1"),  # "(2.0,)"
+        ("exposures", None, "exposures='': give fractions"),  # --exposures "": "None"
     ):
         with pytest.raises(DeblurGANError) as error:
             make_blur_dataset(photos, tmp_path / "out", progress=False, **{option: value})

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from conftest import load_script
 
 from deblurgan.io import list_images, read_image
 from deblurgan.sample_data import (
@@ -95,6 +97,9 @@ def test_bad_options_leave_an_existing_dataset_alone(tmp_path):
             make_sample_dataset(tmp_path, overwrite=True, progress=False, **options)
         assert (tmp_path / "train" / "A" / "x.png").read_bytes() == b"kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]  # no temporary folder left
+    # the library's hint, "or leave it out (None)", is wrong for the script, whose default is 256
+    result = CliRunner().invoke(load_script("make_sample_dataset").main, ["--crop_size", "0"])
+    assert result.exit_code == 2 and "'--crop_size': 0 is not in the range x>=8" in result.output
 
 
 def test_overwrite_replaces_the_dataset_but_not_a_users_files_in_it(tmp_path):
