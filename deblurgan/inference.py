@@ -301,8 +301,9 @@ def load_inference_generator(weight_path):
     """Loads the generator to deblur with; a missing file says how to get one."""
     weight_path = Path(weight_path)
     if not weight_path.exists():
+        where = "" if weight_path.is_absolute() else f" in {Path.cwd()}"  # the default is relative
         raise DeblurGANError(
-            f"weight_path={weight_path}: no such generator file; train one with scripts/train.py "
+            f"weight_path={weight_path}: no such generator file{where}; train one with scripts/train.py "
             "or pass the path of a generator .h5 or .keras file",
             "weight_path",
         )

@@ -210,6 +210,9 @@ def test_user_errors_are_one_line_and_exit_2(weights, tmp_path):
     )
     assert missing.returncode == 2
     assert "scripts/train.py" in missing.stderr and "Traceback" not in missing.stderr
+    options = ["--input_dir", tmp_path, "--output_dir", tmp_path / "out"]
+    relative = invoke_script("deblur", "--weight_path", "no_such/g.h5", *options)  # as the default is
+    assert f"--weight_path no_such/g.h5: no such generator file in {Path.cwd()}; " in relative.stderr
     options = ["--weight_path", weights, "--input_dir", tmp_path, "--output_dir", tmp_path / "int8"]
     int8 = invoke_script("deblur", *options, "--precision", "int8")  # keras engine: before any photo
     assert int8.returncode == 2
