@@ -22,7 +22,7 @@ from tqdm import tqdm
 from deblurgan import blur
 from deblurgan.errors import DeblurGANError, check_seed, first_of
 from deblurgan.io import atomic_path, list_images, read_image, writable_folder, write_image
-from deblurgan.metrics import psnr_8bit
+from deblurgan.metrics import check_scorable, psnr_8bit
 from deblurgan.pairing import check_sharp_only
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ def make_blur_dataset(
     logger.info("wrote %d pairs to %s", len(rows), output_dir)
     if unreadable:
         raise DeblurGANError(
-            f"{unreadable[0]}; {len(unreadable)} of {len(photos)} photos were unreadable and have no "
-            f"pairs (each named above); the others' pairs are in {output_dir}"
+            f"{unreadable[0]}; {len(unreadable)} of {len(photos)} photos were unreadable or too small and "
+            f"have no pairs (each named above); the others' pairs are in {output_dir}"
         )
     return rows
 
@@ -259,6 +259,7 @@ def _photo_rng(seed, relative):
 
 def _make_pairs(photo_path, relative, split, split_dir, seed, options):
     pixels = downscale(read_image(photo_path).pixels, options.max_side)
+    check_scorable(photo_path, pixels)  # its pairs could be neither scored nor trained on
     height, width = pixels.shape[:2]
     if options.crop_size and min(height, width) < options.crop_size:
         logger.warning(

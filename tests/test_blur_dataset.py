@@ -257,6 +257,18 @@ def test_script_end_to_end_and_unreadable_input(photos, tmp_path):
         assert expected in done.stderr.strip().splitlines()[-1], done.stderr
 
 
+def test_a_photo_too_small_to_score_gets_no_pairs(photos, tmp_path):
+    """A 1x1 photo or a 3x5000 strip became pairs that train.py and test.py then refused."""
+    write_image(photos / "strip.png", np.zeros((3, 5000, 3), np.float32))
+    with pytest.raises(DeblurGANError) as error:
+        make_blur_dataset(photos, tmp_path / "out", progress=False)
+    assert str(error.value).startswith(
+        f"{photos / 'strip.png'} is 5000x3: too small to score (SSIM needs at least 11x11 pixels); 1 of 4 "
+        "photos were unreadable or too small and have no pairs"
+    )
+    assert not any("strip" in p.name for p in (tmp_path / "out" / "A").iterdir())
+
+
 def test_a_photo_smaller_than_the_crop_is_named(photos, tmp_path, caplog):
     rows = make_blur_dataset(photos, tmp_path / "out", crop_size=45, progress=False)
     sizes = {row["name"]: row["crop_top_left_height_width"].split()[2:] for row in rows}
