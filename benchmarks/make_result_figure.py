@@ -20,7 +20,7 @@ from tqdm import tqdm
 from deblurgan.cli import main_guard, weight_path_option
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array, load_inference_generator
-from deblurgan.io import read_image, to_uint8, writable_folder, write_image
+from deblurgan.io import check_new_file, read_image, to_uint8, writable_folder, write_image
 from deblurgan.metrics import psnr
 from deblurgan.pairing import check_same_size
 
@@ -94,12 +94,7 @@ def _check_output(output, inputs, overwrite):
         )
     if output.suffix.lower() != ".png":
         raise DeblurGANError(f"output={output}: give a .png file", "output")
-    if output.exists() and not overwrite:
-        raise DeblurGANError(
-            f"output={output}: already exists; choose another file, or pass overwrite=True to replace it",
-            "output",
-            mentions=("overwrite",),
-        )
+    check_new_file(output, overwrite)
     writable_folder(output.parent, "output", create=False)
 
 

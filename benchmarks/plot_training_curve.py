@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from deblurgan.cli import main_guard  # noqa: E402
 from deblurgan.errors import DeblurGANError  # noqa: E402
-from deblurgan.io import writable_folder  # noqa: E402
+from deblurgan.io import check_new_file, writable_folder  # noqa: E402
 
 
 def read_segments(runs):
@@ -88,11 +88,7 @@ def _branch_totals(spec, segments, totals, branch):
 def main(runs, blurred, shipped, target_gain, output, overwrite):
     if Path(output).suffix.lower() != ".png":
         raise DeblurGANError(f"output={output}: give a .png file", "output")
-    if Path(output).exists() and not overwrite:
-        message = (
-            f"output={output}: already exists; choose another file, or pass overwrite=True to replace it"
-        )
-        raise DeblurGANError(message, "output", mentions=("overwrite",))
+    check_new_file(output, overwrite)
     writable_folder(Path(output).parent, "output", create=False)
     segments = read_segments(runs)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)

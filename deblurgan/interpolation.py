@@ -15,6 +15,7 @@ import numpy as np
 
 from deblurgan.checkpoints import check_model_extension, check_not_an_input, load_generator, save_model
 from deblurgan.errors import DeblurGANError
+from deblurgan.io import check_new_file
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +175,5 @@ def _new_output(output, inputs, what, overwrite):
     output = check_not_an_input(check_model_extension(output, "output"), inputs, what)
     if output.is_dir():
         raise DeblurGANError(f"output={output}: a folder; name a new file", parameter="output")
-    if output.exists() and not overwrite:
-        raise DeblurGANError(
-            f"output={output}: already exists; choose another name, or pass overwrite=True to replace it",
-            parameter="output",
-            mentions=("overwrite",),
-        )
+    check_new_file(output, overwrite)
     return output

@@ -399,6 +399,16 @@ def to_uint8(unit):
     return out
 
 
+def check_new_file(path, overwrite, parameter="output"):
+    """Refuses an existing ``path`` unless ``overwrite``: it may be the user's only copy."""
+    if Path(path).exists() and not overwrite:
+        raise DeblurGANError(
+            f"{parameter}={path}: already exists; choose another name, or pass overwrite=True to replace it",
+            parameter,
+            mentions=("overwrite",),
+        )
+
+
 def writable_folder(path, parameter, create=True):
     """Checks that the folder ``path`` can be created (where missing) and written to, before any
     work whose results would go there; one line naming ``parameter`` otherwise. ``create``: create

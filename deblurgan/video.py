@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import deblur_array
-from deblurgan.io import IMAGE_EXTENSIONS, atomic_path, to_uint8
+from deblurgan.io import IMAGE_EXTENSIONS, atomic_path, check_new_file, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,7 @@ def check_paths(input_path, output_path, overwrite=False):
             f"output={output_path}: not a video file name; end it with one of {', '.join(OUTPUT_SUFFIXES)}",
             parameter="output",
         )
-    if output_path.exists() and not overwrite:
-        raise DeblurGANError(
-            f"output={output_path} exists; choose another file name, or pass overwrite=True to replace it",
-            parameter="output",
-            mentions=("overwrite",),
-        )
+    check_new_file(output_path, overwrite)
 
 
 def deblur_video(

@@ -57,7 +57,7 @@ def test_the_script_writes_the_figure_and_a_row_per_epoch(curve, tmp_path):
         (
             ["a={d}/run.csv"],
             "taken.png",
-            "--output {d}/taken.png: already exists; choose another file, or pass --overwrite to replace it",
+            "--output {d}/taken.png: already exists; choose another name, or pass --overwrite to replace it",
         ),
     ],
 )

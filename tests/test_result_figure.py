@@ -21,7 +21,7 @@ def figure():
         ("demo/chelsea_00.png", "is one of the input photos; write the figure elsewhere"),  # overwrote it
         ("figure.txt", "give a .png file"),
         ("demo/chelsea_00.png/figure.png", "cannot write there"),
-        ("figure.png", "already exists; choose another file, or pass --overwrite to replace it"),
+        ("figure.png", "already exists; choose another name, or pass --overwrite to replace it"),
     ],
 )
 def test_a_bad_output_is_one_line_and_the_photos_stay(figure, tmp_path, output, message):

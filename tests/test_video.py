@@ -85,7 +85,9 @@ def _bad_inputs(tmp_path):
         "unwritable output": (clip.name, "file/out.mp4", "cannot write"),
         "output is input": (clip.name, clip.name, "is the input; choose another file name"),
         "missing": ("missing.mp4", "out.mp4", "no such file"),
-        "existing output": (clip.name, "notes.mp4", "exists; choose another file name, or pass --overwrite"),
+        "existing output": (
+            clip.name, "notes.mp4", "notes.mp4: already exists; choose another name, or pass --overwrite"
+        ),
         "not a video name": (clip.name, "out.txt", "not a video file name; end it with one of .mp4"),
     }
 
