@@ -40,9 +40,8 @@ def captioned(panel8, text):
     return np.asarray(image)
 
 
-def figure_row(generator, blurred_path, sharp_path, crop, gap):
-    blurred = read_image(blurred_path).pixels
-    sharp = read_image(sharp_path).pixels
+def figure_row(generator, blurred, sharp, crop, gap):
+    """One row of panels from a blurred photo and its sharp original (pixels in [0, 1])."""
     restored = deblur_array(generator, blurred)
     crops = [to_uint8(centre_crop(image, crop)) for image in (blurred, restored, sharp)]
     labels = [
@@ -75,10 +74,12 @@ def main(weight_path, demo_dir, sharp_dir, names, crop, output, overwrite, gap=6
     if not pairs:
         raise DeblurGANError(f"names={names!r}: give photo names, e.g. chelsea_00.png,flower_00.png", "names")
     _check_output(Path(output), [path for pair in pairs for path in pair], overwrite)  # before the work
-    for blurred, sharp in pairs:  # else the crops would come from two different pictures
-        check_same_size(blurred, sharp, *(read_image(path).pixels.shape[:2] for path in (blurred, sharp)))
+    photos = [tuple(read_image(path).pixels for path in pair) for pair in pairs]
+    for (blurred, sharp), (blurred_path, sharp_path) in zip(photos, pairs, strict=True):
+        # else the crops would come from two different pictures
+        check_same_size(blurred_path, sharp_path, blurred.shape[:2], sharp.shape[:2])
     generator = load_inference_generator(weight_path)
-    rows = [figure_row(generator, blurred, sharp, crop, gap) for blurred, sharp in tqdm(pairs, desc="rows")]
+    rows = [figure_row(generator, blurred, sharp, crop, gap) for blurred, sharp in tqdm(photos, desc="rows")]
     width = max(row.shape[1] for row in rows)
     rows = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
     write_image(output, np.concatenate(rows, axis=0)[:-gap].astype(np.float32) / 255.0)
