@@ -8,6 +8,7 @@ lose 0.01 to 0.014 dB of PSNR against fp32 (README), inside the 0.1 dB the proje
 offering it.
 """
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -34,35 +35,43 @@ def calibration_crops(folder, n_crops=16, crop_size=128, seed=0):
     paths = sorted(
         p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.name[0] != "."
     )
-    usable = []
-    for path in paths:
-        if len(usable) == n_crops:  # the crops go round the first n_crops photos
+    rng = np.random.default_rng(seed)
+    crops, left_out = [], set()
+    for path in itertools.cycle(paths):  # round the photos, one crop each, leaving out unusable ones
+        if len(crops) == n_crops or len(left_out) == len(paths):
             break
-        try:
-            height, width = read_image(path).pixels.shape[:2]
-        except DeblurGANError as error:
-            log.warning("int8 calibration leaves out %s", error)
+        if path in left_out:
             continue
-        if min(height, width) < MIN_SIDE:
-            log.warning("int8 calibration leaves out %s: %dx%d, under %d px", path, width, height, MIN_SIDE)
+        pixels = _calibration_photo(path)
+        if pixels is None:
+            left_out.add(path)
             continue
-        usable.append(path)
-    if not usable:
+        height, width = pixels.shape[:2]
+        size = min(crop_size, height, width) // 4 * 4
+        top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
+        crops.append(pixels[top : top + size, left : left + size] * 2.0 - 1.0)
+    if not crops:
         raise DeblurGANError(
             f"no usable calibration photos in {folder}: int8 is calibrated on blurred photos of at least "
             f"{MIN_SIDE}x{MIN_SIDE} pixels; point DEBLURGAN_CALIBRATION_DIR at a folder of them (the "
             "repository's images/train/A)",
             parameter="calibration_dir",
         )
-    rng = np.random.default_rng(seed)
-    crops = []
-    for i in range(n_crops):
-        pixels = read_image(usable[i % len(usable)]).pixels
-        height, width = pixels.shape[:2]
-        size = min(crop_size, height, width) // 4 * 4
-        top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
-        crops.append(pixels[top : top + size, left : left + size] * 2.0 - 1.0)
     return [crop[None].astype(np.float32) for crop in crops]
+
+
+def _calibration_photo(path):
+    """The pixels of ``path``, or None (with a warning) if it is unreadable or under ``MIN_SIDE``."""
+    try:
+        pixels = read_image(path).pixels
+    except DeblurGANError as error:
+        log.warning("int8 calibration leaves out %s", error)
+        return None
+    height, width = pixels.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        log.warning("int8 calibration leaves out %s: %dx%d, under %d px", path, width, height, MIN_SIDE)
+        return None
+    return pixels
 
 
 def quantize_onnx(fp32_path, int8_path, folder=None):
