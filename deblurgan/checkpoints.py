@@ -16,6 +16,7 @@ import keras
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import atomic_path, writable_folder
 from deblurgan.layer_utils import with_layer_dtypes
+from deblurgan.pretrained import first_line
 
 log = logging.getLogger(__name__)
 MODEL_EXTENSIONS = (".h5", ".keras")
@@ -115,16 +116,12 @@ def _load(path, expect):
     path = Path(path)
     config = _model_config(path)
     if config is None:
-        raise DeblurGANError(
-            f"{path}: holds weights only, no architecture; build the network with "
-            "deblurgan.generator_model(...) and call its load_weights on this file"
-        )
+        return _weights_only(path, expect)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged or foreign file
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DeblurGANError(
-            f"{path}: Keras cannot load this model ({message}); check that it was saved by "
+            f"{path}: Keras cannot load this model ({first_line(error)}); check that it was saved by "
             "deblurgan and is complete"
         ) from None
     # A generator's (first, i.e. finest for multi-scale) output has its input's shape; a critic's has not.
@@ -143,13 +140,47 @@ def _load(path, expect):
     return model
 
 
+def _weights_only(path, expect):
+    """The Sicara network of ``expect`` holding the weights of ``path``, a file of weights without
+    an architecture. A Keras 2 ``save_weights`` file (the Sicara port's checkpoints) is loaded by
+    layer order, which checks the count and every shape; another one gets one line saying how."""
+    from deblurgan.model import discriminator_model, generator_model  # (model imports this module)
+
+    builder = "generator_model" if expect == "generator" else "discriminator_model"
+    how = (
+        f"build the network it was trained as with deblurgan.{builder}(...), call its load_weights "
+        "on this file, then save it whole with deblurgan.save_model(network, 'NEW.h5') for the scripts"
+    )
+    with h5py.File(path, "r") as f:
+        keras_2 = "layer_names" in f.attrs  # Keras 3 writes .weights.h5 files by layer path instead
+    if not keras_2 or path.suffix != ".h5":
+        raise DeblurGANError(f"{path}: holds weights only, no architecture; {how}")
+    network = generator_model() if expect == "generator" else discriminator_model()
+    try:
+        network.load_weights(path)
+    except Exception as error:  # Keras raises ValueError, KeyError, ... for another network's file
+        raise DeblurGANError(
+            f"{path}: holds weights only (Keras 2 save_weights), and not those of the Sicara {expect} "
+            f"({first_line(error)}); {how}"
+        ) from None
+    log.warning(
+        "%s holds weights only (Keras 2 save_weights, as the Sicara port wrote): loaded into "
+        "deblurgan.%s(), the Sicara %s",
+        path,
+        builder,
+        expect,
+    )
+    return network
+
+
 def load_generator(path):
-    """Loads a generator saved by deblurgan (``.h5`` or ``.keras``), with clear errors."""
+    """Loads a generator saved by deblurgan (``.h5`` or ``.keras``) or the Sicara port (weights
+    only), with clear errors."""
     return _load(path, "generator")
 
 
 def load_critic(path):
-    """Loads a critic (discriminator) saved by deblurgan, with clear errors."""
+    """Loads a critic (discriminator) saved by deblurgan or the Sicara port, with clear errors."""
     return _load(path, "critic")
 
 

@@ -35,6 +35,7 @@ from deblurgan.errors import DeblurGANError, first_of
 from deblurgan.io import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
+    check_unit_floats,
     list_images,
     preprocess_image,
     read_image,
@@ -153,15 +154,8 @@ def _as_unit_floats(image01):
             f"image01 has dtype {image01.dtype}: give floats in [0, 1], or 8- or 16-bit pixels",
             "image01",
         )
-    low, high = (image01.min(), image01.max()) if image01.size else (0.0, 0.0)
-    # A little outside [0, 1] is round-off; 0-255 floats (np.asarray(photo).astype(float)) came out
-    # all white, and NaN as noise, without a word.
-    if not (-0.01 <= low and high <= 1.01):  # NaN fails both comparisons
-        raise DeblurGANError(
-            f"image01 holds values from {low:.4g} to {high:.4g}: give floats in [0, 1] (8-bit values "
-            "divided by 255, 16-bit ones by 65535), or the uint8 or uint16 pixels themselves",
-            "image01",
-        )
+    # 0-255 floats (np.asarray(photo).astype(float)) came out all white, and NaN as noise
+    check_unit_floats(image01, "image01")
     return image01.astype(np.float32, copy=False)
 
 

@@ -502,7 +502,8 @@ def _cannot_write(path, error, parameter=None):
 
 
 def preprocess_image(image, inplace=False):
-    """uint8 pixels (0..255), or floats in [0, 1], -> float32 in [-1, 1] (the networks' range).
+    """uint8 pixels (0..255), or floats in [0, 1], -> float32 in [-1, 1] (the networks' range);
+    floats outside [0, 1] are refused (:func:`check_unit_floats`).
 
     Unlike the Sicara port, nothing is resized: the networks take any size divisible by 4.
     ``inplace=True`` reuses a float32 array's memory (for huge photos).
@@ -516,7 +517,22 @@ def preprocess_image(image, inplace=False):
         return image.astype(np.float32) / 127.5 - 1.0
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 32767.5 - 1.0
-    return np.asarray(image, dtype=np.float32) * 2.0 - 1.0
+    image = np.asarray(image, dtype=np.float32)
+    check_unit_floats(image, "image")  # 0-255 floats became [-1, 509] without a word
+    return image * 2.0 - 1.0
+
+
+def check_unit_floats(image, parameter):
+    """Raises unless the float array ``image`` lies in [0, 1] (0.01 of round-off aside; NaN does
+    not): one line naming ``parameter``, with the conversion that the range suggests."""
+    low, high = (float(np.min(image)), float(np.max(image))) if image.size else (0.0, 0.0)
+    if -0.01 <= low and high <= 1.01:  # NaN fails both comparisons
+        return
+    fix = "8-bit values divided by 255, 16-bit ones by 65535, or the uint8 or uint16 pixels themselves"
+    if -1.01 <= low and high <= 1.01:
+        fix = "(x + 1) / 2 of an array in [-1, 1], the networks' range (preprocess_image, load_images)"
+    message = f"{parameter} holds values from {low:.4g} to {high:.4g}: give floats in [0, 1] ({fix})"
+    raise DeblurGANError(message, parameter)
 
 
 def deprocess_image(image):

@@ -1,12 +1,24 @@
-"""The Sicara port's in-memory loading API (``deblurgan.utils.load_images``), on today's reader."""
+"""The Sicara port's ``deblurgan.utils`` (``load_images``, ``load_image``, ``preprocess_image``,
+``deprocess_image``, ``save_image``, ``list_image_files``), on today's reader and writer: the
+Sicara scripts' imports work, but nothing is resized to 256x256 (the networks take any size
+divisible by 4; ``deblurgan.deblur_array`` pads any other)."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
 from deblurgan.datasets import _normalize_size
 from deblurgan.errors import DeblurGANError
-from deblurgan.io import preprocess_image, read_image, resize_image
+from deblurgan.io import (  # noqa: F401  (deprocess_image: the Sicara name, re-exported)
+    IMAGE_EXTENSIONS,
+    deprocess_image,
+    preprocess_image,
+    read_image,
+    resize_image,
+    to_unit_range,
+    write_image,
+)
 from deblurgan.pairing import check_same_size, pair_images
 
 logger = logging.getLogger(__name__)
@@ -32,6 +44,8 @@ def load_images(path, n_images=-1, size=(256, 256)):
         (10, 256, 256, 3)
     """
     size = _normalize_size(size, "size")
+    if n_images == 0:  # Sicara's loop loaded one pair then; no pairs is no dataset
+        raise DeblurGANError("n_images=0: load at least 1 pair, or a negative number for all", "n_images")
     pairs = pair_images(path)
     if n_images is not None and n_images >= 0:
         pairs = pairs[: int(n_images)]
@@ -64,3 +78,19 @@ def load_images(path, n_images=-1, size=(256, 256)):
     if not data["A"]:
         raise DeblurGANError(f"{path}: no readable image pairs; check the warnings above")
     return {key: np.array(value) for key, value in data.items()}
+
+
+def load_image(path):
+    """The RGB pixels of the photo ``path`` as floats in [0, 1] (``preprocess_image`` takes them;
+    Sicara returned a PIL image)."""
+    return read_image(path).pixels
+
+
+def save_image(image, path):
+    """Writes ``image`` (the networks' [-1, 1], as Sicara's ``save_image``) to ``path``."""
+    write_image(path, to_unit_range(image))
+
+
+def list_image_files(directory):
+    """The image files directly in ``directory``, sorted, as path strings (Sicara's function)."""
+    return [str(p) for p in sorted(Path(directory).iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS]

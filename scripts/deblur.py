@@ -30,6 +30,7 @@ from deblurgan.inference import deblur_folder, format_summary, plan_outputs
 @engine_option
 @click.option(
     "--input_dir",
+    "--image_path",  # the Sicara README's name for it
     default="images/demo",
     show_default=True,
     help="Folder of blurred photos (searched recursively) or a single photo.",
@@ -52,6 +53,7 @@ def main(weight_path, engine, input_dir, output_dir, overwrite, skip_existing, s
     # the folders' mistakes before loading the generator, which can take minutes (an export)
     plan_outputs(input_dir, output_dir, overwrite, skip_existing)
     generator = load_engine(weight_path, engine, inference["precision"])
+    print(f"generator: {weight_path}")  # the Sicara scripts read ./generator.h5; this one may not be it
     summary = deblur_folder(
         generator,
         input_dir,

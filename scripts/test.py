@@ -74,6 +74,7 @@ def main(
     # the folders' mistakes before loading the generator, which can take minutes (an export)
     plan_evaluation(input_dir, output_dir, save_images, overwrite, fid)
     generator = load_engine(weight_path, engine, inference["precision"])
+    print(f"generator: {weight_path}")  # the Sicara scripts read ./generator.h5; this one may not be it
     report = evaluate_folder(
         generator,
         input_dir,

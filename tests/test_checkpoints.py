@@ -1,8 +1,11 @@
 """Saving and loading: the three Sicara-style loads, .keras export, clear errors, atomic writes."""
 
+import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import invoke_script
+from PIL import Image
 
 import deblurgan
 from deblurgan.checkpoints import export_keras, load_critic, load_generator, save_model
@@ -147,9 +150,55 @@ def test_an_upper_case_extension_is_a_clear_error(tmp_path, tiny_generator):
 
 
 def test_weights_only_file_is_a_clear_error(tmp_path, tiny_generator):
+    """A Keras 3 weights file: the network it fits cannot be told (it is not loaded into a guess)."""
     path = tmp_path / "generator.weights.h5"
     tiny_generator.save_weights(path)
-    _assert_clear_error(load_generator, path, "weights only", "load_weights")
+    _assert_clear_error(
+        load_generator, path, "weights only", "deblurgan.generator_model(...)", "load_weights", "save_model"
+    )
+
+
+def _keras_2_weights_file(model, path):
+    """``model``'s weights as Keras 2's ``save_weights`` wrote them (the Sicara port's checkpoints:
+    layers in order, no architecture), through Keras' own writer of that format."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path
+
+
+def test_a_sicara_weights_only_checkpoint_loads_into_the_sicara_networks_and_scripts_take_it(
+    tmp_path, randomize_weights, caplog
+):
+    """A Sicara user's generator_49_123.h5 and discriminator_49.h5 (weights only) were refused by
+    every script with advice to write Python."""
+    generator = randomize_weights(generator_model(), seed=1)
+    critic = randomize_weights(discriminator_model(), seed=2)
+    g_file = _keras_2_weights_file(generator, tmp_path / "generator_49_123.h5")
+    d_file = _keras_2_weights_file(critic, tmp_path / "discriminator_49.h5")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    with caplog.at_level("WARNING", logger="deblurgan.checkpoints"):
+        loaded = load_generator(g_file)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), generator.predict(x, verbose=0))
+    assert "loaded into deblurgan.generator_model(), the Sicara generator" in caplog.text
+    image = np.random.default_rng(1).uniform(-1, 1, (1, 256, 256, 3)).astype("float32")
+    np.testing.assert_array_equal(
+        load_critic(d_file).predict(image, verbose=0), critic.predict(image, verbose=0)
+    )
+    # another network's weights: one line, with the builder that fits and how to save it whole
+    _assert_clear_error(
+        load_critic, g_file, "not those of the Sicara critic", "discriminator_model(...)", "save_model"
+    )
+    _assert_clear_error(load_generator, d_file, "not those of the Sicara generator", "generator_model(...)")
+
+    photo = tmp_path / "in" / "p.png"
+    photo.parent.mkdir()
+    Image.fromarray(np.full((20, 24, 3), 128, np.uint8)).save(photo)
+    result = invoke_script("deblur", "--weight_path", str(g_file), "--input_dir", str(photo.parent),
+                           "--output_dir", str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "p.png").is_file()
 
 
 def test_unknown_extension_is_a_clear_error(tmp_path, tiny_generator):

@@ -404,6 +404,39 @@ def test_load_images_native_size_needs_equal_sizes(tmp_path):
         load_images(tmp_path, size=None)
 
 
+def test_the_sicara_scripts_imports_from_deblurgan_utils_work(tmp_path):
+    """Sicara's deblur_image.py and test.py import these names; some were missing (ImportError)."""
+    from deblurgan.utils import deprocess_image, list_image_files, load_image, save_image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "b.png")
+    Image.fromarray(pixels).save(tmp_path / "a.jpg")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "sub" / "c.png")  # Sicara listed the folder itself only
+    assert list_image_files(tmp_path) == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
+    x = preprocess_image(load_image(tmp_path / "b.png"))
+    np.testing.assert_allclose(x, pixels / 127.5 - 1, atol=1e-6)
+    np.testing.assert_array_equal(deprocess_image(x), pixels)
+    save_image(x, tmp_path / "out.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), pixels)
+
+
+def test_preprocess_image_refuses_floats_outside_0_1_and_load_images_no_pairs(tmp_path):
+    """np.asarray(photo, float) (0-255) became [-1, 509] in silence; load_images(path, 0) said
+    "check the warnings above" with no warning above."""
+    photo = np.random.default_rng(0).uniform(0, 1, (4, 4, 3))
+    with pytest.raises(DeblurGANError, match=r"image holds values from .* to .*: give floats in \[0, 1\]"):
+        preprocess_image(photo * 255)
+    np.testing.assert_allclose(
+        preprocess_image(photo * 1.004 - 0.002), (photo * 1.004 - 0.002) * 2 - 1, atol=1e-6
+    )
+    write_pairs(tmp_path, n_pairs=2)
+    with pytest.raises(DeblurGANError, match="n_images=0: load at least 1 pair") as error:
+        load_images(tmp_path, n_images=0)
+    assert error.value.parameter == "n_images"
+
+
 def find_windows(full, crop):
     """Every (top, left) where ``crop`` equals a window of ``full`` (brute force, tiny images)."""
     size = crop.shape[0]

@@ -84,9 +84,8 @@ def test_an_interrupted_folder_goes_on_with_skip_existing(weights, tmp_path, mon
     args = ["--weight_path", weights, "--input_dir", tmp_path / "in", "--output_dir", tmp_path / "out"]
     result = invoke_script("deblur", *args, "--skip_existing")
     assert result.returncode == 0, result.stderr
-    assert (
-        result.stdout == f"deblurred 2 photo(s) into {tmp_path / 'out'}\nkept the 1 output(s) already there\n"
-    )
+    kept = f"deblurred 2 photo(s) into {tmp_path / 'out'}\nkept the 1 output(s) already there\n"
+    assert result.stdout == f"generator: {weights}\n{kept}"
     assert (tmp_path / "out" / "a.png").read_bytes() == first
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
     # an interrupted overwrite leaves earlier outputs, which --skip_existing would keep as this run's
@@ -176,18 +175,20 @@ def test_corrupt_file_gives_summary_and_exit_1_while_good_ones_are_written(weigh
 
 @pytest.mark.slow
 def test_sicara_name_side_by_side_and_created_output_folder(weights, tmp_path):
+    """deblur_image.py --image_path PHOTO, the Sicara README's command (no such option before)."""
     _photo(tmp_path / "one.png", 20, 24)
     result = _run(
         "deblur_image.py",
         "--weight_path",
         weights,
-        "--input_dir",
+        "--image_path",
         tmp_path / "one.png",
         "--output_dir",
         tmp_path / "deep" / "new",
         "--side_by_side",
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"generator: {weights}\n")  # not Sicara's ./generator.h5
     with Image.open(tmp_path / "deep" / "new" / "one.png") as out:
         assert out.size == (48, 20)
 

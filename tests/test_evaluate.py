@@ -185,6 +185,7 @@ def test_script_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "PSNR (dB)" in result.stdout and "SSIM" in result.stdout
+    assert result.stdout.startswith(f"generator: {weights}\n")  # not Sicara's ./generator.h5
     summary = json.loads((tmp_path / "res" / "summary.json").read_text())
     assert summary["images"] == 2
     assert summary["generator"] == {"weight_path": str(weights), "engine": "keras", "precision": "fp32"}
