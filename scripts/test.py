@@ -74,6 +74,7 @@ def main(
     # the folders' mistakes before loading the generator, which can take minutes (an export)
     plan_evaluation(input_dir, output_dir, save_images, overwrite, fid)
     generator = load_engine(weight_path, engine, inference["precision"])
+    fid_extractor = inception_feature_extractor(inception_weights) if fid else None
     print(f"generator: {weight_path}")  # the Sicara scripts read ./generator.h5; this one may not be it
     report = evaluate_folder(
         generator,
@@ -81,7 +82,7 @@ def main(
         output_dir,
         save_images=save_images,
         overwrite=overwrite,
-        fid_extractor=inception_feature_extractor(inception_weights) if fid else None,
+        fid_extractor=fid_extractor,
         generator_info=dict(weight_path=str(weight_path), engine=engine, precision=inference["precision"]),
         **inference,
     )
