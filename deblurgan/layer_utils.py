@@ -86,6 +86,13 @@ class GlobalSkip(layers.Layer):
 
     def call(self, inputs):
         blurred, residual = inputs
+        sizes = tuple(blurred.shape[1:3]), tuple(residual.shape[1:3])
+        if None not in sizes[0] + sizes[1] and sizes[0] != sizes[1]:  # a backend's shape error otherwise
+            raise DeblurGANError(
+                f"a {sizes[0][1]}x{sizes[0][0]} input: the generator takes heights and widths divisible "
+                "by 4 (it halves them twice); deblurgan.deblur_array pads any size and crops back",
+                "inputs",
+            )
         if self.mode == "average":
             return (blurred + residual) / 2.0
         return ops.clip(blurred + residual, -1.0, 1.0)

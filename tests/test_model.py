@@ -108,6 +108,18 @@ def test_generator_skips_are_wired_to_the_right_tensors():
 
 
 @pytest.mark.backend
+def test_a_size_not_divisible_by_4_names_the_rule_and_deblur_array():
+    """g.predict on a 1000x750 photo (as Sicara's scripts ran the network) gave the backend's
+    shape error in GlobalSkip (750 vs 752)."""
+    g = generator_model(n_filters=4, n_blocks=1)
+    with pytest.raises(
+        DeblurGANError, match="a 42x30 input: the generator takes heights and widths divisible by 4"
+    ):
+        g(_inputs((1, 30, 42, 3)))
+    assert tuple(g(_inputs((1, 32, 44, 3))).shape) == (1, 32, 44, 3)
+
+
+@pytest.mark.backend
 @pytest.mark.parametrize("output_mode", ["average", "clip"])
 def test_generator_output_shape_and_range(output_mode, randomize_weights):
     g = randomize_weights(generator_model(n_filters=8, n_blocks=1, output_mode=output_mode), seed=1)
