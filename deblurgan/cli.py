@@ -4,6 +4,7 @@ import functools
 import logging
 import signal
 import sys
+import threading
 
 import click
 
@@ -50,17 +51,20 @@ class FlagNames(logging.Filter):
     names its parameters (``log.info("run.n_epochs=%d", n, extra={"parameters": ["run.n_epochs"]})``)."""
 
     def filter(self, record):
+        args = record.args if isinstance(record.args, tuple) else ()
         for name in getattr(record, "parameters", ()):
             record.msg = _as_flag(record.msg, name)
+            args = tuple(_as_flag(a, name) if isinstance(a, str) else a for a in args)
         if isinstance(record.args, tuple):
-            record.args = tuple(flag_message(a) if isinstance(a, DeblurGANError) else a for a in record.args)
+            record.args = tuple(flag_message(a) if isinstance(a, DeblurGANError) else a for a in args)
         return True
 
 
 def main_guard(command):
     """Wraps a click command's callback: DeblurGANError -> ``error: ...`` on stderr, exit 2;
     Ctrl-C -> ``interrupted`` and exit 130, as a shell reports SIGINT (click would print "Aborted!"
-    and exit 1). The library's warnings name flags too (:class:`FlagNames`)."""
+    and exit 1); SIGTERM the same, with exit 143, where nothing else handles it. The library's
+    warnings name flags too (:class:`FlagNames`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -68,16 +72,34 @@ def main_guard(command):
         for handler in logging.getLogger().handlers:
             if not any(isinstance(f, FlagNames) for f in handler.filters):
                 handler.addFilter(FlagNames())
+        # A scheduler's or kill's SIGTERM ended the process at once: no "N of M photos written"
+        # note, and the temporary file of the photo being written was left behind.
+        terminate = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and _in_main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if terminate else None
         try:
             return command(*args, **kwargs)
         except DeblurGANError as error:
             print(f"error: {flag_message(error)}", file=sys.stderr)
             sys.exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             print("\ninterrupted", file=sys.stderr)  # after the ^C the terminal echoed, or a progress bar
-            sys.exit(128 + signal.SIGINT)
+            signum = (
+                interrupt.args[0] if interrupt.args and isinstance(interrupt.args[0], int) else signal.SIGINT
+            )
+            sys.exit(128 + signum)
+        finally:
+            if terminate:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
+def _in_main_thread():
+    return threading.current_thread() is threading.main_thread()
 
 
 weight_path_option = click.option(

@@ -1,6 +1,9 @@
 """Library errors name parameters; the scripts show the flags that set them."""
 
 import logging
+import os
+import signal
+import time
 from pathlib import Path
 
 import click
@@ -68,7 +71,42 @@ def test_ctrl_c_in_a_script_is_one_line_and_the_shells_exit_status():
     assert (result.exit_code, result.stderr) == (130, "\ninterrupted\n")
 
 
+def test_sigterm_stops_a_script_as_ctrl_c_does_with_exit_143_and_the_handler_is_restored():
+    """deblur.py or test.py sent SIGTERM (a scheduler, kill) died at once: no note of the photos
+    written, a temporary file left behind."""
+    stopped_in = []
+
+    @click.command()
+    @main_guard
+    def command():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # a signal is handled between bytecodes: long before this ends
+        except KeyboardInterrupt:
+            stopped_in.append("command")  # the library's own clean-up (deblur_folder's note) runs
+            raise
+
+    before = signal.getsignal(signal.SIGTERM)
+    started = time.monotonic()
+    result = CliRunner().invoke(command, [])
+    assert (result.exit_code, result.stderr, stopped_in) == (143, "\ninterrupted\n", ["command"])
+    assert time.monotonic() - started < 4
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_a_library_message_naming_its_parameters_names_flags_in_a_script():
     record = logging.LogRecord("deblurgan", logging.INFO, "", 0, "run.n_epochs=%d; more", (3,), None)
     record.parameters = ["run.n_epochs"]
     assert FlagNames().filter(record) and record.getMessage() == "--n_epochs 3; more"
+
+
+def test_parameters_in_the_arguments_of_a_library_message_are_named_as_flags_too():
+    """deblur.py stopped by Ctrl-C advised "skip_existing=True" (an argument of the message)."""
+    message = "%d of %d photos written; %s"
+    record = logging.LogRecord(
+        "deblurgan", logging.WARNING, "", 0, message, (1, 3, "skip_existing=True goes on"), None
+    )
+    record.parameters = ["skip_existing", "overwrite"]
+    assert (
+        FlagNames().filter(record) and record.getMessage() == "1 of 3 photos written; --skip_existing goes on"
+    )
