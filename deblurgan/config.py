@@ -72,8 +72,8 @@ class GeneratorConfig(_Section):
 
     ``resnet`` (the Sicara generator) takes ``generator_model``'s arguments; ``multiscale``
     (DeepDeblur) takes ``input_shape``, ``n_filters``, ``n_blocks``, ``n_scales``, ``kernel_size``
-    and ``name``, ignores the norm/output/upsampling/dropout variant fields and refuses the block
-    fields (``block``, ``residual_scale``, ``zero_init_blocks``) away from their defaults. Fields
+    and ``name``; the others away from their defaults are refused (the block fields by every run,
+    the norm, output, upsampling and dropout fields by a new one: ``training_loop.check_used``). Fields
     added later default to the earlier behaviour, so older ``options.json`` files still load.
     ``n_blocks=None``: the architecture's default (``ARCHITECTURE_BLOCKS``).
     """

@@ -81,6 +81,7 @@ def check_used(config):
     """Refuses options that ``config``'s other choices leave unused: a run would record them in
     options.json and train without them."""
     gan_mode, content, photos = config.critic.gan_mode, config.loss.content, config.data.sharp_dir
+    resnet = config.generator.architecture == "resnet"
     gan, defaults = recipe(gan_mode), TrainingConfig()
     mode, loss = "critic.gan_mode", "loss.content"
     vgg = ("loss.vgg_network", "loss.vgg_weights", "loss.vgg_input_scaling")
@@ -88,6 +89,9 @@ def check_used(config):
     rules = (  # fields, whether they are used, why not
         (("critic.architecture", "critic.input", "critic.n_filters", "critic.updates", "run.critic_lr",
           "loss.adversarial_weight"), gan.uses_critic, f"{mode}={gan_mode!r} has no critic"),
+        (("generator.norm", "generator.output_mode", "generator.upsampling", "generator.dropout_rate",
+          "generator.zero_init_output", "generator.rrdb_growth"), resnet,
+         "generator.architecture='multiscale' (DeepDeblur's network) has no such part, by hand or preset"),
         (("critic.clip_value",), gan.clip_weights, f"only {mode}='wgan-clip' clips"),
         (("loss.gradient_penalty_weight",), gan.gradient_penalty, f"only {mode}='wgan-gp' has one"),
         (vgg, content in ("perceptual", AUTO), f"{loss}={content!r} uses no VGG"),

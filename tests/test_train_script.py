@@ -541,6 +541,17 @@ def test_bad_option_values_name_the_flag(data_dir, tmp_path):
         ("--content_loss l1 --vgg_network vgg19", "--vgg_network 'vgg19': unused, --content_loss 'l1'"),
         ("--content_loss l1 --fft_weight 3", "--fft_weight 3.0: unused, only --content_loss 'l1+fft'"),
         ("--resize 64 --crop_size 128", "--crop_size 128: unused, --resize 64 scales whole images"),
+        # recorded in options.json for a network that has none (README said they were ignored)
+        (
+            "--architecture multiscale --norm instance",
+            "--norm 'instance': unused, --architecture 'multiscale'",
+        ),
+        ("--architecture multiscale --dropout_rate 0.1", "--dropout_rate 0.1: unused, --architecture 'multi"),
+        (
+            "--architecture multiscale --preset paper",
+            "--norm 'instance': unused, --architecture 'multiscale' "
+            "(DeepDeblur's network) has no such part, by hand or preset",
+        ),
     ],
 )
 def test_options_the_run_would_not_use_are_refused(data_dir, tmp_path, flags, message):
