@@ -50,6 +50,12 @@ def _flag_names_removed_after_each_test():
     logger's handlers, pytest's capture handlers among them, which live for the whole session: a
     later test's ``caplog`` would show flag names or not depending on the order the tests ran in."""
     yield
+    remove_flag_names()
+
+
+def remove_flag_names():
+    """Takes the ``cli.FlagNames`` filters that an in-process script run added off the root
+    logger's handlers (``caplog``'s among them)."""
     for handler in logging.getLogger().handlers:
         handler.filters[:] = [f for f in handler.filters if type(f).__name__ != "FlagNames"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke_script
+from conftest import invoke_script, remove_flag_names
 from infer_helpers import random_photo, tiny_generator
 from PIL import Image
 
@@ -89,6 +89,7 @@ def test_an_interrupted_folder_goes_on_with_skip_existing(weights, tmp_path, mon
     assert (tmp_path / "out" / "a.png").read_bytes() == first
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
     # an interrupted overwrite leaves earlier outputs, which --skip_existing would keep as this run's
+    remove_flag_names()  # the library's own words again, not the script's
     calls.clear()
     monkeypatch.setattr(inference, "deblur_file", ctrl_c_on_the_second)
     caplog.clear()
