@@ -17,6 +17,7 @@ from deblurgan.errors import DeblurGANError
 from deblurgan.io import atomic_path, writable_folder
 from deblurgan.layer_utils import with_layer_dtypes
 from deblurgan.pretrained import first_line
+from deblurgan.quiet import log_lines_hidden
 
 log = logging.getLogger(__name__)
 MODEL_EXTENSIONS = (".h5", ".keras")
@@ -29,13 +30,10 @@ def save_model(model, path):
     the same as after float32 training.
     """
     path = check_model_extension(path)
-    absl = logging.getLogger("absl")  # Keras' notice that .h5 is legacy: .h5 is Sicara's format
-    absl.addFilter(_not_the_h5_notice)
-    try:
+    # Keras' notice that .h5 is legacy: .h5 is Sicara's format
+    with log_lines_hidden(logging.getLogger("absl"), "This file format is considered legacy"):
         with atomic_path(path) as tmp:
             float32_model(model).save(tmp)
-    finally:
-        absl.removeFilter(_not_the_h5_notice)
     log.info("saved %s", path)
     return path
 
@@ -47,10 +45,6 @@ def check_model_extension(path, parameter=None):
         shown = f"{parameter}={path}" if parameter else str(path)
         raise DeblurGANError(f"{shown}: model files must end in .h5 or .keras", parameter)
     return path
-
-
-def _not_the_h5_notice(record):
-    return "This file format is considered legacy" not in record.getMessage()
 
 
 def float32_model(model):

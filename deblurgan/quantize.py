@@ -17,6 +17,7 @@ import numpy as np
 
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import IMAGE_EXTENSIONS, read_image
+from deblurgan.quiet import log_lines_hidden
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +93,11 @@ def quantize_onnx(fp32_path, int8_path, folder=None):
 
     log.warning("quantising %s to int8, calibrated on %d crops of %s", fp32_path, len(crops), folder)
     partial = Path(int8_path).with_name(Path(int8_path).name + ".partial")
-    root = logging.getLogger()  # ONNX Runtime's advice to pre-process is to us, not to the user
-    root.addFilter(_not_the_preprocessing_advice)
-    try:
+    # ONNX Runtime's advice (to the root logger) to pre-process is to this module, not the user:
+    # the int8 scores in benchmarks/README.md are measured without it
+    with log_lines_hidden(logging.getLogger(), "pre-processing before quantization"):
         q.quantize_static(
             str(fp32_path), str(partial), Crops(), quant_format=q.QuantFormat.QDQ, per_channel=True,
             activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
         )  # fmt: skip
-    finally:
-        root.removeFilter(_not_the_preprocessing_advice)
     os.replace(partial, int8_path)  # a killed quantisation leaves no half file under the real name
-
-
-def _not_the_preprocessing_advice(record):
-    """ONNX Runtime's "Please consider (to run) pre-processing before quantization" (the int8 scores in
-    benchmarks/README.md are measured without it): advice to this module, shown to every user."""
-    return "pre-processing before quantization" not in record.getMessage()

@@ -100,3 +100,19 @@ class _QuietLoader:
         with _stderr_held():
             self.loader.exec_module(module)
             module.config.list_physical_devices()  # cuInit, which logs at ERROR without a GPU
+
+
+@contextlib.contextmanager
+def log_lines_hidden(logger, text):
+    """Within the block, drops ``logger``'s records whose message contains ``text``: a library's
+    notice meant for this package (Keras calling .h5 legacy, ONNX Runtime advising pre-processing
+    before quantisation), which its users can do nothing about."""
+
+    def keep(record):
+        return text not in record.getMessage()
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
