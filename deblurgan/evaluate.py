@@ -124,8 +124,11 @@ def plan_evaluation(input_dir, output_dir, save_images=False, overwrite=False, f
     if fid and len(pairs) < 2:
         _fid_needs_two(input_dir)
     panels = [_panel_path(output_dir, name) for name, _, _ in pairs] if save_images else []
-    existing = [p for p in [*_report_paths(output_dir), *panels] if p.exists()]
+    # a stopped evaluation's panels too (its list): an overwrite removes them all
+    existing = [p for p in [*_report_paths(output_dir), _panel_list(output_dir), *panels] if p.exists()]
     if existing and not overwrite:  # an earlier evaluation's, or the user's own files
+        if existing[0] == _panel_list(output_dir):
+            existing = ["the panels of an evaluation that was stopped"]
         raise DeblurGANError(
             f"output_dir={output_dir}: already holds {first_of(existing)}; choose another folder, or "
             "pass overwrite=True to replace them",
@@ -143,16 +146,25 @@ def _panel_path(output_dir, name):
     return (output_dir / "images" / name).with_suffix(".png")
 
 
+def _panel_list(output_dir):
+    """The panels written so far by an evaluation that has not finished (hidden: not a photo)."""
+    return output_dir / "images" / ".panels-in-progress.txt"
+
+
 def _earlier_outputs(output_dir):
-    """The reports of an earlier evaluation in ``output_dir`` and the panels its per_image.csv lists."""
-    reports, panels = _report_paths(output_dir), []
+    """The reports of an earlier evaluation in ``output_dir`` and the panels its per_image.csv
+    lists, or that a stopped evaluation listed as it wrote them."""
+    reports, names = _report_paths(output_dir), []
     try:
         with open(reports[0], newline="", encoding="utf-8") as f:
-            panels = [_panel_path(output_dir, row["name"]) for row in csv.DictReader(f)]
+            names = [row["name"] for row in csv.DictReader(f)]
     except (OSError, KeyError, TypeError, csv.Error, UnicodeDecodeError):
         pass  # none, or not an evaluation's: only the files at the names this one writes are replaced
+    if _panel_list(output_dir).is_file():
+        names += _panel_list(output_dir).read_text(encoding="utf-8").splitlines()
     inside = (output_dir / "images").resolve()
-    return [*(p for p in panels if p.resolve().is_relative_to(inside)), *reports]
+    panels = [_panel_path(output_dir, name) for name in names if name]
+    return [*(p for p in panels if p.resolve().is_relative_to(inside)), _panel_list(output_dir), *reports]
 
 
 def evaluate_folder(
@@ -201,6 +213,38 @@ def evaluate_folder(
         log.info("unmatched: %s", name)
     rows, failed = [], []
     features = {"blurred": [], "restored": [], "sharp": []}
+    try:
+        _evaluate_pairs(generator, pairs, output_dir, rows, failed, features, save_images, progress,
+                        max_image_pixels, fid_extractor, options)  # fmt: skip
+    except KeyboardInterrupt:
+        log.warning(
+            "evaluation stopped after %d of %d pairs; no reports written: the same command with %s "
+            "starts it again", len(rows) + len(failed), len(pairs), "overwrite=True",
+            extra={"parameters": ["overwrite"]},
+        )  # fmt: skip
+        raise
+    if not rows:  # the first pair's reason names its file, and the option when one is at fault
+        first = failed[0][1]
+        raise DeblurGANError(
+            f"input_dir={input_dir}: none of the {len(pairs)} pair(s) could be read; the first: {first}",
+            "input_dir",
+            mentions=(first.parameter,) if first.parameter else (),
+        )
+    summary = summarize(rows)
+    if fid_extractor is not None:
+        summary["fid"] = _fid_summary(features, input_dir)
+    if generator_info is not None:
+        summary["generator"] = generator_info
+    summary["unmatched"] = unmatched
+    summary["failed"] = [{"name": name, "reason": str(error)} for name, error in failed]
+    _write_reports(output_dir, rows, summary)
+    _panel_list(output_dir).unlink(missing_ok=True)  # per_image.csv lists the panels now
+    return EvaluationReport(rows, summary, unmatched, failed)
+
+
+def _evaluate_pairs(generator, pairs, output_dir, rows, failed, features, save_images, progress,
+                    max_image_pixels, fid_extractor, options):  # fmt: skip
+    """Scores each pair into ``rows`` (or ``failed``), its features into ``features``; writes panels."""
     for name, blurred_path, sharp_path in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
         try:
             blurred, sharp = (read_image(p, max_pixels=max_image_pixels) for p in (blurred_path, sharp_path))
@@ -218,23 +262,10 @@ def evaluate_folder(
                 features[side].append(image_features([to_uint8(image)], fid_extractor)[0])
         if save_images:
             panel = np.concatenate([sharp.pixels, blurred.pixels, restored], axis=1)
+            _panel_path(output_dir, name).parent.mkdir(parents=True, exist_ok=True)
+            with open(_panel_list(output_dir), "a", encoding="utf-8") as f:  # listed first: a stopped
+                f.write(f"{name}\n")  # evaluation's panels are removed by the next one's overwrite
             write_image(_panel_path(output_dir, name), panel)
-    if not rows:  # the first pair's reason names its file, and the option when one is at fault
-        first = failed[0][1]
-        raise DeblurGANError(
-            f"input_dir={input_dir}: none of the {len(pairs)} pair(s) could be read; the first: {first}",
-            "input_dir",
-            mentions=(first.parameter,) if first.parameter else (),
-        )
-    summary = summarize(rows)
-    if fid_extractor is not None:
-        summary["fid"] = _fid_summary(features, input_dir)
-    if generator_info is not None:
-        summary["generator"] = generator_info
-    summary["unmatched"] = unmatched
-    summary["failed"] = [{"name": name, "reason": str(error)} for name, error in failed]
-    _write_reports(output_dir, rows, summary)
-    return EvaluationReport(rows, summary, unmatched, failed)
 
 
 def _fid_summary(features, input_dir):

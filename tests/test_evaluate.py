@@ -161,6 +161,38 @@ def test_an_earlier_evaluation_or_a_users_file_is_replaced_only_with_overwrite(t
     assert not list((out / "images").rglob("*.png"))  # the earlier ones would pass for this one's
 
 
+def test_a_stopped_evaluations_panels_are_removed_by_the_next_overwrite_and_the_stop_says_how(
+    tmp_path, monkeypatch, caplog
+):
+    """Stopped halfway, test.py said only "interrupted", and its panels (listed in no report) were
+    left beside a later evaluation's reports, --overwrite or not, as if they were its own."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    _dataset(data, names=("a", "b", "c"))
+    calls = []
+
+    def stopped_at_the_third(generator, image, **options):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return image
+
+    monkeypatch.setattr("deblurgan.evaluate.deblur_array", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt), caplog.at_level(logging.WARNING, logger="deblurgan.evaluate"):
+        evaluate_folder(_identity(), data, out, save_images=True, progress=False)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (out / "images").glob("*.png")) == ["a.png", "b.png"]
+    assert [r.getMessage() for r in caplog.records if r.name == "deblurgan.evaluate"] == [
+        "evaluation stopped after 2 of 3 pairs; no reports written: the same command with overwrite=True "
+        "starts it again"
+    ]
+    other = tmp_path / "other"
+    _dataset(other, names=("z",))
+    with pytest.raises(DeblurGANError, match="already holds the panels of an evaluation that was stopped"):
+        evaluate_folder(_identity(), other, out, save_images=True, progress=False)
+    assert evaluate_folder(_identity(), other, out, save_images=True, overwrite=True, progress=False).ok
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["z.png"]  # and no list left
+
+
 @pytest.mark.slow
 def test_script_end_to_end(tmp_path):
     _dataset(tmp_path / "data")
