@@ -597,7 +597,7 @@ def _check_finite(step_logs, epoch, batch_index, weights_dir):
         name, value = next(iter(bad.items()))
         fix = "lower the learning rate (lr=...)"
         if any(Path(weights_dir).glob("generator_*.h5")):
-            kept = f"the last good checkpoint in {weights_dir} is kept; {fix}, or resume"
+            kept = f"the last good checkpoint in {weights_dir} is kept; resume with a lower learning rate (lr=...)"
         else:
             kept = f"{weights_dir} holds no checkpoint yet; {fix}"
         raise DeblurGANError(
