@@ -595,11 +595,11 @@ def _check_finite(step_logs, epoch, batch_index, weights_dir):
     bad = {n: v for n, v in step_logs.items() if not math.isfinite(v) and not _skipped_norm(n, v)}
     if bad:
         name, value = next(iter(bad.items()))
-        fix = "lower the learning rate (lr=...)"
+        fix = "a lower learning rate (lr=...)"
         if any(Path(weights_dir).glob("generator_*.h5")):
-            kept = f"the last good checkpoint in {weights_dir} is kept; resume with a lower learning rate (lr=...)"
+            kept = f"the last good checkpoint in {weights_dir} is kept; resume with {fix}"
         else:
-            kept = f"{weights_dir} holds no checkpoint yet; {fix}"
+            kept = f"{weights_dir} holds no checkpoint yet; start again with {fix}"
         raise DeblurGANError(
             f"loss {name} became {value} at epoch {epoch}, batch {batch_index}; training stopped and {kept}",
             mentions=("lr",),

@@ -223,7 +223,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     early = r"at epoch 0, batch 0; training stopped and .* holds no checkpoint yet"
     with pytest.raises(DeblurGANError, match=early) as error:
         train(_options(data_dir, tmp_path, "early", n_epochs=3, gan_mode="none"))
-    assert flag_message(error.value).endswith("lower the learning rate (--lr ...)")  # no resume to offer
+    assert flag_message(error.value).endswith(
+        "start again with a lower learning rate (--lr ...)"
+    )  # no resume
 
 
 def test_one_epoch_of_ragan_with_frequency_separation_then_resume_rules(data_dir, tmp_path):
