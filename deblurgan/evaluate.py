@@ -218,8 +218,8 @@ def evaluate_folder(
                         max_image_pixels, fid_extractor, options)  # fmt: skip
     except KeyboardInterrupt:
         log.warning(
-            "evaluation stopped after %d of %d pairs; no reports written: the same command with %s "
-            "starts it again", len(rows) + len(failed), len(pairs), "overwrite=True",
+            "evaluation stopped after %d of %d pairs; no reports written: the same command with "
+            "overwrite=True starts it again", len(rows) + len(failed), len(pairs),
             extra={"parameters": ["overwrite"]},
         )  # fmt: skip
         raise
