@@ -27,6 +27,7 @@ set it), TensorFlow's logical devices are set here before its runtime starts.
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import keras
 import numpy as np
@@ -42,6 +44,29 @@ import numpy as np
 from deblurgan.errors import DeblurGANError
 
 DEFAULT_TIMEOUT = 60  # seconds to wait for the coordinator and the other processes
+# In the errors of a collective whose peer process went away (JAX's Gloo over TCP; TensorFlow's)
+_LOST_PROCESS_SIGNS = ("Gloo", "Connection reset by peer", "Socket closed", "Collective ops is aborted")
+
+
+@functools.cache
+def _tensorflow_gather(strategy):
+    """``values`` of every replica of ``strategy``, stacked; traced once (eager, TensorFlow would
+    trace its collective again at every call)."""
+    import tensorflow as tf
+
+    def gather(values):
+        return strategy.gather(strategy.run(lambda v: v[None], args=(values,)), axis=0)
+
+    return tf.function(gather)
+
+
+def _shown(value):
+    return "default" if value is None else repr(value)
+
+
+class ProcessLost(DeblurGANError):
+    """Another process of the run stopped mid-step: this one can only leave, without the exit that
+    waits for every process (JAX's shutdown barrier would wait out its timeout, then abort)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +107,49 @@ class Replicas:
         """This process's rows of a global batch of ``batch_size``."""
         share = batch_size // self.num_processes
         return range(self.process_id * share, (self.process_id + 1) * share)
+
+    def gather(self, values):
+        """Every process's ``values`` (whole numbers under 2**31), one row per process. A collective:
+        every process must call it, with as many values."""
+        values = np.asarray(values, dtype="int32")
+        if self.num_processes == 1:
+            return values[None]
+        if self.strategy is not None:
+            rows = _tensorflow_gather(self.strategy)(values)  # a row per replica
+            return np.asarray(rows)[:: self.n_devices // self.num_processes]
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(values))
+
+    def check_same(self, settings):
+        """Refuses to go on unless every process has the same ``settings`` ({name: value}): processes
+        that differ would train different steps, and wait for one another in the first that differs."""
+        if self.num_processes == 1:
+            return
+        names = sorted(settings)
+        rows = self.gather([zlib.crc32(repr(settings[name]).encode()) & 0x7FFFFFFF for name in names])
+        for process, row in enumerate(rows):
+            differ = [name for name, first, other in zip(names, rows[0], row, strict=True) if first != other]
+            if differ:
+                here = ", ".join(f"{name}={_shown(settings[name])}" for name in differ)
+                raise DeblurGANError(
+                    f"processes 0 and {process} were started differently, in {here} (process "
+                    f"{self.process_id}'s); start every process with the same options and training data",
+                    mentions=[name for name in differ if "." in name],  # options (section.field)
+                )  # fmt: skip
+
+    def agreed_stop(self, signum):
+        """The largest of the processes' ``signum`` (0: none was asked to stop), so that all stop after
+        the same step: one that stopped alone would leave the others waiting in the next."""
+        return int(self.gather([signum]).max())
+
+    def lost_process(self, error):
+        """What went wrong, when ``error`` is a collective that failed because another process
+        stopped (killed, or its machine lost); None for any other error."""
+        lines = [line for line in str(error).splitlines() if any(s in line for s in _LOST_PROCESS_SIGNS)]
+        if self.num_processes == 1 or not lines:
+            return None
+        return f"another process stopped answering ({lines[0].strip()[:160]})"
 
 
 def start(devices=None, coordinator_address=None, num_processes=1, process_id=0, timeout=DEFAULT_TIMEOUT):
@@ -152,9 +220,11 @@ def _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
         try:
             # JAX's own error (process 1 and up) comes at the timeout; its abort (process 0) after it
             with _join_deadline(address, num_processes, timeout, grace=2.0):
+                # a lost process ends the others after the timeout (JAX: an abort), not 100 s or 5 min
                 jax.distributed.initialize(
-                    address, num_processes, process_id, initialization_timeout=int(timeout)
-                )
+                    address, num_processes, process_id, initialization_timeout=int(timeout),
+                    heartbeat_timeout_seconds=max(int(timeout), 30), shutdown_timeout_seconds=int(timeout),
+                )  # fmt: skip
         except Exception as error:  # noqa: BLE001 (jax raises plain RuntimeErrors/XlaRuntimeErrors)
             raise DeblurGANError(
                 f"coordinator_address={address}: could not join the {num_processes} processes within "

@@ -21,11 +21,11 @@ from deblurgan import losses
 from deblurgan.checkpoints import load_generator
 from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, SECTIONS, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
-from deblurgan.distribution import Replicas
+from deblurgan.distribution import ProcessLost, Replicas
 from deblurgan.errors import DeblurGANError
 from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array, output_layers
-from deblurgan.interrupts import interrupts_deferred
+from deblurgan.interrupts import interrupts_deferred, stops_noted
 from deblurgan.io import read_image
 from deblurgan.metrics import check_scorable, psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
@@ -265,18 +265,40 @@ def _start(config, state, position, resumed=False, replicas=None):
     train_dir, val_dir = _data_dirs(config)
     dataset = _training_dataset(config.data, train_dir, config.run)
     config = resolve(config)  # after the data checks: "auto" may look for the VGG weights online
+    val_pairs = _validation_pairs(val_dir, config.run)
+    replicas.check_same(_shared_settings(config, _epoch_batches(dataset, config.data), val_pairs, position))
     with replicas.scope():  # variables replicated (mirrored) on every device
         trainer = build_trainer(config)
         if state is not None:
             trainer.set_state(state)
         elif config.run.init_generator:
             _start_from(trainer.generator, config.run.init_generator)
-        val_pairs = _validation_pairs(val_dir, config.run)
         with run_lock(config.run, writes=replicas.is_chief):
             if resumed:
                 log.info("resuming at epoch %d, batch %d", *position[:2])
             directory = RunDirectory(config, writes=replicas.is_chief)  # process 0 writes the files
             return _Loop(config, trainer, dataset, directory, val_pairs, position, replicas).fit()
+
+
+# What may differ between the processes of one run: each machine's own folders, threads and display.
+_PER_PROCESS = {"run.data_dir", "run.weights_dir", "run.log_dir", "run.val_dir", "run.init_generator",
+                "run.workers", "run.progress", "data.sharp_dir"}  # fmt: skip
+
+
+def _shared_settings(config, batches_per_epoch, val_pairs, position):
+    """What the processes of a run must agree on: the options but ``_PER_PROCESS``, the data's
+    batches per epoch, the validation pairs (the generator runs on every process) and the start."""
+    options = {
+        f"{s}.{name}": v for s, fields in dataclasses.asdict(config).items() for name, v in fields.items()
+    }
+    shared = {name: value for name, value in options.items() if name not in _PER_PROCESS}
+    start = f"epoch {position[0]}, batch {position[1]}"
+    return {
+        **shared,
+        "batches_per_epoch": batches_per_epoch,
+        "validation_pairs": len(val_pairs),
+        "start": start,
+    }
 
 
 class _Loop:
@@ -285,7 +307,7 @@ class _Loop:
 
     def __init__(self, config, trainer, dataset, directory, val_pairs, position, replicas=None):
         self.config, self.trainer, self.dataset, self.directory = config, trainer, dataset, directory
-        replicas = replicas or Replicas()
+        self.replicas = replicas = replicas or Replicas()
         # each process reads its rows of every batch; process 0 alone reports progress
         self.rows = replicas.local_rows(config.data.batch_size) if replicas.num_processes > 1 else None
         self.progress = config.run.progress and replicas.is_chief
@@ -299,6 +321,7 @@ class _Loop:
         # Where an interruption would leave the run, the loss sums of that epoch, and whether that
         # point is already saved.
         self.position, self.sums, self.saved = (self.start_epoch, self.start_batch), {}, True
+        self.last_saved = self.position
         self.clock_start = (time.time(), time.process_time())  # of the epoch in progress
 
     def fit(self):
@@ -307,27 +330,53 @@ class _Loop:
             message = "nothing to do: %s already holds %d epochs, run.n_epochs=%d; a larger one trains on"
             log.info(message, weights_dir, self.start_epoch, n_epochs, extra={"parameters": ["run.n_epochs"]})
             return []
+        # Several processes stop together (_stop_if_asked): a stop noted now, acted on after the step
+        together = (
+            stops_noted(_STOP_REQUESTS) if self.replicas.num_processes > 1 else contextlib.nullcontext()
+        )
         try:
-            rows = [self._run_epoch(epoch) for epoch in range(self.start_epoch, n_epochs)]
+            with together:
+                rows = [self._run_epoch(epoch) for epoch in range(self.start_epoch, n_epochs)]
         except KeyboardInterrupt:
             _STOP_REQUESTS.clear()  # honoured
-            epoch, batch = self.position
-            if not self.saved:
-                with interrupts_deferred():  # a second Ctrl-C (an impatient user) must not cut the save
-                    self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
-                    log.warning("interrupted at epoch %d, batch %d: state saved in %s; continue with "
-                                "resume_training (train.py: the same command and --resume)", epoch, batch,
-                                weights_dir)  # fmt: skip
-            elif (epoch, batch) == (0, 0):
-                log.warning("interrupted before the first step; nothing to resume in %s", weights_dir)
-            else:
-                at = f"after epoch {epoch - 1}" if batch == 0 else f"at epoch {epoch}, batch {batch}"
-                log.warning("interrupted; %s holds the state %s", weights_dir, at)
+            self._save_interrupted()
             raise
+        except Exception as error:
+            if (lost := self.replicas.lost_process(error)) is None:
+                raise
+            _STOP_REQUESTS.clear()
+            raise self._process_lost(lost) from None
         if self.dataset.n_skipped:
             skipped = self.dataset.n_skipped
             log.warning("%d unreadable or oversized images were skipped (see the log above)", skipped)
         return rows
+
+    def _process_lost(self, lost):
+        resume = "continue with resume_training on every process (train.py: the same commands and --resume)"
+        weights_dir, saved = self.directory.weights_dir, self.last_saved
+        if not self.replicas.is_chief:  # which state process 0 saved, it alone knows
+            return ProcessLost(f"{lost}; {resume}, from the last state process 0 saved, if any")
+        if saved == (0, 0):
+            return ProcessLost(f"{lost}; {weights_dir} holds no state yet: start every process again")
+        return ProcessLost(f"{lost}; {weights_dir} holds the state {_position_text(*saved)}: {resume}")
+
+    def _save_interrupted(self):
+        (epoch, batch), where = self.position, self._saved_in()
+        if not self.saved:
+            with interrupts_deferred():  # a second Ctrl-C (an impatient user) must not cut the save
+                self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
+                message = "interrupted at epoch %d, batch %d: state saved in %s; continue with %s"
+                log.warning(
+                    message, epoch, batch, where, "resume_training (train.py: the same command and --resume)"
+                )
+        elif (epoch, batch) == (0, 0):
+            log.warning("interrupted before the first step; nothing to resume in %s", where)
+        else:
+            log.warning("interrupted; %s holds the state %s", where, _position_text(epoch, batch))
+
+    def _saved_in(self):
+        """Where the state is saved, as this process's messages name it (process 0 writes it)."""
+        return str(self.directory.weights_dir) if self.replicas.is_chief else "process 0's weights_dir"
 
     def _learning_rate(self, step):
         """Sets both optimizers to their scheduled rates at ``step`` (counted over the run)."""
@@ -369,8 +418,7 @@ class _Loop:
                     self.position, self.saved = (epoch, batch_index), False
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{t / n:.4g}" for k, (t, n) in sums.items() if _shown(k)})
-                if _STOP_REQUESTS:  # a stop whose KeyboardInterrupt Python swallowed (request_stop)
-                    raise KeyboardInterrupt(_STOP_REQUESTS[0])
+                self._stop_if_asked()
         means = {name: total / count for name, (total, count) in sums.items()}
         seconds = round(self._elapsed()["seconds"], 2)  # training only: before validation
         row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.lr, **means}
@@ -389,8 +437,19 @@ class _Loop:
             self.directory.log(row, epoch)
             self.directory.save_epoch(self.trainer, epoch, means)
             self.position, self.saved = (epoch + 1, 0), True
+            self.last_saved = self.position
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         return row
+
+    def _stop_if_asked(self):
+        """After a step: KeyboardInterrupt for a stop asked of this process (one whose exception
+        Python swallowed: request_stop) or, over several processes, of any: all stop after this step,
+        where one stopping alone would leave the others waiting in the next."""
+        signum = _STOP_REQUESTS[0] if _STOP_REQUESTS else 0
+        if self.replicas.num_processes > 1:
+            signum = self.replicas.agreed_stop(signum)
+        if signum:
+            raise KeyboardInterrupt(signum)
 
     def _elapsed(self):
         """Wall and CPU seconds of the current epoch so far (``clock_start`` is set back by the
@@ -401,6 +460,10 @@ class _Loop:
     def _recalibrate(self, epoch):
         """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
         _recalibrate(self.trainer.generator, self.dataset, epoch, self.config, self.n_batches)
+
+
+def _position_text(epoch, batch):
+    return f"after epoch {epoch - 1}" if batch == 0 else f"at epoch {epoch}, batch {batch}"
 
 
 def _validate(generator, val_pairs, tensorboard, epoch, max_pixels):

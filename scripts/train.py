@@ -50,7 +50,7 @@ _virtual_cpu_devices(sys.argv)
 import click  # noqa: E402
 
 from deblurgan import distribution  # noqa: E402
-from deblurgan.cli import FlagNames, OneLineUsageErrors, main_guard  # noqa: E402
+from deblurgan.cli import FlagNames, OneLineUsageErrors, flag_message, main_guard  # noqa: E402
 from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig  # noqa: E402
 from deblurgan.model import GENERATOR_PRESETS  # noqa: E402
 from deblurgan.training_loop import request_stop, resume_training, train  # noqa: E402
@@ -123,6 +123,10 @@ def main(resume, devices, coordinator_address, num_processes, process_id, coordi
         (resume_training if resume else train)(config, replicas=replicas)
     except KeyboardInterrupt as interrupt:
         sys.exit(128 + (interrupt.args[0] if interrupt.args else signal.SIGINT))
+    except distribution.ProcessLost as error:  # a normal exit would wait for the lost process
+        print(f"error: {flag_message(error)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)
 
 
 def _install_signal_handlers():

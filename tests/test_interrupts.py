@@ -7,7 +7,7 @@ import pytest
 
 import deblurgan
 from deblurgan import quiet
-from deblurgan.interrupts import interrupts_deferred
+from deblurgan.interrupts import interrupts_deferred, stops_noted
 
 
 class _CtrlCWhenFreed:
@@ -60,3 +60,19 @@ def test_a_ctrl_c_while_the_package_loads_stops_the_program_after_it_has_loaded(
     spec = importlib.util.spec_from_file_location("deblurgan_loaded_again", deblurgan.__file__)
     with pytest.raises(KeyboardInterrupt):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_a_noted_stop_is_left_to_the_block_and_a_second_stops_it_at_once(ctrl_c_raises):
+    """Several processes: the first Ctrl-C or SIGTERM waits for the step the processes agree on; a
+    second must still stop a process whose peer never answers."""
+    inherited_term = signal.getsignal(signal.SIGTERM)
+    requests, reached = [], []
+    with pytest.raises(KeyboardInterrupt):
+        with stops_noted(requests):
+            signal.raise_signal(signal.SIGTERM)
+            reached.append("after the first")
+            signal.raise_signal(signal.SIGINT)
+            reached.append("after the second")
+    assert reached == ["after the first"] and requests == [signal.SIGTERM, signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == inherited_term

@@ -9,9 +9,11 @@ on two devices resumes on one.
 
 import csv
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +70,22 @@ def _free_ports(n):
 
 def _run_two_processes(backend, command, run_dir, timeout=600):
     """Starts processes 0 and 1 of ``command``; returns their (returncode, pid, stdout, stderr)."""
+    return _finish(_start_two_processes(backend, command, run_dir), timeout)
+
+
+def _start_two_processes(backend, command, run_dir, process_1_args=()):
     address = f"localhost:{_free_ports(2)}"
     processes = []
     for process_id in (0, 1):
         out, err = (open(run_dir / f"p{process_id}.{kind}", "w") for kind in ("out", "err"))  # noqa: SIM115
         args = ["--num_processes", "2", "--process_id", str(process_id), "--coordinator_address", address]
-        process = subprocess.Popen([*command, *args], env=_env(backend), stdout=out, stderr=err)
+        extra = list(process_1_args) if process_id == 1 else []
+        process = subprocess.Popen([*command, *args, *extra], env=_env(backend), stdout=out, stderr=err)
         processes.append((process, out, err))
+    return processes
+
+
+def _finish(processes, timeout):
     results = []
     for process, out, err in processes:
         try:
@@ -89,6 +100,14 @@ def _run_two_processes(backend, command, run_dir, timeout=600):
         texts = [Path(f"{name}.{kind}").read_text() for kind in ("out", "err")]
         results.append((process.returncode, process.pid, *texts))
     return results
+
+
+def _when_training(run_dir, processes, timeout=300):
+    """Returns once process 0 has saved an epoch: both processes are in the epoch loop."""
+    deadline = time.monotonic() + timeout
+    while not (run_dir / "weights" / "training_state.npz").exists():
+        assert time.monotonic() < deadline and all(p.poll() is None for p, _, _ in processes), "not training"
+        time.sleep(0.2)
 
 
 def _losses(run_dir):
@@ -152,3 +171,63 @@ def test_a_run_trained_on_two_devices_resumes_on_one(data_dir, tmp_path):
     # two epochs straight on one device: the same weights (the step on 2 devices is the 1-device step)
     _run("jax", _command(data_dir, straight, "--n_epochs", "2"))
     _assert_same_state(*(run / "weights" / "training_state.npz" for run in (resumed, straight)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend, asked, signum", [("jax", 1, signal.SIGINT), ("tensorflow", 0, signal.SIGTERM)]
+)
+def test_a_stop_asked_of_one_process_stops_both_after_the_same_step_and_process_0_saves_it(
+    data_dir, tmp_path, backend, asked, signum
+):
+    """One process stopping alone would leave the other waiting in the next step's all-reduce (JAX:
+    both then aborted after 5 minutes)."""
+    processes = _start_two_processes(backend, _command(data_dir, tmp_path, "--n_epochs", "100000"), tmp_path)
+    _when_training(tmp_path, processes)
+    processes[asked][0].send_signal(signum)
+    (code_0, _, stdout_0, stderr_0), (code_1, _, stdout_1, stderr_1) = _finish(processes, timeout=120)
+
+    assert (code_0, code_1) == (128 + signum, 128 + signum), stderr_0[-2000:] + stderr_1[-2000:]
+    state = np.load(tmp_path / "weights" / "training_state.npz")
+    at = f"interrupted at epoch {int(state['run/epoch'])}, batch {int(state['run/batch'])}: state saved in"
+    assert f"{at} {tmp_path / 'weights'};" in stdout_0
+    assert f"{at} process 0's weights_dir;" in stdout_1  # process 1 writes nothing
+    assert int(state["generator_optimizer/0"]) == 2 * int(state["run/epoch"]) + int(state["run/batch"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend, killed", [("jax", 1), ("tensorflow", 0)])
+def test_a_killed_process_ends_the_other_at_once_with_one_line_naming_the_state_to_resume(
+    data_dir, tmp_path, backend, killed
+):
+    """Before: a traceback, then JAX's C++ abort after its heartbeat timeout (rc 134)."""
+    processes = _start_two_processes(backend, _command(data_dir, tmp_path, "--n_epochs", "100000"), tmp_path)
+    _when_training(tmp_path, processes)
+    processes[killed][0].kill()
+    code, _, _, stderr = _finish(processes, timeout=120)[1 - killed]
+
+    assert code == 2 and "Traceback" not in stderr, stderr[-3000:]
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: another process stopped answering (")
+    resume = "continue with resume_training on every process (train.py: the same commands and --resume)"
+    assert line.endswith(resume + ("" if killed else ", from the last state process 0 saved, if any"))
+    state = np.load(tmp_path / "weights" / "training_state.npz")  # complete: written atomically
+    if killed == 1:  # process 0 knows which state it saved last
+        assert f"{tmp_path / 'weights'} holds the state after epoch {int(state['run/epoch']) - 1}:" in line
+        assert int(state["run/batch"]) == 0
+
+
+@pytest.mark.slow
+def test_processes_started_with_different_options_are_refused_before_anything_is_written(data_dir, tmp_path):
+    processes = _start_two_processes("jax", _command(data_dir, tmp_path), tmp_path, ["--lr", "0.001"])
+    results = _finish(processes, timeout=120)
+
+    for process_id, (code, _, _, stderr) in enumerate(results):
+        assert code == 2, stderr[-3000:]
+        shown = "default" if process_id == 0 else "0.001"
+        expected = (
+            f"error: processes 0 and 1 were started differently, in --lr {shown} (process {process_id}'s); "
+            "start every process with the same options and training data\n"
+        )
+        assert expected in stderr, stderr[-3000:]
+    assert not (tmp_path / "weights").exists()
