@@ -103,14 +103,19 @@ def check_used(config):
         (("data.blur", "data.samples_per_photo"), photos, "only the sharp photos of data.sharp_dir=PHOTOS "
          "are blurred on the fly, not image pairs"),
     )  # fmt: skip
+    unused = {}  # why: the options given for nothing, every one named at once
     for names, used, why in rules:
         for name in () if used else names:
             section, field = name.split(".")
             value = getattr(getattr(config, section), field)
             if value != getattr(getattr(defaults, section), field):
-                message = f"{name}={value!r}: unused, {why}; leave it out"
-                mentions = tuple(n for n in _CONFIG_NAMES if f"{n}=" in why)  # shown as flags by cli.py
-                raise DeblurGANError(message, parameter=name, mentions=mentions)
+                unused.setdefault(why, []).append(f"{name}={value!r}")
+    if unused:
+        them = "them" if sum(map(len, unused.values())) > 1 else "it"
+        message = "; ".join(f"{', '.join(given)}: unused, {why}" for why, given in unused.items())
+        # every name=value, in the options and the reasons, shown as flags by cli.py
+        mentions = tuple(n for n in _CONFIG_NAMES if f"{n}=" in message)
+        raise DeblurGANError(f"{message}; leave {them} out", mentions=mentions)
 
 
 _CONFIG_NAMES = tuple(f"{name}.{f.name}" for name, c in SECTIONS.items() for f in dataclasses.fields(c))

@@ -552,8 +552,14 @@ def test_bad_option_values_name_the_flag(data_dir, tmp_path):
         ("--architecture multiscale --dropout_rate 0.1", "--dropout_rate 0.1: unused, --architecture 'multi"),
         (
             "--architecture multiscale --preset paper",
-            "--norm 'instance': unused, --architecture 'multiscale' "
-            "(DeepDeblur's network) has no such part, by hand or preset",
+            "--norm 'instance', --output_mode 'clip', --upsampling 'transpose': unused, --architecture "
+            "'multiscale' (DeepDeblur's network) has no such part, by hand or preset; leave them out",
+        ),
+        # every one at once, not one per try
+        (
+            "--gan_mode none --gp_weight 5 --critic_lr 1e-3 --critic_updates 3",
+            "--critic_updates 3, --critic_lr 0.001: unused, --gan_mode 'none' has no critic; --gp_weight 5.0: "
+            "unused, only --gan_mode 'wgan-gp' has one; leave them out",
         ),
     ],
 )
