@@ -69,6 +69,11 @@ class ProcessLost(DeblurGANError):
     waits for every process (JAX's shutdown barrier would wait out its timeout, then abort)."""
 
 
+class StoppedTogether(KeyboardInterrupt):
+    """A Ctrl-C or SIGTERM that every process of the run agreed on, after the same step: they can
+    all exit normally (any other stop leaves the others waiting for this process)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Replicas:
     """Where a run trains: ``n_devices`` devices in all, over ``num_processes`` processes.
@@ -123,11 +128,20 @@ class Replicas:
 
     def check_same(self, settings):
         """Refuses to go on unless every process has the same ``settings`` ({name: value}): processes
-        that differ would train different steps, and wait for one another in the first that differs."""
+        that differ would train different steps, and wait for one another in the first that differs.
+        ``settings=None``: this process cannot start (the caller raises why); the others then stop
+        too, and all can exit together (one leaving alone would leave the others waiting for it)."""
         if self.num_processes == 1:
             return
+        failed = np.flatnonzero(self._gather_or_lost([settings is None]))
+        if settings is None:
+            return
+        if len(failed):
+            raise DeblurGANError(f"process {failed[0]} could not start training; its own error says why")
         names = sorted(settings)
-        rows = self.gather([zlib.crc32(repr(settings[name]).encode()) & 0x7FFFFFFF for name in names])
+        rows = self._gather_or_lost(
+            [zlib.crc32(repr(settings[name]).encode()) & 0x7FFFFFFF for name in names]
+        )
         for process, row in enumerate(rows):
             differ = [name for name, first, other in zip(names, rows[0], row, strict=True) if first != other]
             if differ:
@@ -137,6 +151,14 @@ class Replicas:
                     f"{self.process_id}'s); start every process with the same options and training data",
                     mentions=[name for name in differ if "." in name],  # options (section.field)
                 )  # fmt: skip
+
+    def _gather_or_lost(self, values):
+        try:
+            return self.gather(values)
+        except Exception as error:
+            if (lost := self.lost_process(error)) is None:
+                raise
+            raise ProcessLost(f"{lost} before training began") from None
 
     def agreed_stop(self, signum):
         """The largest of the processes' ``signum`` (0: none was asked to stop), so that all stop after
@@ -225,6 +247,11 @@ def _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
                     address, num_processes, process_id, initialization_timeout=int(timeout),
                     heartbeat_timeout_seconds=max(int(timeout), 30), shutdown_timeout_seconds=int(timeout),
                 )  # fmt: skip
+                # The first collective sets up Gloo's connections, and fails if a process is 30 s late
+                # (JAX's fixed wait): here, where they have just joined, not at a later one.
+                from jax.experimental import multihost_utils
+
+                multihost_utils.sync_global_devices("deblurgan: processes joined")
         except Exception as error:  # noqa: BLE001 (jax raises plain RuntimeErrors/XlaRuntimeErrors)
             raise DeblurGANError(
                 f"coordinator_address={address}: could not join the {num_processes} processes within "

@@ -21,7 +21,7 @@ from deblurgan import losses
 from deblurgan.checkpoints import load_generator
 from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, SECTIONS, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
-from deblurgan.distribution import ProcessLost, Replicas
+from deblurgan.distribution import ProcessLost, Replicas, StoppedTogether
 from deblurgan.errors import DeblurGANError
 from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array, output_layers
@@ -238,39 +238,53 @@ def _float32_outputs(network):
 def train(config, replicas=None):
     """Runs a new training run (refusing a ``weights_dir`` that holds one); returns the epoch rows.
     ``replicas``: the devices and processes to train on (``distribution.start``); default one device."""
-    check_used(config)
-    check_fresh(config.run)
-    return _start(config, state=None, position=(0, 0, {}, {}), replicas=replicas)
+
+    def checked():
+        check_used(config)
+        check_fresh(config.run)
+        return config, None, (0, 0, {}, {})
+
+    return _start(checked, replicas=replicas)
 
 
 def resume_training(config, replicas=None):
     """Continues the run in ``config.run.weights_dir``; all but ``config.run`` must match it (the
     devices may differ: the files are the same on any number)."""
-    saved, state, position = load_run(config.run.weights_dir)
-    source = Path(config.run.weights_dir) / "options.json"
-    config = resumed_config(config, saved, source)
-    changed = [
-        f"{field.name} {_shown_value(was)} -> {_shown_value(now)}"
-        for field in dataclasses.fields(config.run)
-        if (was := getattr(saved.run, field.name)) != (now := getattr(config.run, field.name))
-    ]
-    if changed:  # the run part may change on resume; a forgotten --lr should not go unnoticed
-        log.info("run options changed since the last start: %s", ", ".join(changed))
-    return _start(config, state, position, resumed=True, replicas=replicas)
+
+    def saved_run():
+        saved, state, position = load_run(config.run.weights_dir)
+        resumed = resumed_config(config, saved, Path(config.run.weights_dir) / "options.json")
+        changed = [
+            f"{field.name} {_shown_value(was)} -> {_shown_value(now)}"
+            for field in dataclasses.fields(resumed.run)
+            if (was := getattr(saved.run, field.name)) != (now := getattr(resumed.run, field.name))
+        ]
+        if changed:  # the run part may change on resume; a forgotten --lr should not go unnoticed
+            log.info("run options changed since the last start: %s", ", ".join(changed))
+        return resumed, state, position
+
+    return _start(saved_run, resumed=True, replicas=replicas)
 
 
 def _shown_value(value):
     return "default" if value is None else repr(value)
 
 
-def _start(config, state, position, resumed=False, replicas=None):
+def _start(prepare, resumed=False, replicas=None):
+    """Trains from ``prepare()``'s (config, state, position) after checking the data; over several
+    processes, only once every one has (``Replicas.check_same``)."""
     replicas = replicas or Replicas()
-    replicas.check_batch_size(config.data.batch_size)
-    check_folders(config.run)
-    train_dir, val_dir = _data_dirs(config)
-    dataset = _training_dataset(config.data, train_dir, config.run)
-    config = resolve(config)  # after the data checks: "auto" may look for the VGG weights online
-    val_pairs = _validation_pairs(val_dir, config.run)
+    try:
+        config, state, position = prepare()
+        replicas.check_batch_size(config.data.batch_size)
+        check_folders(config.run)
+        train_dir, val_dir = _data_dirs(config)
+        dataset = _training_dataset(config.data, train_dir, config.run)
+        config = resolve(config)  # after the data checks: "auto" may look for the VGG weights online
+        val_pairs = _validation_pairs(val_dir, config.run)
+    except Exception:
+        replicas.check_same(None)  # this process cannot start: the others stop too, then its error
+        raise
     replicas.check_same(_shared_settings(config, _epoch_batches(dataset, config.data), val_pairs, position))
     with replicas.scope():  # variables replicated (mirrored) on every device
         trainer = build_trainer(config)
@@ -451,8 +465,8 @@ class _Loop:
         Python swallowed: request_stop) or, over several processes, of any: all stop after this step,
         where one stopping alone would leave the others waiting in the next."""
         signum = _STOP_REQUESTS[0] if _STOP_REQUESTS else 0
-        if self.replicas.num_processes > 1:
-            signum = self.replicas.agreed_stop(signum)
+        if self.replicas.num_processes > 1 and (signum := self.replicas.agreed_stop(signum)):
+            raise StoppedTogether(signum)
         if signum:
             raise KeyboardInterrupt(signum)
 

@@ -114,6 +114,7 @@ def distribution_options(command):
 @main_guard
 def main(resume, devices, coordinator_address, num_processes, process_id, coordinator_timeout, **flags):
     _install_signal_handlers()
+    replicas = None
     try:
         config = TrainingConfig.from_flags(**flags)
         replicas = distribution.start(
@@ -122,11 +123,28 @@ def main(resume, devices, coordinator_address, num_processes, process_id, coordi
         _print_progress_messages(replicas.is_chief)
         (resume_training if resume else train)(config, replicas=replicas)
     except KeyboardInterrupt as interrupt:
-        sys.exit(128 + (interrupt.args[0] if interrupt.args else signal.SIGINT))
-    except distribution.ProcessLost as error:  # a normal exit would wait for the lost process
-        print(f"error: {flag_message(error)}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(2)
+        code = 128 + (interrupt.args[0] if interrupt.args else signal.SIGINT)
+        if not isinstance(interrupt, distribution.StoppedTogether):  # a second Ctrl-C, or one at start-up
+            _leave_at_once(replicas, code)
+        sys.exit(code)
+    except distribution.ProcessLost as error:
+        # Process 0 alone: elsewhere, process 0 may be waiting for the others at JAX's shutdown barrier
+        if replicas.is_chief:
+            _leave_at_once(replicas, 2, error)
+        raise
+
+
+def _leave_at_once(replicas, code, error=None):
+    """Ends a process of several without the exit that waits for the others (JAX's shutdown barrier,
+    which aborts the process after --coordinator_timeout when one of them is gone). The others find it
+    gone (distribution.ProcessLost) and end too."""
+    if replicas is None or replicas.num_processes == 1:
+        return
+    if error is not None:
+        print(f"error: {flag_message(error)}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _install_signal_handlers():

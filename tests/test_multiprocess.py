@@ -231,3 +231,15 @@ def test_processes_started_with_different_options_are_refused_before_anything_is
         )
         assert expected in stderr, stderr[-3000:]
     assert not (tmp_path / "weights").exists()
+
+
+@pytest.mark.slow
+def test_a_process_that_fails_before_training_ends_the_other_with_a_line_each(data_dir, tmp_path):
+    """Before: process 0 waited for process 1 in its first collective, then both aborted."""
+    command = _command(data_dir, tmp_path)
+    processes = _start_two_processes("jax", command, tmp_path, ["--data_dir", "/no"])
+    (code_0, _, _, stderr_0), (code_1, _, _, stderr_1) = _finish(processes, timeout=120)
+
+    assert (code_0, code_1) == (2, 2) and "Traceback" not in stderr_0 + stderr_1, stderr_0[-3000:]
+    assert "error: --data_dir /no: expected /no/train/A and /no/train/B" in stderr_1
+    assert stderr_0.endswith("error: process 1 could not start training; its own error says why\n")

@@ -558,8 +558,8 @@ def test_bad_option_values_name_the_flag(data_dir, tmp_path):
         # every one at once, not one per try
         (
             "--gan_mode none --gp_weight 5 --critic_lr 1e-3 --critic_updates 3",
-            "--critic_updates 3, --critic_lr 0.001: unused, --gan_mode 'none' has no critic; --gp_weight 5.0: "
-            "unused, only --gan_mode 'wgan-gp' has one; leave them out",
+            "--critic_updates 3, --critic_lr 0.001: unused, --gan_mode 'none' has no critic; "
+            "--gp_weight 5.0: unused, only --gan_mode 'wgan-gp' has one; leave them out",
         ),
     ],
 )
