@@ -145,11 +145,15 @@ class Replicas:
         for process, row in enumerate(rows):
             differ = [name for name, first, other in zip(names, rows[0], row, strict=True) if first != other]
             if differ:
-                here = ", ".join(f"{name}={_shown(settings[name])}" for name in differ)
+                # parameters as name=value (shown as flags by cli.py), what follows from them as "name value"
+                here = ", ".join(
+                    f"{name} {settings[name]}" if " " in name else f"{name}={_shown(settings[name])}"
+                    for name in differ
+                )
                 raise DeblurGANError(
                     f"processes 0 and {process} were started differently, in {here} (process "
                     f"{self.process_id}'s); start every process with the same options and training data",
-                    mentions=[name for name in differ if "." in name],  # options (section.field)
+                    mentions=[name for name in differ if " " not in name],
                 )  # fmt: skip
 
     def _gather_or_lost(self, values):

@@ -44,16 +44,17 @@ def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
 @contextlib.contextmanager
 def stops_noted(requests, signals=(signal.SIGINT, signal.SIGTERM)):
     """Ctrl-C and SIGTERM appended to ``requests`` (a list) for the block to act on when it can; a
-    second raises KeyboardInterrupt at once: what the block waits for may never come. Left as they
-    are outside the main thread, and where ignored or handled outside Python."""
+    second ends the process at once, by the signal's default action: what the block waits for may
+    never come, and a Python handler would wait for it too (it runs only once a C++ call returns).
+    Left as they are outside the main thread, and where ignored or handled outside Python."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def note(signum, frame):
         requests.append(signum)
-        if len(requests) > 1:
-            raise KeyboardInterrupt(signum)
+        for noted_signal in previous:
+            signal.signal(noted_signal, signal.SIG_DFL)
 
     noted = [s for s in signals if signal.getsignal(s) not in (None, signal.SIG_IGN)]
     previous = {signum: signal.signal(signum, note) for signum in noted}

@@ -274,6 +274,13 @@ def _start(prepare, resumed=False, replicas=None):
     """Trains from ``prepare()``'s (config, state, position) after checking the data; over several
     processes, only once every one has (``Replicas.check_same``)."""
     replicas = replicas or Replicas()
+    # Several processes stop together (_Loop._stop_if_asked): a stop, from the start on, is noted now
+    # and acted on after the next step.
+    with stops_noted(_STOP_REQUESTS) if replicas.num_processes > 1 else contextlib.nullcontext():
+        return _prepared_start(prepare, resumed, replicas)
+
+
+def _prepared_start(prepare, resumed, replicas):
     try:
         config, state, position = prepare()
         replicas.check_batch_size(config.data.batch_size)
@@ -285,7 +292,8 @@ def _start(prepare, resumed=False, replicas=None):
     except Exception:
         replicas.check_same(None)  # this process cannot start: the others stop too, then its error
         raise
-    replicas.check_same(_shared_settings(config, _epoch_batches(dataset, config.data), val_pairs, position))
+    batches = _epoch_batches(dataset, config.data)
+    replicas.check_same(_shared_settings(config, replicas, batches, val_pairs, position))
     with replicas.scope():  # variables replicated (mirrored) on every device
         trainer = build_trainer(config)
         if state is not None:
@@ -304,20 +312,20 @@ _PER_PROCESS = {"run.data_dir", "run.weights_dir", "run.log_dir", "run.val_dir",
                 "run.workers", "run.progress", "data.sharp_dir"}  # fmt: skip
 
 
-def _shared_settings(config, batches_per_epoch, val_pairs, position):
-    """What the processes of a run must agree on: the options but ``_PER_PROCESS``, the data's
-    batches per epoch, the validation pairs (the generator runs on every process) and the start."""
+def _shared_settings(config, replicas, batches_per_epoch, val_pairs, position):
+    """What the processes of a run must agree on: the options but ``_PER_PROCESS``, their number (JAX
+    takes process 0's num_processes without a word) and devices, the data's batches per epoch, the
+    validation pairs (the generator runs on every process) and the starting point."""
     options = {
         f"{s}.{name}": v for s, fields in dataclasses.asdict(config).items() for name, v in fields.items()
     }
     shared = {name: value for name, value in options.items() if name not in _PER_PROCESS}
-    start = f"epoch {position[0]}, batch {position[1]}"
+    shared["num_processes"] = replicas.num_processes
     return {
-        **shared,
-        "batches_per_epoch": batches_per_epoch,
-        "validation_pairs": len(val_pairs),
-        "start": start,
-    }
+        **shared, "devices in the run": replicas.n_devices, "batches per epoch": batches_per_epoch,
+        "validation pairs": len(val_pairs),
+        "starting point": f"epoch {position[0]}, batch {position[1]}",
+    }  # fmt: skip
 
 
 class _Loop:
@@ -349,13 +357,8 @@ class _Loop:
             message = "nothing to do: %s already holds %d epochs, run.n_epochs=%d; a larger one trains on"
             log.info(message, weights_dir, self.start_epoch, n_epochs, extra={"parameters": ["run.n_epochs"]})
             return []
-        # Several processes stop together (_stop_if_asked): a stop noted now, acted on after the step
-        together = (
-            stops_noted(_STOP_REQUESTS) if self.replicas.num_processes > 1 else contextlib.nullcontext()
-        )
         try:
-            with together:
-                rows = [self._run_epoch(epoch) for epoch in range(self.start_epoch, n_epochs)]
+            rows = [self._run_epoch(epoch) for epoch in range(self.start_epoch, n_epochs)]
         except KeyboardInterrupt:
             _STOP_REQUESTS.clear()  # honoured
             self._save_interrupted()

@@ -102,6 +102,13 @@ def _finish(processes, timeout):
     return results
 
 
+def _when_printed(path, text, processes, timeout=300):
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text():
+        assert time.monotonic() < deadline and all(p.poll() is None for p, _, _ in processes), "not printed"
+        time.sleep(0.05)
+
+
 def _when_training(run_dir, processes, timeout=300):
     """Returns once process 0 has saved an epoch: both processes are in the epoch loop."""
     deadline = time.monotonic() + timeout
@@ -175,15 +182,21 @@ def test_a_run_trained_on_two_devices_resumes_on_one(data_dir, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "backend, asked, signum", [("jax", 1, signal.SIGINT), ("tensorflow", 0, signal.SIGTERM)]
-)
+    "backend, asked, signum, when",
+    [("jax", 1, signal.SIGINT, "training"), ("tensorflow", 0, signal.SIGTERM, "training"),
+     ("jax", 0, signal.SIGTERM, "start-up")],
+)  # fmt: skip
 def test_a_stop_asked_of_one_process_stops_both_after_the_same_step_and_process_0_saves_it(
-    data_dir, tmp_path, backend, asked, signum
+    data_dir, tmp_path, backend, asked, signum, when
 ):
     """One process stopping alone would leave the other waiting in the next step's all-reduce (JAX:
-    both then aborted after 5 minutes)."""
+    both then aborted after 5 minutes); at start-up, the stop was lost or both hung."""
     processes = _start_two_processes(backend, _command(data_dir, tmp_path, "--n_epochs", "100000"), tmp_path)
-    _when_training(tmp_path, processes)
+    if when == "training":
+        _when_training(tmp_path, processes)
+    else:  # the processes have joined (JAX prints this line then), and build their networks
+        _when_printed(tmp_path / "p0.out", "[Gloo] Rank 0 is connected", processes)
+        time.sleep(0.5)
     processes[asked][0].send_signal(signum)
     (code_0, _, stdout_0, stderr_0), (code_1, _, stdout_1, stderr_1) = _finish(processes, timeout=120)
 
@@ -218,16 +231,23 @@ def test_a_killed_process_ends_the_other_at_once_with_one_line_naming_the_state_
 
 
 @pytest.mark.slow
-def test_processes_started_with_different_options_are_refused_before_anything_is_written(data_dir, tmp_path):
-    processes = _start_two_processes("jax", _command(data_dir, tmp_path), tmp_path, ["--lr", "0.001"])
+@pytest.mark.parametrize(
+    "option, shown",
+    [("--lr", ("--lr default", "--lr 0.001")),
+     ("--num_processes", ("--num_processes 2", "--num_processes 3"))],  # JAX took process 0's, silently
+)  # fmt: skip
+def test_processes_started_with_different_options_are_refused_before_anything_is_written(
+    data_dir, tmp_path, option, shown
+):
+    value = shown[1].split()[1]
+    processes = _start_two_processes("jax", _command(data_dir, tmp_path), tmp_path, [option, value])
     results = _finish(processes, timeout=120)
 
     for process_id, (code, _, _, stderr) in enumerate(results):
         assert code == 2, stderr[-3000:]
-        shown = "default" if process_id == 0 else "0.001"
         expected = (
-            f"error: processes 0 and 1 were started differently, in --lr {shown} (process {process_id}'s); "
-            "start every process with the same options and training data\n"
+            f"error: processes 0 and 1 were started differently, in {shown[process_id]} (process "
+            f"{process_id}'s); start every process with the same options and training data\n"
         )
         assert expected in stderr, stderr[-3000:]
     assert not (tmp_path / "weights").exists()
