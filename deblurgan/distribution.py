@@ -175,7 +175,7 @@ class Replicas:
         lines = [line for line in str(error).splitlines() if any(s in line for s in _LOST_PROCESS_SIGNS)]
         if self.num_processes == 1 or not lines:
             return None
-        return f"another process stopped answering ({lines[0].strip()[:160]})"
+        return f"another process stopped answering ({lines[0].strip().rstrip(':')[:160]})"
 
 
 def start(devices=None, coordinator_address=None, num_processes=1, process_id=0, timeout=DEFAULT_TIMEOUT):
