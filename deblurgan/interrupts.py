@@ -26,13 +26,8 @@ def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
     def hold(signum, frame):
         received.append(signum)
 
-    held = [s for s in signals if signal.getsignal(s) is not None]
-    previous = {signum: signal.signal(signum, hold) for signum in held}
-    try:
+    with _handled_by(hold, [s for s in signals if signal.getsignal(s) is not None]) as previous:
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     for signum in received[:1]:
         handler = previous[signum]
         if callable(handler):
@@ -53,13 +48,21 @@ def stops_noted(requests, signals=(signal.SIGINT, signal.SIGTERM)):
 
     def note(signum, frame):
         requests.append(signum)
-        for noted_signal in previous:
+        for noted_signal in noted:
             signal.signal(noted_signal, signal.SIG_DFL)
 
     noted = [s for s in signals if signal.getsignal(s) not in (None, signal.SIG_IGN)]
-    previous = {signum: signal.signal(signum, note) for signum in noted}
-    try:
+    with _handled_by(note, noted):
         yield
+
+
+@contextlib.contextmanager
+def _handled_by(handler, signals):
+    """``handler`` set for ``signals`` in the block, which gets the previous handlers ({signal:
+    handler}); they are put back after it."""
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield previous
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, handler_before in previous.items():
+            signal.signal(signum, handler_before)
