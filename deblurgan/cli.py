@@ -4,7 +4,6 @@ import functools
 import logging
 import signal
 import sys
-import threading
 
 import click
 
@@ -12,6 +11,7 @@ from deblurgan.config import FLAT_NAMES
 from deblurgan.engines import ENGINES
 from deblurgan.errors import DeblurGANError
 from deblurgan.inference import DEFAULT_MAX_PIXELS, DEFAULT_WEIGHTS
+from deblurgan.interrupts import in_main_thread
 from deblurgan.io import DEFAULT_MAX_IMAGE_PIXELS
 from deblurgan.precision import PRECISION_CHOICES
 
@@ -74,7 +74,7 @@ def main_guard(command):
                 handler.addFilter(FlagNames())
         # A scheduler's or kill's SIGTERM ended the process at once: no "N of M photos written"
         # note, and the temporary file of the photo being written was left behind.
-        terminate = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and _in_main_thread()
+        terminate = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and in_main_thread()
         previous = signal.signal(signal.SIGTERM, _interrupt) if terminate else None
         try:
             return command(*args, **kwargs)
@@ -96,10 +96,6 @@ def main_guard(command):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(signum)
-
-
-def _in_main_thread():
-    return threading.current_thread() is threading.main_thread()
 
 
 weight_path_option = click.option(

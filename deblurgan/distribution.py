@@ -34,14 +34,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zlib
 
 import keras
 import numpy as np
 
-from deblurgan.errors import DeblurGANError
+from deblurgan.errors import DeblurGANError, shown_value
+from deblurgan.interrupts import in_main_thread
 
 DEFAULT_TIMEOUT = 60  # seconds to wait for the coordinator and the other processes
 # In the errors of a collective whose peer process went away (JAX's Gloo over TCP; TensorFlow's)
@@ -58,10 +58,6 @@ def _tensorflow_gather(strategy):
         return strategy.gather(strategy.run(lambda v: v[None], args=(values,)), axis=0)
 
     return tf.function(gather)
-
-
-def _shown(value):
-    return "default" if value is None else repr(value)
 
 
 class ProcessLost(DeblurGANError):
@@ -147,7 +143,7 @@ class Replicas:
             if differ:
                 # parameters as name=value (shown as flags by cli.py), what follows from them as "name value"
                 here = ", ".join(
-                    f"{name} {settings[name]}" if " " in name else f"{name}={_shown(settings[name])}"
+                    f"{name} {settings[name]}" if " " in name else f"{name}={shown_value(settings[name])}"
                     for name in differ
                 )
                 raise DeblurGANError(
@@ -325,7 +321,7 @@ def _join_deadline(address, num_processes, timeout, grace=0.0):
         mentions=("process_id",),
     )
     lines = [f"error: {flag_message(error)}", f"error: interrupted while joining the processes at {address}"]
-    main = threading.current_thread() is threading.main_thread()
+    main = in_main_thread()
     handler = signal.getsignal(signal.SIGINT) if main else None
     if callable(handler):  # Python's handler would wait for the join; the default ends the process
         signal.signal(signal.SIGINT, signal.SIG_DFL)

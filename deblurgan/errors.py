@@ -32,6 +32,11 @@ def first_of(paths):
     return f"{paths[0]} and {len(paths) - 1} more" if len(paths) > 1 else f"{paths[0]}"
 
 
+def shown_value(value):
+    """How a message shows an option's value: its repr, or ``default`` for None (an unset option)."""
+    return "default" if value is None else repr(value)
+
+
 MAX_SEED = 2**32 - 1  # NumPy's and Keras' seeds are unsigned 32-bit
 
 

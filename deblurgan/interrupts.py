@@ -11,6 +11,11 @@ import signal
 import threading
 
 
+def in_main_thread():
+    """Whether signal handlers can be set here (Python allows it in the main thread only)."""
+    return threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
     """Holds Ctrl-C and SIGTERM until the block ends, then delivers the first to the handler found.
@@ -18,7 +23,7 @@ def interrupts_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
     A signal whose handler was set outside Python, and any signal outside the main thread (where
     handlers cannot be set), are left as they are. Ignored signals stay ignored.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not in_main_thread():
         yield
         return
     received = []
@@ -42,7 +47,7 @@ def stops_noted(requests, signals=(signal.SIGINT, signal.SIGTERM)):
     second ends the process at once, by the signal's default action: what the block waits for may
     never come, and a Python handler would wait for it too (it runs only once a C++ call returns).
     Left as they are outside the main thread, and where ignored or handled outside Python."""
-    if threading.current_thread() is not threading.main_thread():
+    if not in_main_thread():
         yield
         return
 

@@ -22,7 +22,7 @@ from deblurgan.checkpoints import load_generator
 from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, SECTIONS, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.distribution import ProcessLost, Replicas, StoppedTogether
-from deblurgan.errors import DeblurGANError
+from deblurgan.errors import DeblurGANError, shown_value
 from deblurgan.frequency import highpass_critic
 from deblurgan.inference import deblur_array, output_layers
 from deblurgan.interrupts import interrupts_deferred, stops_noted
@@ -255,7 +255,7 @@ def resume_training(config, replicas=None):
         saved, state, position = load_run(config.run.weights_dir)
         resumed = resumed_config(config, saved, Path(config.run.weights_dir) / "options.json")
         changed = [
-            f"{field.name} {_shown_value(was)} -> {_shown_value(now)}"
+            f"{field.name} {shown_value(was)} -> {shown_value(now)}"
             for field in dataclasses.fields(resumed.run)
             if (was := getattr(saved.run, field.name)) != (now := getattr(resumed.run, field.name))
         ]
@@ -264,10 +264,6 @@ def resume_training(config, replicas=None):
         return resumed, state, position
 
     return _start(saved_run, resumed=True, replicas=replicas)
-
-
-def _shown_value(value):
-    return "default" if value is None else repr(value)
 
 
 def _start(prepare, resumed=False, replicas=None):
@@ -345,9 +341,9 @@ class _Loop:
         self.base_lr, self.lr = float(np.float32(base_lr)), None  # as the float32 variable holds it
         self.critic_base_lr = float(np.float32(config.run.critic_lr or base_lr))
         self.n_batches = _epoch_batches(dataset, config.data)
-        # Where an interruption would leave the run, the loss sums of that epoch, and whether that
-        # point is already saved.
-        self.position, self.sums, self.saved = (self.start_epoch, self.start_batch), {}, True
+        # Where an interruption would leave the run, the loss sums of that epoch, and the last point
+        # saved (the position itself, before a step or after an epoch's files).
+        self.position, self.sums = (self.start_epoch, self.start_batch), {}
         self.last_saved = self.position
         self.clock_start = (time.time(), time.process_time())  # of the epoch in progress
 
@@ -384,7 +380,7 @@ class _Loop:
 
     def _save_interrupted(self):
         (epoch, batch), where = self.position, self._saved_in()
-        if not self.saved:
+        if self.position != self.last_saved:
             with interrupts_deferred():  # a second Ctrl-C (an impatient user) must not cut the save
                 self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
                 message = "interrupted at epoch %d, batch %d: state saved in %s; continue with %s"
@@ -437,7 +433,7 @@ class _Loop:
                     _check_finite(step_logs, epoch, batch_index, self.directory.weights_dir)
                     _accumulate(sums, step_logs)
                     batch_index += 1
-                    self.position, self.saved = (epoch, batch_index), False
+                    self.position = (epoch, batch_index)
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{t / n:.4g}" for k, (t, n) in sums.items() if _shown(k)})
                 self._stop_if_asked()
@@ -458,8 +454,7 @@ class _Loop:
         with interrupts_deferred():
             self.directory.log(row, epoch)
             self.directory.save_epoch(self.trainer, epoch, means)
-            self.position, self.saved = (epoch + 1, 0), True
-            self.last_saved = self.position
+            self.position = self.last_saved = (epoch + 1, 0)
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         return row
 
