@@ -457,9 +457,7 @@ class SharpPhotoDataset(StreamingDataset):
                 f"make fewer samples than batch_size={self.batch_size}; raise samples_per_photo",
                 "samples_per_photo",
             )
-        self._cache, self._cache_bytes, self._cache_limit = {}, 0, int(cache_mb) * 2**20
-        self._photo_locks = [threading.Lock() for _ in self.photos]
-        self._warned_cache = False
+        self._photos = _PhotoCache(self, int(cache_mb) * 2**20)
 
     def _order(self, epoch):
         sources = np.repeat(np.arange(len(self.photos)), self.samples_per_photo)
@@ -470,32 +468,7 @@ class SharpPhotoDataset(StreamingDataset):
 
     def photo_pixels(self, source):
         """Photo ``source`` as samples are cut from it: uint8 (uint16 for 16-bit files), downscaled."""
-        with self._lock:
-            cached = self._cache.get(source)
-        if cached is not None:
-            return cached
-        with self._photo_locks[source]:  # one thread decodes, the others wait for its result
-            with self._lock:
-                if source in self._cache:
-                    return self._cache[source]
-            photo = _read(self.photos[source], max_pixels=self.max_image_pixels)
-            pixels = blur_dataset.downscale(photo.pixels, self.max_side)
-            if min(pixels.shape[:2]) < self.crop_size:
-                raise _Corrupt(f"{self.photos[source]}: decoded smaller than the crop")
-            dtype = np.uint16 if photo.bit_depth == 16 else np.uint8
-            pixels = np.round(pixels * np.iinfo(dtype).max).astype(dtype)
-            with self._lock:
-                if self._cache_bytes + pixels.nbytes <= self._cache_limit:
-                    self._cache[source] = pixels
-                    self._cache_bytes += pixels.nbytes
-                elif not self._warned_cache:
-                    self._warned_cache = True
-                    logger.warning(
-                        "%s: photos exceed cache_mb; they are decoded again for every sample "
-                        "(pass a max_side or a larger cache_mb)",
-                        self.sharp_dir,
-                    )
-        return pixels
+        return self._photos.pixels(source)
 
     def _load(self, source, rng):
         sharp, blurred, _ = blur_dataset.blur_crop(self.photo_pixels(source), rng, self.blur_options)
@@ -505,3 +478,42 @@ class SharpPhotoDataset(StreamingDataset):
             if mirror:
                 sharp, blurred = sharp[:, ::-1], blurred[:, ::-1]
         return preprocess_image(blurred), preprocess_image(sharp)
+
+
+class _PhotoCache:
+    """The photos of a :class:`SharpPhotoDataset`, decoded and downscaled, kept while ``limit``
+    bytes hold them; one thread decodes a photo while the others wanting it wait for the result."""
+
+    def __init__(self, dataset, limit):
+        self.dataset, self.limit, self.used, self.warned = dataset, limit, 0, False
+        self.arrays, self.lock = {}, threading.Lock()
+        self.photo_locks = [threading.Lock() for _ in dataset.photos]
+
+    def pixels(self, source):
+        with self.lock:
+            cached = self.arrays.get(source)
+        if cached is not None:
+            return cached
+        ds = self.dataset
+        with self.photo_locks[source]:
+            with self.lock:
+                if source in self.arrays:
+                    return self.arrays[source]
+            photo = _read(ds.photos[source], max_pixels=ds.max_image_pixels)
+            pixels = blur_dataset.downscale(photo.pixels, ds.max_side)
+            if min(pixels.shape[:2]) < ds.crop_size:
+                raise _Corrupt(f"{ds.photos[source]}: decoded smaller than the crop")
+            dtype = np.uint16 if photo.bit_depth == 16 else np.uint8
+            pixels = np.round(pixels * np.iinfo(dtype).max).astype(dtype)
+            with self.lock:
+                if self.used + pixels.nbytes <= self.limit:
+                    self.arrays[source] = pixels
+                    self.used += pixels.nbytes
+                elif not self.warned:
+                    self.warned = True
+                    logger.warning(
+                        "%s: photos exceed cache_mb; they are decoded again for every sample "
+                        "(pass a max_side or a larger cache_mb)",
+                        ds.sharp_dir,
+                    )
+        return pixels

@@ -334,18 +334,15 @@ class _Loop:
         # each process reads its rows of every batch; process 0 alone reports progress
         self.rows = replicas.local_rows(config.data.batch_size) if replicas.num_processes > 1 else None
         self.progress = config.run.progress and replicas.is_chief
-        self.val_pairs, self.tensorboard = val_pairs, directory.tensorboard
+        self.val_pairs = val_pairs
         self.start_epoch, self.start_batch, self.start_sums, self.start_elapsed = position
-        # From the config, not the optimizer: a resumed state holds the rate its last step used.
-        base_lr = config.run.lr or recipe(config.critic.gan_mode).learning_rate
-        self.base_lr, self.lr = float(np.float32(base_lr)), None  # as the float32 variable holds it
-        self.critic_base_lr = float(np.float32(config.run.critic_lr or base_lr))
         self.n_batches = _epoch_batches(dataset, config.data)
+        self.rates = _LearningRates(config, trainer, self.n_batches)
         # Where an interruption would leave the run, the loss sums of that epoch, and the last point
         # saved (the position itself, before a step or after an epoch's files).
         self.position, self.sums = (self.start_epoch, self.start_batch), {}
         self.last_saved = self.position
-        self.clock_start = (time.time(), time.process_time())  # of the epoch in progress
+        self.clock = _EpochClock()
 
     def fit(self):
         n_epochs, weights_dir = self.config.run.n_epochs, self.directory.weights_dir
@@ -363,26 +360,18 @@ class _Loop:
             if (lost := self.replicas.lost_process(error)) is None:
                 raise
             _STOP_REQUESTS.clear()
-            raise self._process_lost(lost) from None
+            raise _process_lost(lost, self.replicas, weights_dir, self.last_saved) from None
         if self.dataset.n_skipped:
             skipped = self.dataset.n_skipped
             log.warning("%d unreadable or oversized images were skipped (see the log above)", skipped)
         return rows
 
-    def _process_lost(self, lost):
-        resume = "continue with resume_training on every process (train.py: the same commands and --resume)"
-        weights_dir, saved = self.directory.weights_dir, self.last_saved
-        if not self.replicas.is_chief:  # which state process 0 saved, it alone knows
-            return ProcessLost(f"{lost}; {resume}, from the last state process 0 saved, if any")
-        if saved == (0, 0):
-            return ProcessLost(f"{lost}; {weights_dir} holds no state yet: start every process again")
-        return ProcessLost(f"{lost}; {weights_dir} holds the state {_position_text(*saved)}: {resume}")
-
     def _save_interrupted(self):
-        (epoch, batch), where = self.position, self._saved_in()
+        (epoch, batch), where = self.position, _saved_in(self.replicas, self.directory.weights_dir)
         if self.position != self.last_saved:
             with interrupts_deferred():  # a second Ctrl-C (an impatient user) must not cut the save
-                self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, self._elapsed())
+                elapsed = self.clock.elapsed()
+                self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, elapsed)
                 message = "interrupted at epoch %d, batch %d: state saved in %s; continue with %s"
                 log.warning(
                     message, epoch, batch, where, "resume_training (train.py: the same command and --resume)"
@@ -392,32 +381,14 @@ class _Loop:
         else:
             log.warning("interrupted; %s holds the state %s", where, _position_text(epoch, batch))
 
-    def _saved_in(self):
-        """Where the state is saved, as this process's messages name it (process 0 writes it)."""
-        return str(self.directory.weights_dir) if self.replicas.is_chief else "process 0's weights_dir"
-
-    def _learning_rate(self, step):
-        """Sets both optimizers to their scheduled rates at ``step`` (counted over the run)."""
-        run = self.config.run
-        factor = scheduled_learning_rate(
-            1.0, step, self.n_batches, run.n_epochs, run.lr_schedule, run.warmup_steps
-        )
-        if self.base_lr * factor != self.lr:
-            self.lr = self.base_lr * factor
-            self.trainer.set_learning_rate(self.lr, self.critic_base_lr * factor)
-
     def _run_epoch(self, epoch):
         first = epoch == self.start_epoch
         batch_index = self.start_batch if first else 0
         # (sum, count) of each loss term over the batches before an interruption, so the epoch's
         # means cover all of it (a critic warm-up step has no generator terms)
         self.sums = sums = dict(self.start_sums) if first else {}
-        self._learning_rate(epoch * self.n_batches + min(batch_index, self.n_batches - 1))
-        before = self.start_elapsed if first else {}  # the part of the epoch before an interruption
-        self.clock_start = (
-            time.time() - before.get("seconds", 0.0),
-            time.process_time() - before.get("cpu_seconds", 0.0),
-        )
+        self.rates.set(epoch * self.n_batches + min(batch_index, self.n_batches - 1))
+        self.clock = _EpochClock(self.start_elapsed if first else {})
         bar = tqdm(
             total=self.n_batches, initial=batch_index, desc=f"epoch {epoch}", disable=not self.progress
         )
@@ -426,7 +397,7 @@ class _Loop:
                 if batch_index >= self.n_batches:
                     break
                 step = epoch * self.n_batches + batch_index
-                self._learning_rate(step)
+                self.rates.set(step)
                 train_generator = step >= self.config.critic.warmup_steps
                 with interrupts_deferred():  # a step that updated the weights is a step recorded
                     step_logs = self.trainer.train_on_batch(blurred, sharp, train_generator)
@@ -437,18 +408,23 @@ class _Loop:
                 bar.update(1)
                 bar.set_postfix({_short(k): f"{t / n:.4g}" for k, (t, n) in sums.items() if _shown(k)})
                 self._stop_if_asked()
-        means = {name: total / count for name, (total, count) in sums.items()}
-        seconds = round(self._elapsed()["seconds"], 2)  # training only: before validation
-        row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.lr, **means}
-        self._recalibrate(epoch)
+        return self._end_epoch(epoch, {name: total / count for name, (total, count) in sums.items()})
+
+    def _end_epoch(self, epoch, means):
+        """The epoch's row (losses, validation, steps and times) and files, and the position after it."""
+        seconds = round(self.clock.elapsed()["seconds"], 2)  # training only: before validation
+        row = {"epoch": epoch, "seconds": seconds, "learning_rate": self.rates.lr, **means}
+        _recalibrate(self.trainer.generator, self.dataset, epoch, self.config, self.n_batches)
         limit = self.config.run.max_image_pixels
-        row.update(_validate(self.trainer.generator, self.val_pairs, self.tensorboard, epoch, limit))
+        row.update(
+            _validate(self.trainer.generator, self.val_pairs, self.directory.tensorboard, epoch, limit)
+        )
         # For training curves against compute: optimizer steps so far, and the CPU time of this
         # process (all threads) in this epoch, the part before an interruption included.
         # (through a tensor: under MultiWorkerMirroredStrategy the counter is a MirroredVariable)
         steps = keras.ops.convert_to_tensor(self.trainer.generator_optimizer.iterations)
         row["steps"] = int(keras.ops.convert_to_numpy(steps))
-        row["cpu_seconds"] = round(self._elapsed()["cpu_seconds"], 1)
+        row["cpu_seconds"] = round(self.clock.elapsed()["cpu_seconds"], 1)
         # The epoch's row, files and position go together. The row first: a run killed before the
         # state is saved redoes the epoch, which writes its row again in place.
         with interrupts_deferred():
@@ -468,15 +444,53 @@ class _Loop:
         if signum:
             raise KeyboardInterrupt(signum)
 
-    def _elapsed(self):
-        """Wall and CPU seconds of the current epoch so far (``clock_start`` is set back by the
-        part run before an interruption)."""
-        wall, cpu = self.clock_start
-        return {"seconds": time.time() - wall, "cpu_seconds": time.process_time() - cpu}
 
-    def _recalibrate(self, epoch):
-        """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
-        _recalibrate(self.trainer.generator, self.dataset, epoch, self.config, self.n_batches)
+class _LearningRates:
+    """Both optimizers' scheduled rates at each step (counted over the run), set when they change."""
+
+    def __init__(self, config, trainer, n_batches):
+        self.run, self.trainer, self.n_batches, self.lr = config.run, trainer, n_batches, None
+        # From the config, not the optimizer: a resumed state holds the rate its last step used.
+        base_lr = config.run.lr or recipe(config.critic.gan_mode).learning_rate
+        self.base_lr = float(np.float32(base_lr))  # as the float32 variable holds it
+        self.critic_base_lr = float(np.float32(config.run.critic_lr or base_lr))
+
+    def set(self, step):
+        run = self.run
+        factor = scheduled_learning_rate(
+            1.0, step, self.n_batches, run.n_epochs, run.lr_schedule, run.warmup_steps
+        )
+        if self.base_lr * factor != self.lr:
+            self.lr = self.base_lr * factor
+            self.trainer.set_learning_rate(self.lr, self.critic_base_lr * factor)
+
+
+class _EpochClock:
+    """Wall and CPU seconds of an epoch so far, ``before`` (the part run before an interruption)
+    included."""
+
+    def __init__(self, before=None):
+        before = before or {}
+        self.wall = time.time() - before.get("seconds", 0.0)
+        self.cpu = time.process_time() - before.get("cpu_seconds", 0.0)
+
+    def elapsed(self):
+        return {"seconds": time.time() - self.wall, "cpu_seconds": time.process_time() - self.cpu}
+
+
+def _saved_in(replicas, weights_dir):
+    """Where the state is saved, as this process's messages name it (process 0 writes it)."""
+    return str(weights_dir) if replicas.is_chief else "process 0's weights_dir"
+
+
+def _process_lost(lost, replicas, weights_dir, saved):
+    """The error of a run that lost a process (``lost`` says how), naming the state to resume from."""
+    resume = "continue with resume_training on every process (train.py: the same commands and --resume)"
+    if not replicas.is_chief:  # which state process 0 saved, it alone knows
+        return ProcessLost(f"{lost}; {resume}, from the last state process 0 saved, if any")
+    if saved == (0, 0):
+        return ProcessLost(f"{lost}; {weights_dir} holds no state yet: start every process again")
+    return ProcessLost(f"{lost}; {weights_dir} holds the state {_position_text(*saved)}: {resume}")
 
 
 def _position_text(epoch, batch):
