@@ -27,9 +27,11 @@ set it), TensorFlow's logical devices are set here before its runtime starts.
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -197,11 +199,16 @@ def start(devices=None, coordinator_address=None, num_processes=1, process_id=0,
             parameter="num_processes",
             mentions=("coordinator_address",),
         )
+    backend = keras.backend.backend()
     if num_processes > 1:
         _check_addresses(coordinator_address)
         if not timeout > 0:
             raise DeblurGANError(f"timeout={timeout}: must be above 0 seconds", parameter="timeout")
-    backend = keras.backend.backend()
+        if backend == "tensorflow":  # every worker serves at its own address
+            own = _worker_addresses(coordinator_address, num_processes)[process_id]
+            _check_port_free(coordinator_address, own, process_id)
+        elif backend == "jax" and process_id == 0:  # process 0 hosts JAX's coordinator
+            _check_port_free(coordinator_address, coordinator_address.split(",")[0], process_id)
     if backend == "jax":
         return _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
     if backend == "tensorflow":
@@ -224,6 +231,45 @@ def _check_addresses(coordinator_address):
                 "number from 1 to 65535)",
                 parameter="coordinator_address",
             )
+
+
+def _worker_addresses(coordinator_address, num_processes):
+    """Every TensorFlow worker's address: as given, or PORT + i of one HOST:PORT for worker i."""
+    addresses = coordinator_address.split(",")
+    if len(addresses) == 1:
+        host, port = addresses[0].rsplit(":", 1)
+        addresses = [f"{host}:{int(port) + i}" for i in range(num_processes)]
+    if len(addresses) != num_processes:
+        raise DeblurGANError(
+            f"coordinator_address={coordinator_address}: {len(addresses)} addresses for "
+            f"num_processes={num_processes}", parameter="coordinator_address",
+        )  # fmt: skip
+    return addresses
+
+
+def _check_port_free(coordinator_address, address, process_id):
+    """Refuses the port this process is to listen at when something here listens there already:
+    JAX and TensorFlow would wait until the timeout, print a C++ traceback or crash. gRPC shares
+    its ports, so a second process started with the same process_id is one such listener."""
+    port = int(address.rpartition(":")[2])  # address: this process's, of coordinator_address
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed run's TIME_WAIT is free
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            why = f"cannot be opened on this machine ({error.strerror}); choose another port"
+            if error.errno == errno.EADDRINUSE:
+                why = (
+                    f"is in use on this machine, by another program or by another process started "
+                    f"with process_id={process_id}; choose a free port, or give each process its own "
+                    "process_id=N"
+                )
+            where = f"port {port}, where this process is to listen,"
+            raise DeblurGANError(
+                f"coordinator_address={coordinator_address}: {where} {why}",
+                parameter="coordinator_address",
+                mentions=("process_id",),
+            ) from None
 
 
 def _too_many(devices, visible, kind):
@@ -255,7 +301,7 @@ def _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
         except Exception as error:  # noqa: BLE001 (jax raises plain RuntimeErrors/XlaRuntimeErrors)
             raise DeblurGANError(
                 f"coordinator_address={address}: could not join the {num_processes} processes within "
-                f"{timeout} s ({str(error).splitlines()[0][:160]})", parameter="coordinator_address",
+                f"{timeout} s ({_reason(error)})", parameter="coordinator_address",
             ) from None  # fmt: skip
     local = jax.local_devices()
     accelerator = local[0].platform != "cpu"
@@ -386,15 +432,7 @@ def _start_tensorflow_workers(tf, devices, gpus, coordinator_address, num_proces
         devices = available
     if devices > available:
         raise _too_many(devices, available, "GPU" if gpus else "CPU (one per TensorFlow worker)")
-    addresses = coordinator_address.split(",")
-    if len(addresses) == 1:
-        host, port = addresses[0].rsplit(":", 1)
-        addresses = [f"{host}:{int(port) + i}" for i in range(num_processes)]
-    if len(addresses) != num_processes:
-        raise DeblurGANError(
-            f"coordinator_address={coordinator_address}: {len(addresses)} addresses for "
-            f"num_processes={num_processes}", parameter="coordinator_address",
-        )  # fmt: skip
+    addresses = _worker_addresses(coordinator_address, num_processes)
     os.environ["TF_CONFIG"] = json.dumps(
         {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": process_id}}
     )
@@ -403,19 +441,39 @@ def _start_tensorflow_workers(tf, devices, gpus, coordinator_address, num_proces
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=float(timeout))
     with _join_deadline(addresses[0], num_processes, timeout):
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    _check_workers_reachable(strategy, addresses[0], timeout)
+    _check_workers_reachable(tf, strategy, addresses[0], timeout)
     return Replicas(strategy.num_replicas_in_sync, num_processes, process_id, strategy=strategy)
 
 
-def _check_workers_reachable(strategy, address, timeout):
-    """One collective across the workers: an unreachable one is an error after ``timeout``."""
+def _check_workers_reachable(tf, strategy, address, timeout):
+    """One collective across the workers (in a tf.function: run eagerly, TensorFlow warns of its cost):
+    a worker that does not answer, or one started with another num_processes, is an error."""
+
+    def total():
+        return strategy.reduce("SUM", strategy.run(tf.ones, args=((),)), axis=None)
+
     try:
-        strategy.reduce("SUM", strategy.run(lambda: keras.ops.ones(())), axis=None)
+        tf.function(total, autograph=False)()
     except Exception as error:  # noqa: BLE001 (tf.errors.* of the collective)
         raise DeblurGANError(
-            f"coordinator_address={address}: the workers did not all answer within {timeout} s "
-            f"({str(error).splitlines()[0][:160]})", parameter="coordinator_address",
+            f"coordinator_address={address}: the workers did not all answer within {timeout} s; start every "
+            f"process with the same num_processes=N and coordinator_address=HOST:PORT ({_reason(error)})",
+            parameter="coordinator_address", mentions=("num_processes", "coordinator_address"),
         ) from None  # fmt: skip
+
+
+def _reason(error):
+    """The first line of a JAX or TensorFlow error that says what went wrong (TensorFlow frames it in
+    "Graph execution error", the op's Python stack and ``{{function_node ...}}``)."""
+    said = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and not line.strip().startswith(_FRAMING)
+    ]
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", (said or [str(error)])[0])[:160]
+
+
+_FRAMING = ("Graph execution error", "Detected at node", "File ", "The error could be", "[[")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -143,6 +143,32 @@ def test_impossible_requests_are_one_line_errors():
     assert distribution.start().n_devices == 1  # a CPU: one device unless asked
 
 
+@pytest.mark.backend
+def test_a_port_something_listens_at_is_refused_before_joining():
+    """The port this process is to listen at (JAX: process 0's; TensorFlow: PORT + process_id) held
+    by another listener: JAX waited for the timeout (two processes 0) or failed with a misleading
+    'could not join', TensorFlow printed a gRPC traceback. Now one line, at once."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        pytest.skip("PyTorch trains in one process")
+    process_id = 1 if backend == "tensorflow" else 0
+    with socket.socket() as holder:  # as a gRPC server of another process of the run would
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(DeblurGANError) as error:
+            distribution.start(
+                num_processes=2, process_id=process_id, coordinator_address=f"localhost:{port - process_id}"
+            )
+    assert error.value.parameter == "coordinator_address"
+    assert flag_message(error.value) == (
+        f"--coordinator_address localhost:{port - process_id}: port {port}, where this process is to "
+        "listen, is in use on this machine, by another "
+        f"program or by another process started with --process_id {process_id}; choose a free port, or "
+        "give each process its own --process_id N"
+    )
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

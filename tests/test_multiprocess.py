@@ -254,6 +254,20 @@ def test_processes_started_with_different_options_are_refused_before_anything_is
 
 
 @pytest.mark.slow
+def test_tensorflow_workers_started_with_different_numbers_say_so_in_one_line(data_dir, tmp_path):
+    """Before: two warnings of TensorFlow's, then its error cut off before the cause."""
+    command = _command(data_dir, tmp_path, "--coordinator_timeout", "20")
+    results = _finish(_start_two_processes("tensorflow", command, tmp_path, ["--num_processes", "3"]), 120)
+
+    for code, _, _, stderr in results:
+        assert code == 2, stderr[-3000:]
+        [line] = stderr.strip().splitlines()
+        assert "the workers did not all answer within 20.0 s; start every process with the same " in line
+        assert "--num_processes N and --coordinator_address HOST:PORT (Collective ops is aborted by" in line
+        assert "is joining a group with size" in line, line
+
+
+@pytest.mark.slow
 def test_a_process_that_fails_before_training_ends_the_other_with_a_line_each(data_dir, tmp_path):
     """Before: process 0 waited for process 1 in its first collective, then both aborted."""
     command = _command(data_dir, tmp_path)
