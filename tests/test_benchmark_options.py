@@ -39,6 +39,19 @@ def test_impossible_requests_stop_before_any_timing(monkeypatch, capsys, flags, 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
+        (["--backends", "jax,torch"], "--backends jax,torch: unknown torch; choose from jax, tensorflow"),
+        (["--batch_size", "3"], "--batch_size 3: give an even number (half on each process)"),
+        (["--crop", "30"], "--crop 30: give a multiple of 4, at least 8"),
+        (["--calls", "0"], "--calls 0 --steps 3 --warmup 20: 1, 1 and 0 at least"),
+    ],
+)
+def test_bench_processes_checks_its_requests_first(monkeypatch, capsys, flags, message):
+    assert message in _refusal(monkeypatch, capsys, "bench_processes", flags, "run_engine")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
         (["--cases", "bogus"], "--cases: unknown bogus; choose from 720p, 12mp"),  # a bare KeyError before
         (["--engines", "bogus"], "--engines: unknown bogus"),
         (["--cases", "720p", "--precisions", "bogus"], "--precisions: unknown bogus"),
