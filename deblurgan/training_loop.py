@@ -537,6 +537,7 @@ def _epoch_batches(dataset, data):
 
 
 def _recalibrate(generator, dataset, epoch, config, n_batches):
+    """Precise batch-norm statistics for the epoch's checkpoint, from its first training batches."""
     count = min(config.run.bn_recalibration_batches, n_batches)
     if count > 0:
         batches = (dataset.get_batch(i, epoch)[0] for i in range(count))
