@@ -29,8 +29,11 @@ from deblurgan.errors import DeblurGANError
 
 logger = logging.getLogger(__name__)
 
-# Exposure fractions of the trajectory rendered by Boracchi & Foi and by DeblurGAN.
-DEFAULT_EXPOSURES = (1 / 100, 1 / 10, 1 / 2, 1.0)
+# Exposure fractions at which Boracchi & Foi (and DeblurGAN's PSF class) render a trajectory.
+PSF_EXPOSURES = (1 / 100, 1 / 10, 1 / 2, 1.0)
+# The ones DeblurGAN blurs its training images at: its BlurImage(..., part=np.random.choice([1, 2,
+# 3])) takes one of the last three. 1/100 covers about 0.6 px of the path: next to no blur.
+DEFAULT_EXPOSURES = PSF_EXPOSURES[1:]
 # DeblurGAN draws the trajectory "anxiety" (its ``expl``) from these values.
 DEFAULT_ANXIETIES = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
 
@@ -140,7 +143,7 @@ def psf_from_trajectory(path, canvas=64, exposure=1.0):
     return _normalise(_splat(points, weights, (canvas, canvas)))
 
 
-def random_psfs(rng, canvas=64, exposures=DEFAULT_EXPOSURES, **trajectory_options):
+def random_psfs(rng, canvas=64, exposures=PSF_EXPOSURES, **trajectory_options):
     """Kernels of one random trajectory at several exposure fractions (Boracchi & Foi's set).
 
     Returns:
@@ -258,7 +261,7 @@ def random_kernel(
     Args:
         rng: ``numpy.random.Generator``.
         canvas: trajectory kernel side.
-        exposures: exposure fractions to choose from, uniformly.
+        exposures: exposure fractions to choose from, uniformly (DeblurGAN's 1/10, 1/2 and 1).
         linear_probability: chance of a straight motion instead of a shake.
         linear_length: (min, max) length in pixels of straight motions.
 

@@ -38,6 +38,19 @@ def test_longer_exposure_spreads_the_kernel():
     assert support == sorted(support) and support[0] < support[-1]
 
 
+def test_random_shakes_use_deblurgans_three_exposures_never_the_near_delta_one():
+    """DeblurGAN renders a path at 1/100, 1/10, 1/2 and 1 but blurs at one of the last three
+    (part=np.random.choice([1, 2, 3])); 1/100 had made a fifth of the default pairs all but sharp."""
+    rng = np.random.default_rng(0)
+    drawn = [blur.random_kernel(rng, linear_probability=0.0) for _ in range(60)]
+    assert {description for _, description in drawn} == {"shake@0.1", "shake@0.5", "shake@1"}
+    from deblurgan.blur_dataset import BlurOptions
+
+    assert BlurOptions().exposures == blur.DEFAULT_EXPOSURES == (0.1, 0.5, 1.0)
+    one_hundredth = blur.psf_from_trajectory(blur.trajectory(np.random.default_rng(1)), exposure=0.01)
+    assert (one_hundredth > 1e-6).sum() <= 8  # what is left out: a kernel of a few pixels
+
+
 @pytest.mark.parametrize("length,angle", [(0, 0), (1.5, 10), (9, 0), (20, 45), (31, 125)])
 def test_linear_kernel(length, angle):
     kernel = blur.linear_motion_kernel(length, angle)
