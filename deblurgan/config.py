@@ -119,6 +119,11 @@ class CriticConfig(_Section):
     architecture: str = _option(AUTO, "auto: Sicara critic for wgan, PatchGAN otherwise.", choices=CRITICS)
     input: str = _option("image", "highpass: the critic sees x - lowpass(x) (DSGAN).", choices=CRITIC_INPUTS)
     n_filters: int = _option(64, "Critic filters.", minimum=1)
+    n_layers: int = _option(
+        3,
+        "patchgan: stride-2 convolutions after the first; 3: 142 px patches, 2: DeblurGAN's 70 px.",
+        minimum=1,
+    )
     updates: int = _option(5, "Critic steps per generator step.", minimum=1)
     warmup_steps: int = _option(
         0, "Steps at the start that train the critic alone (BasicSR's net_d_init_iters).", minimum=0
@@ -234,6 +239,7 @@ SECTIONS = {c.section: c for c in (GeneratorConfig, CriticConfig, LossConfig, Da
 FLAT_NAMES = {
     "critic": ("critic", "architecture"),
     "critic_filters": ("critic", "n_filters"),
+    "critic_layers": ("critic", "n_layers"),
     "critic_updates": ("critic", "updates"),
     "critic_input": ("critic", "input"),
     "critic_warmup_steps": ("critic", "warmup_steps"),

@@ -241,9 +241,9 @@ class PerceptualLoss:
 
     Input scaling: images in [-1, 1] are converted to what the Keras VGG weights were trained on
     ("caffe": [0, 255], RGB -> BGR, minus the ImageNet mean pixel; see ``vgg_preprocess``). The
-    Sicara port fed its [-1, 1] images to VGG16 unscaled; ``input_scaling="none"`` reproduces that.
-    The paper's PyTorch code used torchvision weights with their own normalisation; with Keras'
-    Caffe-converted weights, "caffe" is the equivalent.
+    Sicara port fed its [-1, 1] images to VGG16 unscaled, and DeblurGAN's own code fed them to
+    torchvision's VGG19 unscaled too (DeblurGAN-v2 normalises them); ``input_scaling="none"``
+    reproduces both, "caffe" gives the weights what they were trained on.
 
     Args:
         network: ``"vgg16"`` (Sicara, ``block3_conv3`` after ReLU) or ``"vgg19"`` (paper,
@@ -390,8 +390,8 @@ def ragan_ls_critic_loss(real_scores, fake_scores):
 def ragan_ls_generator_loss(real_scores, fake_scores):
     """RaGAN-LS generator loss: ``(mean((real - mean(fake) + 1)^2) + mean((fake - mean(real) - 1)^2)) / 2``.
 
-    DeblurGAN-v2's code subtracts the mean of the fake *images* in the first term (a slip); this uses
-    the mean of the fake *scores*, as its paper and its critic loss do.
+    DeblurGAN-v2's code takes the means over pools of its last 50 batches of scores; these are the
+    current batch's.
     """
     real_rel, fake_rel = _relativistic(real_scores, fake_scores)
     return (ops.mean(ops.square(real_rel + 1.0)) + ops.mean(ops.square(fake_rel - 1.0))) / 2.0

@@ -83,15 +83,18 @@ def check_used(config):
     gan_mode, content, photos = config.critic.gan_mode, config.loss.content, config.data.sharp_dir
     resnet = config.generator.architecture == "resnet"
     gan, defaults = recipe(gan_mode), TrainingConfig()
+    critic = gan.critic if config.critic.architecture == AUTO else config.critic.architecture
     mode, loss = "critic.gan_mode", "loss.content"
     vgg = ("loss.vgg_network", "loss.vgg_weights", "loss.vgg_input_scaling")
     pairs_only = f"data.sharp_dir={photos} trains on photos cropped to data.crop_size={config.data.crop_size}"
     rules = (  # fields, whether they are used, why not
-        (("critic.architecture", "critic.input", "critic.n_filters", "critic.updates", "run.critic_lr",
-          "loss.adversarial_weight"), gan.uses_critic, f"{mode}={gan_mode!r} has no critic"),
+        (("critic.architecture", "critic.input", "critic.n_filters", "critic.n_layers", "critic.updates",
+          "run.critic_lr", "loss.adversarial_weight"), gan.uses_critic, f"{mode}={gan_mode!r} has no critic"),
         (("generator.norm", "generator.output_mode", "generator.upsampling", "generator.dropout_rate",
           "generator.zero_init_output", "generator.rrdb_growth"), resnet,
          "generator.architecture='multiscale' (DeepDeblur's network) has no such part, by hand or preset"),
+        (("critic.n_layers",), not gan.uses_critic or critic == "patchgan", "only the PatchGAN critic has "
+         f"layers to set (critic.architecture='patchgan'; 'auto' is the Sicara critic for {mode}='wgan')"),
         (("critic.clip_value",), gan.clip_weights, f"only {mode}='wgan-clip' clips"),
         (("loss.gradient_penalty_weight",), gan.gradient_penalty, f"only {mode}='wgan-gp' has one"),
         (vgg, content in ("perceptual", AUTO), f"{loss}={content!r} uses no VGG"),
@@ -177,7 +180,7 @@ def build_trainer(config):
             if c.architecture == "sicara":
                 critic = discriminator_model(input_shape=(size, size, 3), n_filters=c.n_filters)
             else:
-                critic = patchgan_critic_model(n_filters=c.n_filters)
+                critic = patchgan_critic_model(n_filters=c.n_filters, n_layers=c.n_layers)
     for network in (generator, critic):
         _float32_outputs(network)
     if critic is not None and c.input == "highpass":

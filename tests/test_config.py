@@ -146,6 +146,15 @@ def test_build_trainer_makes_the_auto_choices_as_a_run_does():
     trainer = build_trainer(TrainingConfig.from_flags(content_loss="l1", **tiny))
     assert trainer.critic.name == "discriminator" and trainer.gan_mode == "wgan"
     assert build_trainer(TrainingConfig.from_flags(gan_mode="wgan-gp", **tiny)).critic.name == "critic"
+    # --critic_layers 2: DeblurGAN's 70x70 PatchGAN, where the default has a fourth stride-2 convolution
+    critic = build_trainer(TrainingConfig.from_flags(gan_mode="wgan-gp", critic_layers=2, **tiny)).critic
+    assert [layer.strides[0] for layer in critic.layers if type(layer).__name__ == "Conv2D"] == [
+        2,
+        2,
+        2,
+        1,
+        1,
+    ]
     auto = build_trainer(TrainingConfig.from_flags(vgg_weights=None, gan_mode="none", **tiny))
     assert type(auto.objective.content_loss).__name__ == "PerceptualLoss"  # content "auto"
     resolved = resolve(TrainingConfig.from_flags(content_loss="l1", **tiny))

@@ -541,6 +541,11 @@ def test_bad_option_values_name_the_flag(data_dir, tmp_path):
         ("--gan_mode none --critic_lr 1e-3", "--critic_lr 0.001: unused, --gan_mode 'none' has no"),
         ("--gan_mode wgan --gp_weight 5", "--gp_weight 5.0: unused, only --gan_mode 'wgan-gp' has"),
         ("--gan_mode wgan-gp --clip_value 0.1", "--clip_value 0.1: unused, only --gan_mode 'wgan-clip'"),
+        (
+            "--gan_mode wgan --critic_layers 2",  # the Sicara critic's depth is fixed
+            "--critic_layers 2: unused, only the PatchGAN critic has layers to set (--critic 'patchgan'; "
+            "'auto' is the Sicara critic for --gan_mode 'wgan'); leave it out",
+        ),
         ("--content_loss l1 --vgg_network vgg19", "--vgg_network 'vgg19': unused, --content_loss 'l1'"),
         ("--content_loss l1 --fft_weight 3", "--fft_weight 3.0: unused, only --content_loss 'l1+fft'"),
         ("--resize 64 --crop_size 128", "--crop_size 128: unused, --resize 64 scales whole images"),
