@@ -30,7 +30,7 @@ from deblurgan.io import read_image
 from deblurgan.metrics import check_scorable, psnr_8bit, score_8bit
 from deblurgan.model import discriminator_model, generator_model, patchgan_critic_model
 from deblurgan.multiscale_model import multiscale_content_loss, multiscale_generator_model
-from deblurgan.pairing import pair_images
+from deblurgan.pairing import check_same_size, pair_images
 from deblurgan.run_directory import RunDirectory, check_folders, check_fresh, load_run, run_lock
 from deblurgan.training import (
     DeblurGANTrainer,
@@ -526,8 +526,12 @@ def _validation_pairs(val_dir, run):
     pairs = []
     for blurred_path, sharp_path in pair_images(val_dir)[: run.val_images] if val_dir else []:
         try:
+            shapes = []
             for path in (blurred_path, sharp_path):
-                check_scorable(path, read_image(path, max_pixels=run.max_image_pixels).pixels)
+                pixels = read_image(path, max_pixels=run.max_image_pixels).pixels
+                check_scorable(path, pixels)
+                shapes.append(pixels.shape[:2])
+            check_same_size(blurred_path, sharp_path, *shapes)  # else the epoch's end fails, unsaved
             pairs.append((blurred_path, sharp_path))
         except DeblurGANError as error:
             log.warning("validation leaves out %s: %s", blurred_path.name, error)

@@ -320,6 +320,26 @@ def test_training_and_validation_images_over_max_image_pixels_are_left_out(data_
                          "photo (about 20 bytes of memory per pixel), or remove it"), line  # fmt: skip
 
 
+def test_a_validation_pair_of_two_sizes_is_left_out_by_name_and_the_epoch_is_saved(
+    data_dir, tmp_path, caplog
+):
+    """Before: the epoch trained, then its validation failed in 'images differ in shape' with no file
+    named, and no checkpoint or state was written; scripts/test.py leaves such a pair out."""
+    _write_pairs(tmp_path / "odd", 1, size=(32, 40))
+    odd = data_dir / "test" / "B" / "odd.png"
+    (tmp_path / "odd" / "B" / "pair_00.png").rename(odd)
+    (data_dir / "test" / "A" / "pair_00.png").rename(data_dir / "test" / "A" / "odd.png")
+    (data_dir / "test" / "B" / "pair_00.png").unlink()
+    with caplog.at_level(logging.WARNING):
+        rows = train(_options(data_dir, tmp_path, n_epochs=1, gan_mode="none", val_images=2))
+    assert (
+        f"validation leaves out odd.png: {data_dir / 'test' / 'A' / 'odd.png'} is 48x40 but {odd} is 40x32"
+        in (caplog.text)
+    )
+    assert np.isfinite(rows[0]["val/psnr"])  # from the other pair
+    assert list((tmp_path / "run" / "weights").glob("generator_0_*.h5"))
+
+
 def test_a_file_given_as_a_run_folder_is_one_line(data_dir, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("keep me")
