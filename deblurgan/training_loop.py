@@ -89,7 +89,8 @@ def check_used(config):
     pairs_only = f"data.sharp_dir={photos} trains on photos cropped to data.crop_size={config.data.crop_size}"
     rules = (  # fields, whether they are used, why not
         (("critic.architecture", "critic.input", "critic.n_filters", "critic.n_layers", "critic.updates",
-          "run.critic_lr", "loss.adversarial_weight"), gan.uses_critic, f"{mode}={gan_mode!r} has no critic"),
+          "critic.warmup_steps", "run.critic_lr", "loss.adversarial_weight"), gan.uses_critic,
+         f"{mode}={gan_mode!r} has no critic"),
         (("generator.norm", "generator.output_mode", "generator.upsampling", "generator.dropout_rate",
           "generator.zero_init_output", "generator.rrdb_growth"), resnet,
          "generator.architecture='multiscale' (DeepDeblur's network) has no such part, by hand or preset"),

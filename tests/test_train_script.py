@@ -586,6 +586,11 @@ def test_bad_option_values_name_the_flag(data_dir, tmp_path):
             "--critic_updates 3, --critic_lr 0.001: unused, --gan_mode 'none' has no critic; "
             "--gp_weight 5.0: unused, only --gan_mode 'wgan-gp' has one; leave them out",
         ),
+        (  # the warm-up was refused later, alone, after the others had been named
+            "--gan_mode none --critic_updates 3 --critic_warmup_steps 5",
+            "--critic_updates 3, --critic_warmup_steps 5: unused, --gan_mode 'none' has no critic; "
+            "leave them out",
+        ),
     ],
 )
 def test_options_the_run_would_not_use_are_refused(data_dir, tmp_path, flags, message):
