@@ -178,6 +178,39 @@ def load_critic(path):
     return _load(path, "critic")
 
 
+# Layer settings that do not change what a network computes from its weights.
+_INCIDENTAL = ("name", "trainable", "dtype", "seed")
+_INCIDENTAL_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+
+
+def layer_difference(a, b):
+    """The first layer setting in which network ``b`` computes something else than ``a`` from the
+    same weights, e.g. ``"GlobalSkip mode 'clip' vs 'average'"``, or None. Weight shapes cannot
+    tell generators apart that differ in a layer without weights (the output mode, dropout);
+    names, initialisers and input sizes do not count."""
+    layers_a, layers_b = _layer_settings(a), _layer_settings(b)
+    for (kind_a, config_a), (kind_b, config_b) in zip(layers_a, layers_b, strict=False):  # lengths: below
+        if kind_a != kind_b:
+            return f"a {kind_a} layer vs a {kind_b} layer"
+        for key in sorted(config_a.keys() | config_b.keys()):
+            if config_a.get(key) != config_b.get(key):
+                return f"{kind_a} {key} {config_a.get(key)!r} vs {config_b.get(key)!r}"
+    if len(layers_a) != len(layers_b):
+        return f"{len(layers_a)} vs {len(layers_b)} layers"
+    return None
+
+
+def _layer_settings(model):
+    return [
+        (type(layer).__name__, {
+            key: value for key, value in layer.get_config().items()
+            if key not in _INCIDENTAL and not key.endswith(_INCIDENTAL_SUFFIXES)
+        })
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]  # fmt: skip
+
+
 def check_not_an_input(output, inputs, what):
     """``output`` as a Path; raises if writing it (a file, or a folder replaced whole) would
     overwrite one of the files ``inputs``: inputs are read-only. ``what``: the generator written."""

@@ -13,7 +13,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from deblurgan.checkpoints import check_model_extension, check_not_an_input, load_generator, save_model
+from deblurgan.checkpoints import (
+    check_model_extension,
+    check_not_an_input,
+    layer_difference,
+    load_generator,
+    save_model,
+)
 from deblurgan.errors import DeblurGANError
 from deblurgan.io import check_new_file
 
@@ -133,6 +139,11 @@ def _blend(generators, coefficients, names=None):
                 f"{sources[0]} and {source}: the networks have different architectures "
                 f"({len(models[0].weights)} vs {len(model.weights)} weights, or different layers or "
                 "shapes); blend generators built with the same options"
+            )
+        if difference := layer_difference(models[0], model):
+            raise DeblurGANError(
+                f"{sources[0]} and {source}: the networks differ ({difference}); blend generators "
+                "built with the same options"
             )
     if 1.0 in coefficients:
         blended = [np.array(w, copy=True) for w in models[coefficients.index(1.0)].get_weights()]

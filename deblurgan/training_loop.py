@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deblurgan import losses
-from deblurgan.checkpoints import load_generator
+from deblurgan.checkpoints import layer_difference, load_generator
 from deblurgan.config import ARCHITECTURE_BLOCKS, AUTO, SECTIONS, TrainingConfig, resumed_config
 from deblurgan.datasets import PairedImageDataset, SharpPhotoDataset
 from deblurgan.distribution import ProcessLost, Replicas, StoppedTogether
@@ -566,11 +566,14 @@ def initial_generator(config):
 def _start_from(generator, path):
     """Sets ``generator`` to the weights of the generator file ``path``, which must be the same network."""
     source = load_generator(path)
+    n, m = len(source.weights), len(generator.weights)
     if [w.shape for w in source.weights] != [w.shape for w in generator.weights]:
-        n, m = len(source.weights), len(generator.weights)
-        counts = f"{n} vs {m} weights" if n != m else f"{n} weights, some of other shapes"
+        why = f"{n} vs {m} weights" if n != m else f"{n} weights, some of other shapes"
+    else:  # the same weights, and maybe another output mode or dropout
+        why = (difference := layer_difference(source, generator)) and f"the file's {difference}"
+    if why:
         raise DeblurGANError(
-            f"run.init_generator={path}: a different network from this run's generator ({counts}); "
+            f"run.init_generator={path}: a different network from this run's generator ({why}); "
             "pass the generator options it was trained with (weights/README.md lists the shipped "
             "file's)",
             parameter="run.init_generator",

@@ -85,6 +85,16 @@ def test_multiscale_generators_interpolate_too():
 def test_different_architectures_and_bad_alpha_are_refused_in_one_line():
     with pytest.raises(DeblurGANError, match="'generator' and model 'other': the networks have different"):
         deblurgan.interpolate_generators(tiny(1), tiny(2, n_blocks=2, name="other"), 0.5)
+    # the same weights, another output mode: the blend had taken the first's mode in silence
+    clip = tiny(2, output_mode="clip", name="clip")
+    with pytest.raises(DeblurGANError) as error:
+        deblurgan.interpolate_generators(tiny(1), clip, 1.0)
+    assert str(error.value) == (
+        "model 'generator' and model 'clip': the networks differ (GlobalSkip mode 'average' vs 'clip'); "
+        "blend generators built with the same options"
+    )
+    with pytest.raises(DeblurGANError, match="differ .Dropout rate 0.5 vs 0.2."):
+        deblurgan.average_generators([tiny(1), tiny(2, dropout_rate=0.2)])
     with pytest.raises(DeblurGANError, match=r"alpha=1.5: must lie in \[0, 1\]") as error:
         deblurgan.interpolate_generators(tiny(1), tiny(2), 1.5)
     assert error.value.parameter == "alpha"

@@ -373,6 +373,12 @@ def test_init_generator_must_be_the_same_network(data_dir, tmp_path):
     wider = _options(data_dir, tmp_path, "wider", gan_mode="none", init_generator=str(start), n_filters=8)
     with pytest.raises(DeblurGANError, match=r"generator \((\d+) weights, some of other shapes\)"):
         train(wider)  # as many weights, wider ones
+    # the same weights, another output mode: it had started from them in silence
+    clip = _options(
+        data_dir, tmp_path, "clip", gan_mode="none", init_generator=str(start), output_mode="clip"
+    )
+    with pytest.raises(DeblurGANError, match=r"generator \(the file's GlobalSkip mode 'average' vs 'clip'\)"):
+        train(clip)
 
 
 def test_resume_with_other_options_is_refused(data_dir, tmp_path):
