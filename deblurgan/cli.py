@@ -1,7 +1,9 @@
 """What every script shares: user errors become one line on stderr and exit code 2."""
 
+import atexit
 import functools
 import logging
+import os
 import signal
 import sys
 
@@ -68,6 +70,7 @@ def main_guard(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        _quiet_at_exit()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
         for handler in logging.getLogger().handlers:
             if not any(isinstance(f, FlagNames) for f in handler.filters):
@@ -96,6 +99,26 @@ def main_guard(command):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(signum)
+
+
+@functools.cache  # once per process
+def _quiet_at_exit():
+    """Ctrl-C or SIGTERM once the script's work is done, while Python runs the exit hooks of
+    TensorFlow and JAX (registered before this one, so run after it): an exit with the signal's
+    status, where the KeyboardInterrupt had landed in a hook ("Exception ignored in atexit
+    callback", exit status 0)."""
+    atexit.register(lambda: in_main_thread() and _on_signals(_leave_quietly))
+
+
+def _on_signals(handler):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
+def _leave_quietly(signum, frame):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 weight_path_option = click.option(

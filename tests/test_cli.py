@@ -3,6 +3,8 @@
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -92,6 +94,37 @@ def test_sigterm_stops_a_script_as_ctrl_c_does_with_exit_143_and_the_handler_is_
     assert (result.exit_code, result.stderr, stopped_in) == (143, "\ninterrupted\n", ["command"])
     assert time.monotonic() - started < 4
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+_SLOW_EXIT = """
+import atexit, time
+atexit.register(time.sleep, 5)  # stands for TensorFlow's and JAX's exit hooks, registered on import
+import click
+from deblurgan.cli import main_guard
+
+@click.command()
+@main_guard
+def command():
+    print("done", flush=True)
+
+command()
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_finished_script_exits_ends_it_quietly_with_130():
+    """Before: "Exception ignored in atexit callback ... KeyboardInterrupt" and exit status 0."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_EXIT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout.readline() == "done\n"
+    time.sleep(1)  # in the exit hook now
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr) == (130, "")
+    assert time.monotonic() - started < 3
 
 
 def test_a_library_message_naming_its_parameters_names_flags_in_a_script():
