@@ -376,10 +376,11 @@ class _Loop:
             with interrupts_deferred():  # a second Ctrl-C (an impatient user) must not cut the save
                 elapsed = self.clock.elapsed()
                 self.directory.save_interrupted(self.trainer, epoch, batch, self.sums, elapsed)
-                message = "interrupted at epoch %d, batch %d: state saved in %s; continue with %s"
-                log.warning(
-                    message, epoch, batch, where, "resume_training (train.py: the same command and --resume)"
-                )
+                message = "interrupted %s: state saved in %s; continue with %s"
+                at = f"at epoch {epoch}, batch {batch}"
+                if batch == self.n_batches:  # "batch 4" of a 4-batch epoch read as one batch too many
+                    at = f"after the last batch of epoch {epoch}, before its checkpoint"
+                log.warning(message, at, where, "resume_training (train.py: the same command and --resume)")
         elif (epoch, batch) == (0, 0):
             log.warning("interrupted before the first step; nothing to resume in %s", where)
         else:

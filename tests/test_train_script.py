@@ -973,7 +973,7 @@ def test_an_interrupt_right_after_an_update_still_resumes_exactly(data_dir, tmp_
     )
 
 
-def test_an_interrupt_during_the_end_of_an_epoch_resumes_exactly(data_dir, tmp_path, monkeypatch):
+def test_an_interrupt_during_the_end_of_an_epoch_resumes_exactly(data_dir, tmp_path, monkeypatch, caplog):
     """Ctrl-C after the epoch's last step, during the batch-norm recalibration's dropout draws or the
     validation: the resumed run redoes both and must go on with the dropout masks it would have."""
     train(_options(data_dir, tmp_path, "straight", n_epochs=2))
@@ -988,6 +988,11 @@ def test_an_interrupt_during_the_end_of_an_epoch_resumes_exactly(data_dir, tmp_p
     weights = tmp_path / "interrupted" / "weights"
     state = np.load(weights / "training_state.npz")
     assert (int(state["run/epoch"]), int(state["run/batch"])) == (0, 3)  # after the epoch's 3 steps
+    # said so, not "at epoch 0, batch 3" of a 3-batch epoch
+    assert (
+        f"interrupted after the last batch of epoch 0, before its checkpoint: state saved in {weights};"
+        in (caplog.text)
+    )
     resume_training(_options(data_dir, tmp_path, "interrupted", n_epochs=2))
     for epoch in (0, 1):
         _assert_same_weights(
