@@ -116,9 +116,15 @@ def _on_signals(handler):
 
 
 def _leave_quietly(signum, frame):
+    exit_now(128 + signum)
+
+
+def exit_now(code):
+    """Ends the process at once with ``code``, its output flushed, without the exit hooks, which
+    may wait (JAX's shutdown barrier, for processes that are gone) or be interrupted."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(128 + signum)
+    os._exit(code)
 
 
 weight_path_option = click.option(

@@ -199,16 +199,11 @@ def start(devices=None, coordinator_address=None, num_processes=1, process_id=0,
             parameter="num_processes",
             mentions=("coordinator_address",),
         )
-    backend = keras.backend.backend()
     if num_processes > 1:
         _check_addresses(coordinator_address)
         if not timeout > 0:
             raise DeblurGANError(f"timeout={timeout}: must be above 0 seconds", parameter="timeout")
-        if backend == "tensorflow":  # every worker serves at its own address
-            own = _worker_addresses(coordinator_address, num_processes)[process_id]
-            _check_port_free(coordinator_address, own, process_id)
-        elif backend == "jax" and process_id == 0:  # process 0 hosts JAX's coordinator
-            _check_port_free(coordinator_address, coordinator_address.split(",")[0], process_id)
+    backend = keras.backend.backend()
     if backend == "jax":
         return _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
     if backend == "tensorflow":
@@ -283,7 +278,9 @@ def _start_jax(devices, coordinator_address, num_processes, process_id, timeout)
 
     if num_processes > 1:
         address = coordinator_address.split(",")[0]
-        if process_id > 0:  # JAX aborts the process when it cannot reach the coordinator
+        if process_id == 0:  # it hosts the coordinator
+            _check_port_free(coordinator_address, address, process_id)
+        else:  # JAX aborts the process when it cannot reach the coordinator
             _wait_for(address, timeout)
         try:
             # JAX's own error (process 1 and up) comes at the timeout; its abort (process 0) after it
@@ -433,6 +430,7 @@ def _start_tensorflow_workers(tf, devices, gpus, coordinator_address, num_proces
     if devices > available:
         raise _too_many(devices, available, "GPU" if gpus else "CPU (one per TensorFlow worker)")
     addresses = _worker_addresses(coordinator_address, num_processes)
+    _check_port_free(coordinator_address, addresses[process_id], process_id)  # every worker serves
     os.environ["TF_CONFIG"] = json.dumps(
         {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": process_id}}
     )

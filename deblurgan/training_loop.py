@@ -267,20 +267,20 @@ def resume_training(config, replicas=None):
             log.info("run options changed since the last start: %s", ", ".join(changed))
         return resumed, state, position
 
-    return _start(saved_run, resumed=True, replicas=replicas)
+    return _start(saved_run, replicas=replicas)
 
 
-def _start(prepare, resumed=False, replicas=None):
+def _start(prepare, replicas=None):
     """Trains from ``prepare()``'s (config, state, position) after checking the data; over several
     processes, only once every one has (``Replicas.check_same``)."""
     replicas = replicas or Replicas()
     # Several processes stop together (_Loop._stop_if_asked): a stop, from the start on, is noted now
     # and acted on after the next step.
     with stops_noted(_STOP_REQUESTS) if replicas.num_processes > 1 else contextlib.nullcontext():
-        return _prepared_start(prepare, resumed, replicas)
+        return _prepared_start(prepare, replicas)
 
 
-def _prepared_start(prepare, resumed, replicas):
+def _prepared_start(prepare, replicas):
     try:
         config, state, position = prepare()
         replicas.check_batch_size(config.data.batch_size)
@@ -301,7 +301,7 @@ def _prepared_start(prepare, resumed, replicas):
         elif config.run.init_generator:
             _start_from(trainer.generator, config.run.init_generator)
         with run_lock(config.run, writes=replicas.is_chief):
-            if resumed:
+            if state is not None:  # a resumed run
                 log.info("resuming at epoch %d, batch %d", *position[:2])
             directory = RunDirectory(config, writes=replicas.is_chief)  # process 0 writes the files
             return _Loop(config, trainer, dataset, directory, val_pairs, position, replicas).fit()

@@ -50,7 +50,7 @@ _virtual_cpu_devices(sys.argv)
 import click  # noqa: E402
 
 from deblurgan import distribution  # noqa: E402
-from deblurgan.cli import FlagNames, OneLineUsageErrors, flag_message, main_guard  # noqa: E402
+from deblurgan.cli import FlagNames, OneLineUsageErrors, exit_now, flag_message, main_guard  # noqa: E402
 from deblurgan.config import FLAT_NAMES, GENERATOR_VARIANT, SECTIONS, TrainingConfig  # noqa: E402
 from deblurgan.model import GENERATOR_PRESETS  # noqa: E402
 from deblurgan.training_loop import request_stop, resume_training, train  # noqa: E402
@@ -142,9 +142,7 @@ def _leave_at_once(replicas, code, error=None):
         return
     if error is not None:
         print(f"error: {flag_message(error)}", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code)
 
 
 def _install_signal_handlers():
